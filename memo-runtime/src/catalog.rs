@@ -1,0 +1,199 @@
+//! Which handlers apply to which resources: selectors, and per-kind plans built on first sight.
+
+use crate::registry::{Registration, Trigger};
+use crate::EventType;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A parsed `KIND` selector: `"KopfExample"`, `"kopfexample"`, `"kopfexamples"`, or any of them
+/// qualified with an API group, `"kopfexamples.kopf.dev"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selector<'s> {
+    name: &'s str,
+    group: Option<&'s str>,
+}
+
+impl<'s> Selector<'s> {
+    pub(crate) fn parse(text: &'s str) -> Self {
+        match text.split_once('.') {
+            Some((name, group)) => Selector {
+                name,
+                group: Some(group),
+            },
+            None => Selector {
+                name: text,
+                group: None,
+            },
+        }
+    }
+
+    /// Whether an object of `kind` in `api_version` (`"group/version"` or a core `"version"`)
+    /// is selected.
+    pub(crate) fn matches(&self, kind: &str, api_version: &str) -> bool {
+        if let Some(group) = self.group {
+            let object_group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+            if !group.eq_ignore_ascii_case(object_group) {
+                return false;
+            }
+        }
+        self.name == kind
+            || self.name.eq_ignore_ascii_case(kind)
+            || self
+                .name
+                .strip_suffix(['s', 'S'])
+                .is_some_and(|singular| singular.eq_ignore_ascii_case(kind))
+    }
+}
+
+/// A timer handler as a kind's plan runs it.
+pub(crate) struct TimerSpec {
+    pub(crate) handler: &'static Registration,
+    pub(crate) interval: Duration,
+    pub(crate) initial_delay: Duration,
+}
+
+/// The handlers of one kind (in one API version), by event type, in registry order.
+pub(crate) struct KindPlan {
+    added: Box<[&'static Registration]>,
+    modified: Box<[&'static Registration]>,
+    deleted: Box<[&'static Registration]>,
+    pub(crate) timers: Box<[TimerSpec]>,
+}
+
+impl KindPlan {
+    pub(crate) fn handlers(&self, r#type: EventType) -> &[&'static Registration] {
+        match r#type {
+            EventType::Added => &self.added,
+            EventType::Modified => &self.modified,
+            EventType::Deleted => &self.deleted,
+        }
+    }
+
+    pub(crate) fn has_timers(&self) -> bool {
+        !self.timers.is_empty()
+    }
+}
+
+/// Maps `(kind, apiVersion)` to its plan, computing each plan once.
+pub(crate) struct Catalog {
+    handlers: Vec<&'static Registration>,
+    by_kind: HashMap<Box<str>, Vec<(Box<str>, Option<Arc<KindPlan>>)>, ahash::RandomState>,
+}
+
+impl Catalog {
+    /// `handlers` in registry order; startup and cleanup handlers are ignored here.
+    pub(crate) fn new(handlers: &[&'static Registration]) -> Self {
+        let handlers = handlers
+            .iter()
+            .copied()
+            .filter(|h| matches!(h.trigger, Trigger::Event { .. } | Trigger::Timer { .. }))
+            .collect();
+        Catalog {
+            handlers,
+            by_kind: HashMap::default(),
+        }
+    }
+
+    /// The plan for objects of this kind, or `None` if no handler selects them.
+    pub(crate) fn plan(&mut self, kind: &str, api_version: &str) -> Option<&Arc<KindPlan>> {
+        if !self.by_kind.contains_key(kind) {
+            self.by_kind.insert(kind.into(), Vec::new());
+        }
+        let versions = self.by_kind.get_mut(kind)?;
+        let position = match versions
+            .iter()
+            .position(|(version, _)| &**version == api_version)
+        {
+            Some(position) => position,
+            None => {
+                let plan = build_plan(&self.handlers, kind, api_version);
+                versions.push((api_version.into(), plan.map(Arc::new)));
+                versions.len() - 1
+            }
+        };
+        versions[position].1.as_ref()
+    }
+}
+
+fn build_plan(
+    handlers: &[&'static Registration],
+    kind: &str,
+    api_version: &str,
+) -> Option<KindPlan> {
+    let mut added = Vec::new();
+    let mut modified = Vec::new();
+    let mut deleted = Vec::new();
+    let mut timers = Vec::new();
+    for &handler in handlers {
+        match handler.trigger {
+            Trigger::Event { resource, filter }
+                if Selector::parse(resource).matches(kind, api_version) =>
+            {
+                for (r#type, list) in [
+                    (EventType::Added, &mut added),
+                    (EventType::Modified, &mut modified),
+                    (EventType::Deleted, &mut deleted),
+                ] {
+                    if filter.accepts(r#type) {
+                        list.push(handler);
+                    }
+                }
+            }
+            Trigger::Timer {
+                resource,
+                interval,
+                initial_delay,
+            } if Selector::parse(resource).matches(kind, api_version) => timers.push(TimerSpec {
+                handler,
+                interval,
+                initial_delay,
+            }),
+            _ => {}
+        }
+    }
+    if added.is_empty() && modified.is_empty() && deleted.is_empty() && timers.is_empty() {
+        return None;
+    }
+    Some(KindPlan {
+        added: added.into(),
+        modified: modified.into(),
+        deleted: deleted.into(),
+        timers: timers.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Selector;
+
+    #[test]
+    fn selectors_match_kind_singular_plural_and_group() {
+        let cases = [
+            ("KopfExample", "kopf.dev/v1", true),
+            ("kopfexample", "kopf.dev/v1", true),
+            ("kopfexamples", "kopf.dev/v1", true),
+            ("KOPFEXAMPLES", "kopf.dev/v1", true),
+            ("kopfexamples.kopf.dev", "kopf.dev/v1", true),
+            ("kopfexample.kopf.dev", "kopf.dev/v1", true),
+            ("kopfexamples.other.dev", "kopf.dev/v1", false),
+            ("kopfexamplesx", "kopf.dev/v1", false),
+            ("kopfexampl", "kopf.dev/v1", false),
+            ("Pod", "kopf.dev/v1", false),
+        ];
+        for (selector, api_version, expected) in cases {
+            assert_eq!(
+                Selector::parse(selector).matches("KopfExample", api_version),
+                expected,
+                "{selector} vs KopfExample in {api_version}"
+            );
+        }
+    }
+
+    #[test]
+    fn core_group_objects_match_only_unqualified_or_empty_group() {
+        assert!(Selector::parse("pods").matches("Pod", "v1"));
+        assert!(!Selector::parse("pods.apps").matches("Pod", "v1"));
+        assert!(Selector::parse("deployments.apps").matches("Deployment", "apps/v1"));
+    }
+}

@@ -1,0 +1,87 @@
+//! The runtime's error type.
+
+use std::fmt;
+
+/// A `Result` whose error defaults to [`Error`].
+pub type Result<T = (), E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the runtime, and a convenient error type for handlers.
+///
+/// Handlers may return `memo_runtime::Result<()>` and use `?` on I/O and JSON errors, or build
+/// their own message with [`Error::custom`].
+///
+/// ```
+/// fn check(replicas: i64) -> memo_runtime::Result<()> {
+///     if replicas < 0 {
+///         return Err(memo_runtime::Error::custom(format!("replicas must be >= 0, got {replicas}")));
+///     }
+///     Ok(())
+/// }
+/// assert!(check(-1).unwrap_err().to_string().contains("replicas"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The handler registry failed validation at `Operator::run`; nothing was handled.
+    /// Each entry is one problem, naming the handler(s) and their source locations.
+    Startup(Vec<crate::registry::Problem>),
+    /// The receiving side of a channel is gone (the operator stopped).
+    Closed,
+    /// Reading a source failed.
+    Io(std::io::Error),
+    /// A value could not be (de)serialized.
+    Json(serde_json::Error),
+    /// A free-form error, usually raised by a handler.
+    Custom(String),
+}
+
+impl Error {
+    /// An error with the given message.
+    pub fn custom(message: impl fmt::Display) -> Self {
+        Error::Custom(message.to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Startup(problems) => {
+                write!(
+                    f,
+                    "the operator did not start: {} problem(s) with its handlers",
+                    problems.len()
+                )?;
+                for problem in problems {
+                    write!(f, "\n  {problem}")?;
+                }
+                Ok(())
+            }
+            Error::Closed => f.write_str("the operator is no longer receiving events"),
+            Error::Io(err) => write!(f, "i/o error: {err}"),
+            Error::Json(err) => write!(f, "json error: {err}"),
+            Error::Custom(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            Error::Json(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(err)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::Json(err)
+    }
+}
