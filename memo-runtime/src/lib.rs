@@ -44,6 +44,14 @@ pub mod __private {
         Err(err.into())
     }
 
+    /// Boxes an async handler's future; requiring `Send` here makes rustc point a non-`Send`
+    /// future at the handler.
+    pub fn boxed_handler_future<'a>(
+        future: impl std::future::Future<Output = Outcome> + Send + 'a,
+    ) -> BoxFuture<'a, Outcome> {
+        Box::pin(future)
+    }
+
     /// The future of an async wrapper whose injection failed.
     pub fn injection_failed_async<'a>(err: InjectError) -> BoxFuture<'a, Outcome> {
         Box::pin(std::future::ready(Err(err.into())))

@@ -1,0 +1,156 @@
+//! `interval` and `initial_delay` values: seconds as a number, or a duration string.
+
+use syn::{Expr, ExprLit, Lit, UnOp};
+
+const NANOS_PER_SECOND: f64 = 1e9;
+
+/// A duration in nanoseconds, parsed from the attribute value, or an error on the value.
+pub(crate) fn parse(key: &str, value: &Expr) -> syn::Result<u64> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
+            let seconds: u64 = int.base10_parse()?;
+            seconds
+                .checked_mul(1_000_000_000)
+                .ok_or_else(|| syn::Error::new(int.span(), format!("`{key}` is too large")))
+                .and_then(|nanos| positive(key, nanos, value))
+        }
+        Expr::Lit(ExprLit { lit: Lit::Float(float), .. }) => {
+            let seconds: f64 = float.base10_parse()?;
+            seconds_to_nanos(key, seconds, value)
+        }
+        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
+            let nanos = parse_text(&text.value()).map_err(|reason| {
+                syn::Error::new(
+                    text.span(),
+                    format!("invalid duration {:?} for `{key}`: {reason}; write e.g. `\"250ms\"`, `\"10s\"`, `\"1m\"`, `\"1h30m\"` or a number of seconds", text.value()),
+                )
+            })?;
+            positive(key, nanos, value)
+        }
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` must be positive: a handler cannot run a negative time apart"),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("expected a number of seconds or a duration string for `{key}`, e.g. `{key} = 10` or `{key} = \"250ms\"`"),
+        )),
+    }
+}
+
+fn positive(key: &str, nanos: u64, value: &Expr) -> syn::Result<u64> {
+    if nanos == 0 && key == "interval" {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`interval` must be greater than zero: a timer cannot run back to back",
+        ));
+    }
+    Ok(nanos)
+}
+
+fn seconds_to_nanos(key: &str, seconds: f64, value: &Expr) -> syn::Result<u64> {
+    let nanos = seconds * NANOS_PER_SECOND;
+    if !nanos.is_finite() || nanos >= u64::MAX as f64 {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` is too large"),
+        ));
+    }
+    positive(key, nanos.round() as u64, value)
+}
+
+/// `"250ms"`, `"10s"`, `"1.5s"`, `"1m"`, `"2h"`, `"1h30m"`.
+fn parse_text(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("`{rest}` has no unit"))?;
+        if number_end == 0 {
+            return Err(format!("expected a number at `{rest}`"));
+        }
+        let (number, after) = rest.split_at(number_end);
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("`{number}` is not a number"))?;
+        let unit_nanos = match unit.trim() {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" | "sec" | "secs" => 1e9,
+            "m" | "min" | "mins" => 60e9,
+            "h" | "hr" | "hrs" => 3600e9,
+            other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
+        };
+        let nanos = number * unit_nanos;
+        if !nanos.is_finite() || nanos >= u64::MAX as f64 {
+            return Err("it is too large".to_owned());
+        }
+        total = total
+            .checked_add(nanos.round() as u64)
+            .ok_or("it is too large")?;
+        rest = after;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    #[test]
+    fn numbers_are_seconds() {
+        assert_eq!(
+            parse("interval", &parse_quote!(10)).unwrap(),
+            10_000_000_000
+        );
+        assert_eq!(parse("interval", &parse_quote!(0.25)).unwrap(), 250_000_000);
+        assert_eq!(parse("initial_delay", &parse_quote!(0)).unwrap(), 0);
+    }
+
+    #[test]
+    fn strings_have_units() {
+        assert_eq!(
+            parse("interval", &parse_quote!("250ms")).unwrap(),
+            250_000_000
+        );
+        assert_eq!(
+            parse("interval", &parse_quote!("10s")).unwrap(),
+            10_000_000_000
+        );
+        assert_eq!(
+            parse("interval", &parse_quote!("1m")).unwrap(),
+            60_000_000_000
+        );
+        assert_eq!(
+            parse("interval", &parse_quote!("1h30m")).unwrap(),
+            5_400_000_000_000
+        );
+        assert_eq!(
+            parse("interval", &parse_quote!("1.5s")).unwrap(),
+            1_500_000_000
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_say_why() {
+        let message = |expr: Expr| parse("interval", &expr).unwrap_err().to_string();
+        assert!(message(parse_quote!(0)).contains("greater than zero"));
+        assert!(message(parse_quote!(-5)).contains("must be positive"));
+        assert!(message(parse_quote!("5 parsecs")).contains("unknown unit `parsecs`"));
+        assert!(message(parse_quote!("")).contains("empty"));
+        assert!(message(parse_quote!("10")).contains("no unit"));
+        assert!(message(parse_quote!(f64::NAN)).contains("expected a number of seconds"));
+        assert!(message(parse_quote!(1e300)).contains("too large"));
+    }
+}

@@ -1,0 +1,300 @@
+//! Reads a handler's signature: which injectables it asks for (by parameter name), and whether
+//! the function itself can be a handler.
+
+use crate::errors::Errors;
+use crate::suggest;
+use syn::{FnArg, Ident, Pat, Signature, Type};
+
+/// A value the runtime can hand to a handler, chosen by the parameter's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Injectable {
+    Memo,
+    Name,
+    Namespace,
+    Uid,
+    Body,
+    Event,
+    Logger,
+    Shared,
+}
+
+impl Injectable {
+    pub(crate) const ALL: [Injectable; 8] = [
+        Injectable::Memo,
+        Injectable::Name,
+        Injectable::Namespace,
+        Injectable::Uid,
+        Injectable::Body,
+        Injectable::Event,
+        Injectable::Logger,
+        Injectable::Shared,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Injectable::Memo => "memo",
+            Injectable::Name => "name",
+            Injectable::Namespace => "namespace",
+            Injectable::Uid => "uid",
+            Injectable::Body => "body",
+            Injectable::Event => "event",
+            Injectable::Logger => "logger",
+            Injectable::Shared => "shared",
+        }
+    }
+
+    /// An example of the accepted type, for messages.
+    pub(crate) fn example(self) -> &'static str {
+        match self {
+            Injectable::Memo => "memo: &mut Memo",
+            Injectable::Name => "name: &str",
+            Injectable::Namespace => "namespace: Option<&str>",
+            Injectable::Uid => "uid: &str",
+            Injectable::Body => "body: &serde_json::Value",
+            Injectable::Event => "event: &Event",
+            Injectable::Logger => "logger: &Logger",
+            Injectable::Shared => "shared: &Shared",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Injectable::ALL
+            .into_iter()
+            .find(|injectable| injectable.name() == name)
+    }
+}
+
+/// One handler parameter: what it asks for, its binding as written, and its type.
+pub(crate) struct Param {
+    pub(crate) injectable: Injectable,
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+}
+
+/// What one kind of handler can ask for, and how messages name that kind.
+pub(crate) struct Availability<'a> {
+    pub(crate) injectables: &'a [Injectable],
+    pub(crate) what: &'a str,
+}
+
+impl Availability<'_> {
+    fn listed(&self) -> String {
+        self.injectables
+            .iter()
+            .map(|injectable| format!("`{}`", injectable.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Checks everything about the signature that is not a parameter: qualifiers, generics, and
+/// where-clauses. `attribute` names the macro for messages.
+pub(crate) fn check_function(sig: &Signature, attribute: &str, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.spanned(
+            constness,
+            format!("`{attribute}` cannot be used on a `const fn`: remove `const`"),
+        );
+    }
+    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
+        errors.spanned(
+            unsafety,
+            format!("`{attribute}` cannot be used on an `unsafe fn`: the runtime calls handlers from safe code; remove `unsafe` and use an `unsafe` block inside if needed"),
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(
+            abi,
+            format!("`{attribute}` cannot be used on an `extern` function: remove the ABI"),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.spanned(variadic, "handlers cannot be variadic: remove `...`");
+    }
+    if !sig.generics.params.is_empty() {
+        let only_lifetimes = sig
+            .generics
+            .params
+            .iter()
+            .all(|param| matches!(param, syn::GenericParam::Lifetime(_)));
+        let message = if only_lifetimes {
+            "handlers cannot declare lifetime parameters: remove them and let the lifetimes be elided (`name: &str`)"
+        } else {
+            "handlers cannot be generic: the runtime calls them with concrete types; remove the generic parameters"
+        };
+        errors.spanned(&sig.generics.params, message);
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.spanned(
+            where_clause,
+            "handlers cannot have a `where` clause: their parameter types are fixed; remove it",
+        );
+    }
+}
+
+/// Reads the parameters: each must be a plain name of an injectable available here, once.
+pub(crate) fn params(
+    sig: &Signature,
+    available: &Availability<'_>,
+    errors: &mut Errors,
+) -> Vec<Param> {
+    let mut params: Vec<Param> = Vec::new();
+    for input in &sig.inputs {
+        let typed = match input {
+            FnArg::Receiver(receiver) => {
+                errors.spanned(
+                    receiver,
+                    "handlers are free functions and cannot take `self`: move the handler out of the `impl` block, and keep state in the memo",
+                );
+                continue;
+            }
+            FnArg::Typed(typed) => typed,
+        };
+        let ident = match &*typed.pat {
+            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
+            pattern => {
+                errors.spanned(
+                    pattern,
+                    format!(
+                        "handler parameters must be plain names: the name selects what is injected; write e.g. `{}`",
+                        available.injectables.first().map_or("memo: &mut Memo", |first| first.example())
+                    ),
+                );
+                continue;
+            }
+        };
+        let written = ident.to_string();
+        let written = written.strip_prefix("r#").unwrap_or(&written);
+        let name = written.strip_prefix('_').unwrap_or(written);
+        let Some(injectable) = Injectable::from_name(name) else {
+            let mut message = format!(
+                "`{written}` is not something {} can receive; it can ask for {}",
+                available.what,
+                available.listed()
+            );
+            if let Some(suggestion) =
+                suggest::closest(name, available.injectables.iter().map(|i| i.name()))
+            {
+                message.push_str(&format!("\n\nhelp: did you mean `{suggestion}`?"));
+            }
+            errors.spanned(&ident, message);
+            continue;
+        };
+        if !available.injectables.contains(&injectable) {
+            errors.spanned(
+                &typed.pat,
+                format!(
+                    "`{}` is not available in {}; it can ask for {}",
+                    injectable.name(),
+                    available.what,
+                    available.listed()
+                ),
+            );
+            continue;
+        }
+        if let Some(first) = params.iter().find(|param| param.injectable == injectable) {
+            errors.spanned(
+                &ident,
+                format!(
+                    "`{}` is asked for twice (as `{}` and `{written}`); remove one of the parameters",
+                    injectable.name(),
+                    first.ident
+                ),
+            );
+            continue;
+        }
+        if let Type::ImplTrait(impl_trait) = &*typed.ty {
+            errors.spanned(
+                impl_trait,
+                format!("`impl Trait` cannot be a handler parameter type: write the concrete type, e.g. `{}`", injectable.example()),
+            );
+            continue;
+        }
+        params.push(Param {
+            injectable,
+            ident,
+            ty: (*typed.ty).clone(),
+        });
+    }
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    const RESOURCE: Availability<'static> = Availability {
+        injectables: &[
+            Injectable::Memo,
+            Injectable::Name,
+            Injectable::Namespace,
+            Injectable::Logger,
+        ],
+        what: "an event handler",
+    };
+
+    fn analyze(sig: Signature) -> (Vec<Param>, Vec<String>) {
+        let mut errors = Errors::default();
+        check_function(&sig, "#[handler]", &mut errors);
+        let params = params(&sig, &RESOURCE, &mut errors);
+        (params, errors.messages())
+    }
+
+    #[test]
+    fn names_select_injectables() {
+        let (params, errors) = analyze(
+            parse_quote!(fn f(memo: &mut Memo, _name: &str, mut namespace: Option<String>)),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let selected: Vec<_> = params.iter().map(|p| p.injectable).collect();
+        assert_eq!(
+            selected,
+            [Injectable::Memo, Injectable::Name, Injectable::Namespace]
+        );
+        assert_eq!(params[1].ident, "_name");
+    }
+
+    #[test]
+    fn unknown_name_suggests_and_lists() {
+        let (_, errors) = analyze(parse_quote!(fn f(nmae: &str)));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("`nmae` is not something an event handler can receive"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].contains("`memo`, `name`, `namespace`, `logger`"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("did you mean `name`?"), "{errors:?}");
+    }
+
+    #[test]
+    fn unavailable_duplicate_pattern_and_impl_trait() {
+        let (_, errors) = analyze(
+            parse_quote!(fn f(event: &Event, memo: &Memo, _memo: &Memo, (a, b): (u8, u8), name: impl AsRef<str>)),
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[0].contains("`event` is not available in an event handler"));
+        assert!(errors[1].contains("asked for twice"));
+        assert!(errors[2].contains("must be plain names"));
+        assert!(errors[3].contains("`impl Trait`"));
+    }
+
+    #[test]
+    fn function_qualifiers_and_generics() {
+        let (_, errors) = analyze(
+            parse_quote!(const unsafe extern "C" fn f<T: Clone>(memo: &Memo) where T: Send),
+        );
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        let (_, errors) = analyze(parse_quote!(fn f<'a>(name: &'a str)));
+        assert!(errors[0].contains("lifetime parameters"), "{errors:?}");
+    }
+
+    #[test]
+    fn receivers_are_rejected() {
+        let (_, errors) = analyze(parse_quote!(fn f(&self, memo: &Memo)));
+        assert!(errors[0].contains("cannot take `self`"), "{errors:?}");
+    }
+}
