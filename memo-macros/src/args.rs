@@ -110,10 +110,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
     let mut initial_delay_span = None;
     for meta in &metas {
         let Some(key) = meta.path().get_ident().map(ToString::to_string) else {
-            errors.spanned(
-                meta.path(),
-                "expected a key such as `event`, `timer` or `id`",
-            );
+            errors.spanned(meta.path(), "expected a key such as `event`, `timer` or `id`");
             continue;
         };
         if seen.contains(&key) {
@@ -135,10 +132,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
                         format!("`{key}` takes no value: write `#[handler({key})]`"),
                     );
                 } else if let Meta::List(list) = meta {
-                    errors.spanned(
-                        list,
-                        format!("`{key}` takes no arguments: write `#[handler({key})]`"),
-                    );
+                    errors.spanned(list, format!("`{key}` takes no arguments: write `#[handler({key})]`"));
                 }
                 None
             };
@@ -252,8 +246,12 @@ pub(crate) fn parse_preparer(args: TokenStream, errors: &mut Errors) -> Option<L
             Some(other) => errors.spanned(
                 meta.path(),
                 match suggest::closest(other, ["component"]) {
-                    Some(suggestion) => format!("unknown key `{other}` in `#[prepare_memory]`; did you mean `{suggestion}`?"),
-                    None => format!("unknown key `{other}` in `#[prepare_memory]`; the only key is `component = \"NAME\"`"),
+                    Some(suggestion) => {
+                        format!("unknown key `{other}` in `#[prepare_memory]`; did you mean `{suggestion}`?")
+                    }
+                    None => {
+                        format!("unknown key `{other}` in `#[prepare_memory]`; the only key is `component = \"NAME\"`")
+                    }
                 },
             ),
             None => errors.spanned(meta.path(), "expected `component = \"NAME\"`"),
@@ -272,12 +270,7 @@ fn parse_metas(args: TokenStream, errors: &mut Errors) -> Option<Punctuated<Meta
     }
 }
 
-fn name_value<'m>(
-    meta: &'m Meta,
-    key: &str,
-    example: &str,
-    errors: &mut Errors,
-) -> Option<&'m Expr> {
+fn name_value<'m>(meta: &'m Meta, key: &str, example: &str, errors: &mut Errors) -> Option<&'m Expr> {
     match meta {
         Meta::NameValue(name_value) => Some(&name_value.value),
         _ => {
@@ -291,14 +284,10 @@ fn string_value(meta: &Meta, key: &str, errors: &mut Errors) -> Option<LitStr> {
     let value = name_value(meta, key, "\"...\"", errors)?;
     match value {
         Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
+            lit: Lit::Str(text), ..
         }) => Some(text.clone()),
         other => {
-            errors.spanned(
-                other,
-                format!("expected a string literal: `{key} = \"...\"`"),
-            );
+            errors.spanned(other, format!("expected a string literal: `{key} = \"...\"`"));
             None
         }
     }
@@ -314,15 +303,10 @@ fn resource_value(meta: &Meta, key: &str, errors: &mut Errors) -> Option<LitStr>
     };
     let text = match &name_value.value {
         Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
+            lit: Lit::Str(text), ..
         }) => text.clone(),
         Expr::Path(path) if path.path.get_ident().is_some() => {
-            let name = path
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let name = path.path.get_ident().map(ToString::to_string).unwrap_or_default();
             errors.spanned(
                 path,
                 format!("the resource kind is a string: write `{key} = \"{name}\"`"),
@@ -332,9 +316,7 @@ fn resource_value(meta: &Meta, key: &str, errors: &mut Errors) -> Option<LitStr>
         other => {
             errors.spanned(
                 other,
-                format!(
-                    "expected the resource kind as a string literal: `{key} = \"KopfExample\"`"
-                ),
+                format!("expected the resource kind as a string literal: `{key} = \"KopfExample\"`"),
             );
             return None;
         }
@@ -394,11 +376,7 @@ mod tests {
 
     #[test]
     fn timer_with_interval_and_delay() {
-        let (args, errors) = parse(quote!(
-            timer = "kopfexamples",
-            interval = "250ms",
-            initial_delay = 2
-        ));
+        let (args, errors) = parse(quote!(timer = "kopfexamples", interval = "250ms", initial_delay = 2));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(args.interval, Some(250_000_000));
         assert_eq!(args.initial_delay, Some(2_000_000_000));
@@ -410,10 +388,7 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(args.trigger.unwrap().kind, TriggerKind::Startup);
         let (_, errors) = parse(quote!(startup = "x"));
-        assert_eq!(
-            errors,
-            ["`startup` takes no value: write `#[handler(startup)]`"]
-        );
+        assert_eq!(errors, ["`startup` takes no value: write `#[handler(startup)]`"]);
     }
 
     #[test]
@@ -431,20 +406,14 @@ mod tests {
     #[test]
     fn trigger_combinations() {
         let (_, errors) = parse(quote!(event = "A", timer = "A", interval = 1));
-        assert!(
-            errors.iter().any(|e| e.contains("one trigger")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().any(|e| e.contains("one trigger")), "{errors:?}");
         let (_, errors) = parse(quote!(event = "A", interval = 1));
         assert!(
             errors.iter().any(|e| e.contains("applies to timers only")),
             "{errors:?}"
         );
         let (_, errors) = parse(quote!(timer = "A"));
-        assert!(
-            errors.iter().any(|e| e.contains("needs an `interval`")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().any(|e| e.contains("needs an `interval`")), "{errors:?}");
         let (_, errors) = parse(quote!(timer = "A", interval = 0));
         assert_eq!(
             errors.len(),
@@ -452,10 +421,7 @@ mod tests {
             "a bad interval is not also reported as missing: {errors:?}"
         );
         let (_, errors) = parse(quote!(event = "A", event = "B"));
-        assert!(
-            errors.iter().any(|e| e.contains("duplicate key `event`")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().any(|e| e.contains("duplicate key `event`")), "{errors:?}");
     }
 
     #[test]

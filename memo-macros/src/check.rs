@@ -20,11 +20,7 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
 
 /// `shared` is an async API: a sync handler cannot use it.
 pub(crate) fn shared_needs_async(func: &ItemFn, params: &[Param], errors: &mut Errors) {
-    if func.sig.asyncness.is_none()
-        && params
-            .iter()
-            .any(|param| param.injectable == Injectable::Shared)
-    {
+    if func.sig.asyncness.is_none() && params.iter().any(|param| param.injectable == Injectable::Shared) {
         errors.spanned(
             func.sig.fn_token,
             "`shared` is only available to async handlers: its methods are `async` because the store may be remote; make it `async fn`",
@@ -49,12 +45,7 @@ fn is_memo_attribute(attr: &Attribute) -> bool {
         .iter()
         .map(|segment| segment.ident.to_string())
         .collect();
-    match segments
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["handler" | "prepare_memory"] => true,
         [.., "memo_runtime" | "prelude", "handler" | "prepare_memory"] => true,
         _ => false,

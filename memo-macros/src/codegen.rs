@@ -27,6 +27,11 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
     let trigger = trigger(args);
     let location = location(func);
     let invoke = invoke_kind(func);
+    let component = match &args.component {
+        Some(component) => quote!(::core::option::Option::Some(#component)),
+        None => quote!(::core::option::Option::None),
+    };
+    let uses_shared = params.iter().any(|param| param.injectable == Injectable::Shared);
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -39,6 +44,8 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
                     #location
                     trigger: #trigger,
                     memo_type: #memo_type,
+                    component: #component,
+                    uses_shared: #uses_shared,
                     invoke: ::memo_runtime::__private::Invoke::#invoke(__memo_wrapper),
                 }
             }
@@ -102,10 +109,7 @@ fn trigger(args: &HandlerArgs) -> TokenStream {
 /// The memo type the handler asks for, if it asks for one, for the startup check against the
 /// operator's memo type.
 fn memo_type(params: &[Param]) -> TokenStream {
-    match params
-        .iter()
-        .find(|param| param.injectable == Injectable::Memo)
-    {
+    match params.iter().find(|param| param.injectable == Injectable::Memo) {
         Some(param) => {
             let ty = &param.ty;
             quote! {
@@ -142,7 +146,7 @@ fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
             Injectable::Body => ("BodyArg", quote!(__env)),
             Injectable::Event => ("EventArg", quote!(__env)),
             Injectable::Logger => ("LoggerArg", quote!(__env)),
-            Injectable::Shared => ("SharedArg", quote!(__env)),
+            Injectable::Shared => ("SharedArg", quote!(__cx.shared)),
         };
         let trait_ident = format_ident!("{trait_name}");
         let fetch = quote_spanned!(ty.span()=> <#ty as ::memo_runtime::__private::#trait_ident<'_>>::inject);
@@ -157,19 +161,17 @@ fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
         ReturnType::Default => ident.span(),
         ReturnType::Type(_, ty) => ty.span(),
     };
-    let into_outcome =
-        quote_spanned!(output_span=> ::memo_runtime::__private::IntoOutcome::into_outcome);
+    let into_outcome = quote_spanned!(output_span=> ::memo_runtime::__private::IntoOutcome::into_outcome);
     let env_binding = if params
         .iter()
-        .any(|param| param.injectable != Injectable::Memo)
+        .any(|param| !matches!(param.injectable, Injectable::Memo | Injectable::Shared))
     {
         quote!(let __env = __cx.env;)
     } else {
         quote!()
     };
     if is_async {
-        let boxed =
-            quote_spanned!(func.sig.ident.span()=> ::memo_runtime::__private::boxed_handler_future);
+        let boxed = quote_spanned!(func.sig.ident.span()=> ::memo_runtime::__private::boxed_handler_future);
         quote! {
             fn __memo_wrapper<'__a, '__b>(
                 __cx: &'__a mut ::memo_runtime::__private::Context<'__b>,
@@ -193,11 +195,7 @@ fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
 }
 
 /// The items added beside a `#[prepare_memory]` function.
-pub(crate) fn preparer(
-    func: &ItemFn,
-    component: Option<&syn::LitStr>,
-    params: &[Param],
-) -> TokenStream {
+pub(crate) fn preparer(func: &ItemFn, component: Option<&syn::LitStr>, params: &[Param]) -> TokenStream {
     let ident = &func.sig.ident;
     let wrapper = wrapper(func, params);
     let component = match component {

@@ -51,10 +51,7 @@ fn positive(key: &str, nanos: u64, value: &Expr) -> syn::Result<u64> {
 fn seconds_to_nanos(key: &str, seconds: f64, value: &Expr) -> syn::Result<u64> {
     let nanos = seconds * NANOS_PER_SECOND;
     if !nanos.is_finite() || nanos >= u64::MAX as f64 {
-        return Err(syn::Error::new_spanned(
-            value,
-            format!("`{key}` is too large"),
-        ));
+        return Err(syn::Error::new_spanned(value, format!("`{key}` is too large")));
     }
     positive(key, nanos.round() as u64, value)
 }
@@ -79,9 +76,7 @@ fn parse_text(text: &str) -> Result<u64, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_end);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| format!("`{number}` is not a number"))?;
+        let number: f64 = number.parse().map_err(|_| format!("`{number}` is not a number"))?;
         let unit_nanos = match unit.trim() {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -95,9 +90,7 @@ fn parse_text(text: &str) -> Result<u64, String> {
         if !nanos.is_finite() || nanos >= u64::MAX as f64 {
             return Err("it is too large".to_owned());
         }
-        total = total
-            .checked_add(nanos.round() as u64)
-            .ok_or("it is too large")?;
+        total = total.checked_add(nanos.round() as u64).ok_or("it is too large")?;
         rest = after;
     }
     Ok(total)
@@ -110,36 +103,18 @@ mod tests {
 
     #[test]
     fn numbers_are_seconds() {
-        assert_eq!(
-            parse("interval", &parse_quote!(10)).unwrap(),
-            10_000_000_000
-        );
+        assert_eq!(parse("interval", &parse_quote!(10)).unwrap(), 10_000_000_000);
         assert_eq!(parse("interval", &parse_quote!(0.25)).unwrap(), 250_000_000);
         assert_eq!(parse("initial_delay", &parse_quote!(0)).unwrap(), 0);
     }
 
     #[test]
     fn strings_have_units() {
-        assert_eq!(
-            parse("interval", &parse_quote!("250ms")).unwrap(),
-            250_000_000
-        );
-        assert_eq!(
-            parse("interval", &parse_quote!("10s")).unwrap(),
-            10_000_000_000
-        );
-        assert_eq!(
-            parse("interval", &parse_quote!("1m")).unwrap(),
-            60_000_000_000
-        );
-        assert_eq!(
-            parse("interval", &parse_quote!("1h30m")).unwrap(),
-            5_400_000_000_000
-        );
-        assert_eq!(
-            parse("interval", &parse_quote!("1.5s")).unwrap(),
-            1_500_000_000
-        );
+        assert_eq!(parse("interval", &parse_quote!("250ms")).unwrap(), 250_000_000);
+        assert_eq!(parse("interval", &parse_quote!("10s")).unwrap(), 10_000_000_000);
+        assert_eq!(parse("interval", &parse_quote!("1m")).unwrap(), 60_000_000_000);
+        assert_eq!(parse("interval", &parse_quote!("1h30m")).unwrap(), 5_400_000_000_000);
+        assert_eq!(parse("interval", &parse_quote!("1.5s")).unwrap(), 1_500_000_000);
     }
 
     #[test]

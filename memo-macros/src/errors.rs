@@ -27,9 +27,7 @@ impl Errors {
     }
 
     pub(crate) fn into_compile_errors(self) -> TokenStream {
-        self.0
-            .map(|error| error.to_compile_error())
-            .unwrap_or_default()
+        self.0.map(|error| error.to_compile_error()).unwrap_or_default()
     }
 
     #[cfg(test)]

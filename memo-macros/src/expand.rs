@@ -59,11 +59,7 @@ pub(crate) fn prepare_memory(args: TokenStream, item: TokenStream) -> TokenStrea
             "a memory preparer must be `async fn`: it fills the shared memory, whose methods are `async`",
         );
     }
-    if !params
-        .iter()
-        .any(|param| param.injectable == Injectable::Shared)
-        && params.len() == func.sig.inputs.len()
-    {
+    if !params.iter().any(|param| param.injectable == Injectable::Shared) && params.len() == func.sig.inputs.len() {
         errors.spanned(
             &func.sig.ident,
             "a memory preparer takes the shared memory to fill: add the parameter `shared: &Shared`",

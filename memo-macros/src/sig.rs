@@ -58,9 +58,7 @@ impl Injectable {
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        Injectable::ALL
-            .into_iter()
-            .find(|injectable| injectable.name() == name)
+        Injectable::ALL.into_iter().find(|injectable| injectable.name() == name)
     }
 }
 
@@ -133,11 +131,7 @@ pub(crate) fn check_function(sig: &Signature, attribute: &str, errors: &mut Erro
 }
 
 /// Reads the parameters: each must be a plain name of an injectable available here, once.
-pub(crate) fn params(
-    sig: &Signature,
-    available: &Availability<'_>,
-    errors: &mut Errors,
-) -> Vec<Param> {
+pub(crate) fn params(sig: &Signature, available: &Availability<'_>, errors: &mut Errors) -> Vec<Param> {
     let mut params: Vec<Param> = Vec::new();
     for input in &sig.inputs {
         let typed = match input {
@@ -150,19 +144,20 @@ pub(crate) fn params(
             }
             FnArg::Typed(typed) => typed,
         };
-        let ident = match &*typed.pat {
-            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
-            pattern => {
-                errors.spanned(
-                    pattern,
-                    format!(
+        let ident =
+            match &*typed.pat {
+                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
+                pattern => {
+                    errors.spanned(
+                        pattern,
+                        format!(
                         "handler parameters must be plain names: the name selects what is injected; write e.g. `{}`",
                         available.injectables.first().map_or("memo: &mut Memo", |first| first.example())
                     ),
-                );
-                continue;
-            }
-        };
+                    );
+                    continue;
+                }
+            };
         let written = ident.to_string();
         let written = written.strip_prefix("r#").unwrap_or(&written);
         let name = written.strip_prefix('_').unwrap_or(written);
@@ -172,9 +167,7 @@ pub(crate) fn params(
                 available.what,
                 available.listed()
             );
-            if let Some(suggestion) =
-                suggest::closest(name, available.injectables.iter().map(|i| i.name()))
-            {
+            if let Some(suggestion) = suggest::closest(name, available.injectables.iter().map(|i| i.name())) {
                 message.push_str(&format!("\n\nhelp: did you mean `{suggestion}`?"));
             }
             errors.spanned(&ident, message);
@@ -206,7 +199,10 @@ pub(crate) fn params(
         if let Type::ImplTrait(impl_trait) = &*typed.ty {
             errors.spanned(
                 impl_trait,
-                format!("`impl Trait` cannot be a handler parameter type: write the concrete type, e.g. `{}`", injectable.example()),
+                format!(
+                    "`impl Trait` cannot be a handler parameter type: write the concrete type, e.g. `{}`",
+                    injectable.example()
+                ),
             );
             continue;
         }
@@ -243,15 +239,10 @@ mod tests {
 
     #[test]
     fn names_select_injectables() {
-        let (params, errors) = analyze(
-            parse_quote!(fn f(memo: &mut Memo, _name: &str, mut namespace: Option<String>)),
-        );
+        let (params, errors) = analyze(parse_quote!(fn f(memo: &mut Memo, _name: &str, mut namespace: Option<String>)));
         assert!(errors.is_empty(), "{errors:?}");
         let selected: Vec<_> = params.iter().map(|p| p.injectable).collect();
-        assert_eq!(
-            selected,
-            [Injectable::Memo, Injectable::Name, Injectable::Namespace]
-        );
+        assert_eq!(selected, [Injectable::Memo, Injectable::Name, Injectable::Namespace]);
         assert_eq!(params[1].ident, "_name");
     }
 
@@ -284,9 +275,7 @@ mod tests {
 
     #[test]
     fn function_qualifiers_and_generics() {
-        let (_, errors) = analyze(
-            parse_quote!(const unsafe extern "C" fn f<T: Clone>(memo: &Memo) where T: Send),
-        );
+        let (_, errors) = analyze(parse_quote!(const unsafe extern "C" fn f<T: Clone>(memo: &Memo) where T: Send));
         assert_eq!(errors.len(), 5, "{errors:?}");
         let (_, errors) = analyze(parse_quote!(fn f<'a>(name: &'a str)));
         assert!(errors[0].contains("lifetime parameters"), "{errors:?}");

@@ -1,10 +1,7 @@
 //! "did you mean ...?" by edit distance.
 
 /// The candidate closest to `input`, if it is close enough to be a plausible typo.
-pub(crate) fn closest<'c>(
-    input: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+pub(crate) fn closest<'c>(input: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let input = input.to_ascii_lowercase();
     let limit = (input.chars().count() / 3).max(1);
     candidates
@@ -53,15 +50,7 @@ mod tests {
 
     #[test]
     fn suggestions_only_for_plausible_typos() {
-        let names = [
-            "memo",
-            "name",
-            "namespace",
-            "uid",
-            "body",
-            "event",
-            "logger",
-        ];
+        let names = ["memo", "name", "namespace", "uid", "body", "event", "logger"];
         assert_eq!(closest("nmae", names), Some("name"));
         assert_eq!(closest("namespce", names), Some("namespace"));
         assert_eq!(closest("Logger", names), Some("logger"));

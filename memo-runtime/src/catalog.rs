@@ -1,6 +1,8 @@
 //! Which handlers apply to which resources: selectors, and per-kind plans built on first sight.
 
+use crate::invoke::Bound;
 use crate::registry::{Registration, Trigger};
+use crate::shared::SharedMemory;
 use crate::EventType;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,21 +50,21 @@ impl<'s> Selector<'s> {
 
 /// A timer handler as a kind's plan runs it.
 pub(crate) struct TimerSpec {
-    pub(crate) handler: &'static Registration,
+    pub(crate) handler: Bound,
     pub(crate) interval: Duration,
     pub(crate) initial_delay: Duration,
 }
 
 /// The handlers of one kind (in one API version), by event type, in registry order.
 pub(crate) struct KindPlan {
-    added: Box<[&'static Registration]>,
-    modified: Box<[&'static Registration]>,
-    deleted: Box<[&'static Registration]>,
+    added: Box<[Bound]>,
+    modified: Box<[Bound]>,
+    deleted: Box<[Bound]>,
     pub(crate) timers: Box<[TimerSpec]>,
 }
 
 impl KindPlan {
-    pub(crate) fn handlers(&self, r#type: EventType) -> &[&'static Registration] {
+    pub(crate) fn handlers(&self, r#type: EventType) -> &[Bound] {
         match r#type {
             EventType::Added => &self.added,
             EventType::Modified => &self.modified,
@@ -78,12 +80,13 @@ impl KindPlan {
 /// Maps `(kind, apiVersion)` to its plan, computing each plan once.
 pub(crate) struct Catalog {
     handlers: Vec<&'static Registration>,
+    memory: SharedMemory,
     by_kind: HashMap<Box<str>, Vec<(Box<str>, Option<Arc<KindPlan>>)>, ahash::RandomState>,
 }
 
 impl Catalog {
     /// `handlers` in registry order; startup and cleanup handlers are ignored here.
-    pub(crate) fn new(handlers: &[&'static Registration]) -> Self {
+    pub(crate) fn new(handlers: &[&'static Registration], memory: SharedMemory) -> Self {
         let handlers = handlers
             .iter()
             .copied()
@@ -91,6 +94,7 @@ impl Catalog {
             .collect();
         Catalog {
             handlers,
+            memory,
             by_kind: HashMap::default(),
         }
     }
@@ -101,13 +105,10 @@ impl Catalog {
             self.by_kind.insert(kind.into(), Vec::new());
         }
         let versions = self.by_kind.get_mut(kind)?;
-        let position = match versions
-            .iter()
-            .position(|(version, _)| &**version == api_version)
-        {
+        let position = match versions.iter().position(|(version, _)| &**version == api_version) {
             Some(position) => position,
             None => {
-                let plan = build_plan(&self.handlers, kind, api_version);
+                let plan = build_plan(&self.handlers, &self.memory, kind, api_version);
                 versions.push((api_version.into(), plan.map(Arc::new)));
                 versions.len() - 1
             }
@@ -118,6 +119,7 @@ impl Catalog {
 
 fn build_plan(
     handlers: &[&'static Registration],
+    memory: &SharedMemory,
     kind: &str,
     api_version: &str,
 ) -> Option<KindPlan> {
@@ -127,16 +129,14 @@ fn build_plan(
     let mut timers = Vec::new();
     for &handler in handlers {
         match handler.trigger {
-            Trigger::Event { resource, filter }
-                if Selector::parse(resource).matches(kind, api_version) =>
-            {
+            Trigger::Event { resource, filter } if Selector::parse(resource).matches(kind, api_version) => {
                 for (r#type, list) in [
                     (EventType::Added, &mut added),
                     (EventType::Modified, &mut modified),
                     (EventType::Deleted, &mut deleted),
                 ] {
                     if filter.accepts(r#type) {
-                        list.push(handler);
+                        list.push(Bound::new(handler, memory));
                     }
                 }
             }
@@ -145,7 +145,7 @@ fn build_plan(
                 interval,
                 initial_delay,
             } if Selector::parse(resource).matches(kind, api_version) => timers.push(TimerSpec {
-                handler,
+                handler: Bound::new(handler, memory),
                 interval,
                 initial_delay,
             }),

@@ -80,12 +80,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
 
     /// Runs until the source ends or `shutdown` completes, then drains what is in flight, drops
     /// every resource memo, and gives back the operator memo.
-    pub(crate) async fn run(
-        mut self,
-        source: EventSource,
-        shutdown: impl Future<Output = ()>,
-        workers: usize,
-    ) -> M {
+    pub(crate) async fn run(mut self, source: EventSource, shutdown: impl Future<Output = ()>, workers: usize) -> M {
         if workers <= 1 {
             self.run_inline(source, shutdown).await;
         } else {
@@ -146,12 +141,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         self.reschedule(&key, timer);
     }
 
-    async fn run_workers(
-        &mut self,
-        mut source: EventSource,
-        shutdown: impl Future<Output = ()>,
-        workers: usize,
-    ) {
+    async fn run_workers(&mut self, mut source: EventSource, shutdown: impl Future<Output = ()>, workers: usize) {
         let (jobs, job_queue) = async_channel::unbounded::<Job<M>>();
         let (done_sender, mut done) = mpsc::unbounded_channel::<Done<M>>();
         let mut pool = tokio::task::JoinSet::new();
@@ -233,10 +223,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         self.in_flight -= done.finished;
         let key = done.key;
         if done.deleted {
-            let pending = self
-                .forget(&key)
-                .map(|slot| slot.pending)
-                .unwrap_or_default();
+            let pending = self.forget(&key).map(|slot| slot.pending).unwrap_or_default();
             for work in done.leftover.into_iter().chain(pending) {
                 match work {
                     Work::Event(event) => match self.admit(&event) {
@@ -298,10 +285,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 .enumerate()
                 .map(|(index, spec)| {
                     let index = u16::try_from(index).expect("at most u16::MAX timers per kind");
-                    Some(
-                        self.timers
-                            .insert((Arc::clone(&key), index), spec.initial_delay),
-                    )
+                    Some(self.timers.insert((Arc::clone(&key), index), spec.initial_delay))
                 })
                 .collect();
             let state = ResourceState {
@@ -328,8 +312,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         }
         if let Some(slot) = self.resources.get_mut(key) {
             let interval = slot.plan.timers[usize::from(timer)].interval;
-            slot.timer_keys[usize::from(timer)] =
-                Some(self.timers.insert((Arc::clone(key), timer), interval));
+            slot.timer_keys[usize::from(timer)] = Some(self.timers.insert((Arc::clone(key), timer), interval));
         }
     }
 
@@ -370,10 +353,7 @@ fn reject(event: &Event) {
     );
 }
 
-async fn worker<M: Send + Sync + 'static>(
-    jobs: async_channel::Receiver<Job<M>>,
-    done: mpsc::UnboundedSender<Done<M>>,
-) {
+async fn worker<M: Send + Sync + 'static>(jobs: async_channel::Receiver<Job<M>>, done: mpsc::UnboundedSender<Done<M>>) {
     while let Ok(job) = jobs.recv().await {
         let Job {
             key,
@@ -411,11 +391,7 @@ async fn worker<M: Send + Sync + 'static>(
 }
 
 /// Runs one unit of work for a resource. Returns whether the resource was deleted.
-async fn run_work<M: Send + Sync + 'static>(
-    plan: &KindPlan,
-    state: &mut ResourceState<M>,
-    work: Work,
-) -> bool {
+async fn run_work<M: Send + Sync + 'static>(plan: &KindPlan, state: &mut ResourceState<M>, work: Work) -> bool {
     match work {
         Work::Event(event) => {
             let env = Env {
@@ -423,7 +399,7 @@ async fn run_work<M: Send + Sync + 'static>(
                 event: Some(&event),
                 logger: &state.logger,
             };
-            for &handler in plan.handlers(event.r#type) {
+            for handler in plan.handlers(event.r#type) {
                 invoke::call(handler, &mut state.memo, &env).await;
             }
             let deleted = event.r#type == EventType::Deleted;
@@ -439,7 +415,7 @@ async fn run_work<M: Send + Sync + 'static>(
                 event: None,
                 logger: &state.logger,
             };
-            invoke::call(spec.handler, &mut state.memo, &env).await;
+            invoke::call(&spec.handler, &mut state.memo, &env).await;
             false
         }
     }

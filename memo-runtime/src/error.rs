@@ -31,6 +31,15 @@ pub enum Error {
     Io(std::io::Error),
     /// A value could not be (de)serialized.
     Json(serde_json::Error),
+    /// A shared-memory value could not be read or written as the requested type.
+    SharedType {
+        /// The key.
+        key: String,
+        /// The Rust type asked for.
+        type_name: &'static str,
+        /// What serde said.
+        reason: String,
+    },
     /// A free-form error, usually raised by a handler.
     Custom(String),
 }
@@ -59,6 +68,12 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the operator is no longer receiving events"),
             Error::Io(err) => write!(f, "i/o error: {err}"),
             Error::Json(err) => write!(f, "json error: {err}"),
+            Error::SharedType { key, type_name, reason } => {
+                write!(
+                    f,
+                    "shared memory key `{key}` cannot be used as a `{type_name}`: {reason}"
+                )
+            }
             Error::Custom(message) => f.write_str(message),
         }
     }

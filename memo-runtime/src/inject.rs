@@ -5,7 +5,7 @@
 //! accepted types, so a wrong type is a compile error on the user's type that says what is
 //! accepted (`#[diagnostic::on_unimplemented]`).
 
-use crate::{Event, Logger};
+use crate::{Event, Logger, Shared};
 use serde_json::Value;
 use std::any::Any;
 use std::fmt::{self, Display};
@@ -31,10 +31,7 @@ pub struct InjectError(&'static str);
 
 impl From<InjectError> for HandlerError {
     fn from(err: InjectError) -> Self {
-        HandlerError(format!(
-            "the runtime could not supply `{}` to this handler",
-            err.0
-        ))
+        HandlerError(format!("the runtime could not supply `{}` to this handler", err.0))
     }
 }
 
@@ -44,6 +41,8 @@ pub struct Context<'a> {
     pub memo: &'a mut (dyn Any + Send + Sync),
     /// Everything else, shared.
     pub env: &'a Env<'a>,
+    /// The handler's shared memory, if it asks for one.
+    pub shared: Option<&'a Shared>,
 }
 
 /// The read-only part of a [`Context`].
@@ -252,5 +251,22 @@ impl<'a> LoggerArg<'a> for &'a Logger {
                 None => Logger::operator(),
             })
         }))
+    }
+}
+
+/// The types a `shared` parameter may have.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the type of a `shared` parameter",
+    label = "expected `&Shared`"
+)]
+pub trait SharedArg<'a>: Sized {
+    /// Takes the handler's shared memory (already prepared).
+    fn inject(shared: Option<&'a Shared>) -> Result<Self, InjectError>;
+}
+
+impl<'a> SharedArg<'a> for &'a Shared {
+    #[inline]
+    fn inject(shared: Option<&'a Shared>) -> Result<Self, InjectError> {
+        shared.ok_or(InjectError("shared"))
     }
 }

@@ -1,30 +1,84 @@
-//! Calling one handler: building its context, catching its failure, and logging it by name.
+//! Calling one handler: building its context, preparing its shared memory, catching its failure,
+//! and logging it by name.
 
 use crate::inject::{Context, Env, HandlerError, Outcome};
-use crate::registry::{Invoke, Registration};
+use crate::registry::{Invoke, Preparer, Registration};
+use crate::shared::SharedMemory;
+use crate::{Logger, Shared};
 use serde_json::Value;
 use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
 
-/// Runs `handler` and logs its failure (an `Err` or a panic) with the handler and the resource.
-/// A failing handler never stops the operator.
-pub(crate) async fn call(
-    handler: &'static Registration,
-    memo: &mut (dyn Any + Send + Sync),
-    env: &Env<'_>,
-) {
-    let mut cx = Context { memo, env };
+/// A handler with the shared memory it asks for resolved once, at startup.
+pub(crate) struct Bound {
+    pub(crate) handler: &'static Registration,
+    shared: Option<Shared>,
+}
+
+impl Bound {
+    pub(crate) fn new(handler: &'static Registration, memory: &SharedMemory) -> Self {
+        Bound {
+            handler,
+            shared: handler.uses_shared.then(|| memory.space(handler.component)),
+        }
+    }
+}
+
+/// Runs a handler and logs its failure (an `Err` or a panic) with the handler and the resource.
+/// A failing handler never stops the operator. A handler whose shared memory cannot be prepared
+/// is not run, and that is logged too.
+pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) {
+    let handler = bound.handler;
+    if let Some(shared) = &bound.shared {
+        if let Err(err) = shared.ensure_prepared().await {
+            let component = shared
+                .component()
+                .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));
+            report(
+                handler,
+                env.body,
+                &HandlerError(format!(
+                    "not run: the shared memory of {component} is not prepared: {err}"
+                )),
+            );
+            return;
+        }
+    }
+    let mut cx = Context {
+        memo,
+        env,
+        shared: bound.shared.as_ref(),
+    };
     let outcome = match handler.invoke {
-        Invoke::Sync(wrapper) => catch_unwind(AssertUnwindSafe(|| wrapper(&mut cx)))
-            .unwrap_or_else(|panic| Err(panicked(panic))),
+        Invoke::Sync(wrapper) => {
+            catch_unwind(AssertUnwindSafe(|| wrapper(&mut cx))).unwrap_or_else(|panic| Err(panicked(panic)))
+        }
         Invoke::Async(wrapper) => CatchUnwind(wrapper(&mut cx)).await,
     };
     if let Err(err) = outcome {
         report(handler, env.body, &err);
     }
+}
+
+/// Runs one preparer on its memory.
+pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) -> Outcome {
+    let logger = OnceLock::from(Box::new(Logger::operator()));
+    let env = Env {
+        body: None,
+        event: None,
+        logger: &logger,
+    };
+    let mut no_memo = ();
+    let mut cx = Context {
+        memo: &mut no_memo,
+        env: &env,
+        shared: Some(shared),
+    };
+    CatchUnwind((preparer.invoke)(&mut cx)).await
 }
 
 fn report(handler: &'static Registration, body: Option<&Value>, err: &HandlerError) {
@@ -38,9 +92,7 @@ fn report(handler: &'static Registration, body: Option<&Value>, err: &HandlerErr
             "handler `{}` failed: {err}",
             handler.id,
         ),
-        None => {
-            tracing::error!(target: "memo", handler = handler.id, "handler `{}` failed: {err}", handler.id)
-        }
+        None => tracing::error!(target: "memo", handler = handler.id, "handler `{}` failed: {err}", handler.id),
     }
 }
 
@@ -53,7 +105,7 @@ fn panicked(panic: Box<dyn Any + Send>) -> HandlerError {
     HandlerError(format!("panicked: {message}"))
 }
 
-/// Turns a panic while polling the handler's future into its error outcome.
+/// Turns a panic while polling a handler's future into its error outcome.
 struct CatchUnwind<F>(F);
 
 impl<F: Future<Output = Outcome> + Unpin> Future for CatchUnwind<F> {

@@ -11,20 +11,22 @@ mod logger;
 mod memo;
 mod operator;
 pub mod registry;
+mod shared;
 pub mod source;
 
 pub use error::{Error, Result};
 pub use event::{Event, EventType};
 pub use logger::Logger;
-pub use memo::Memo;
+pub use memo::{Memo, MemoError};
 pub use memo_macros::{handler, prepare_memory};
 pub use operator::Operator;
 pub use registry::registered_handler_count;
+pub use shared::{LockGuard, Shared};
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        handler, prepare_memory, Error, Event, EventType, Logger, Memo, Operator, Result,
+        handler, prepare_memory, Error, Event, EventType, LockGuard, Logger, Memo, Operator, Result, Shared,
     };
 }
 
@@ -32,10 +34,10 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::inject::{
-        memo_type_of, BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome,
-        LoggerArg, MemoArg, NameArg, NamespaceArg, Outcome, UidArg,
+        memo_type_of, BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome, LoggerArg, MemoArg, NameArg,
+        NamespaceArg, Outcome, SharedArg, UidArg,
     };
-    pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Registration, Trigger};
+    pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, Trigger};
     pub use inventory;
     pub use std::time::Duration;
 

@@ -163,20 +163,14 @@ impl Entries {
 
     fn get(&self, key: &str) -> Option<(&Key, &Slot)> {
         match self {
-            Entries::Small(v) => v
-                .iter()
-                .find(|(k, _)| k.as_str() == key)
-                .map(|(k, s)| (k, s)),
+            Entries::Small(v) => v.iter().find(|(k, _)| k.as_str() == key).map(|(k, s)| (k, s)),
             Entries::Big(m) => m.get_key_value(key),
         }
     }
 
     fn get_mut(&mut self, key: &str) -> Option<&mut Slot> {
         match self {
-            Entries::Small(v) => v
-                .iter_mut()
-                .find(|(k, _)| k.as_str() == key)
-                .map(|(_, s)| s),
+            Entries::Small(v) => v.iter_mut().find(|(k, _)| k.as_str() == key).map(|(_, s)| s),
             Entries::Big(m) => m.get_mut(key),
         }
     }
@@ -263,9 +257,7 @@ impl Layer {
                 entries: Entries::new(),
                 len: 0,
             },
-            Some(parent) if chain(Some(&parent)).nth(MAX_DEPTH - 1).is_some() => {
-                Layer::compact(&parent)
-            }
+            Some(parent) if chain(Some(&parent)).nth(MAX_DEPTH - 1).is_some() => Layer::compact(&parent),
             Some(parent) => {
                 let len = parent.len;
                 Layer {
@@ -284,8 +276,7 @@ impl Layer {
     /// been merged so far: big layers deep down (an operator memo under many
     /// resource memos) stay shared instead of being copied.
     fn compact(top: &Arc<Layer>) -> Layer {
-        let layers: Vec<&Arc<Layer>> =
-            std::iter::successors(Some(top), |layer| layer.parent.as_ref()).collect();
+        let layers: Vec<&Arc<Layer>> = std::iter::successors(Some(top), |layer| layer.parent.as_ref()).collect();
         let mut merged = Entries::new();
         let mut index = 0;
         while let Some(layer) = layers.get(index) {
@@ -302,9 +293,7 @@ impl Layer {
         }
         let parent = layers.get(index).map(|layer| Arc::clone(layer));
         // Tombstones are only needed for keys the remaining chain still has.
-        merged.retain(|key, slot| {
-            slot.is_some() || lookup(parent.as_deref(), key.as_str()).is_some()
-        });
+        merged.retain(|key, slot| slot.is_some() || lookup(parent.as_deref(), key.as_str()).is_some());
         Layer {
             parent,
             entries: merged,
@@ -409,11 +398,7 @@ impl Memo {
     /// assert_eq!(memo.get::<&str>("counter"), Some(&"replaced by a string"));
     /// assert_eq!(memo.get::<&str>("worker-7"), Some(&"idle"));
     /// ```
-    pub fn insert<T: Send + Sync + 'static>(
-        &mut self,
-        key: impl Into<Cow<'static, str>>,
-        value: T,
-    ) {
+    pub fn insert<T: Send + Sync + 'static>(&mut self, key: impl Into<Cow<'static, str>>, value: T) {
         let key = Key::from(key.into());
         self.top_mut().set(key, Arc::new(value));
     }
@@ -454,9 +439,7 @@ impl Memo {
     /// );
     /// ```
     pub fn try_get<T: 'static>(&self, key: &str) -> Result<&T, MemoError> {
-        let (_, value) = lookup(self.top.as_deref(), key).ok_or_else(|| MemoError::Missing {
-            key: key.to_owned(),
-        })?;
+        let (_, value) = lookup(self.top.as_deref(), key).ok_or_else(|| MemoError::Missing { key: key.to_owned() })?;
         downcast_ref(value).ok_or_else(|| MemoError::TypeMismatch {
             key: key.to_owned(),
             expected: type_name::<T>(),
@@ -618,12 +601,8 @@ impl Memo {
     /// assert!(!operator.contains_key("worker"));
     /// ```
     pub fn take<T: Send + Sync + 'static>(&mut self, key: &str) -> Result<T, MemoError> {
-        let missing = || MemoError::Missing {
-            key: key.to_owned(),
-        };
-        let shared = || MemoError::Shared {
-            key: key.to_owned(),
-        };
+        let missing = || MemoError::Missing { key: key.to_owned() };
+        let shared = || MemoError::Shared { key: key.to_owned() };
 
         // Check everything before changing anything.
         let mut layer_shared = false;
@@ -655,8 +634,7 @@ impl Memo {
             Ok(Ok(value)) => Ok(value),
             // Unreachable after the checks above; put the value back anyway.
             Ok(Err(value)) => {
-                self.top_mut()
-                    .set(Key::from(Cow::Owned(key.to_owned())), value);
+                self.top_mut().set(Key::from(Cow::Owned(key.to_owned())), value);
                 Err(shared())
             }
             Err(_) => Err(shared()),
@@ -686,12 +664,7 @@ impl Memo {
     fn visible(&self) -> Vec<(&str, &ValueRef)> {
         let mut all: Vec<(&str, usize, &Slot)> = chain(self.top.as_deref())
             .enumerate()
-            .flat_map(|(depth, layer)| {
-                layer
-                    .entries
-                    .iter()
-                    .map(move |(key, slot)| (key.as_str(), depth, slot))
-            })
+            .flat_map(|(depth, layer)| layer.entries.iter().map(move |(key, slot)| (key.as_str(), depth, slot)))
             .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
         // Keep the topmost entry of each key; tombstones then hide the key.
@@ -735,9 +708,7 @@ impl Clone for Memo {
     /// assert!(!operator.contains_key("local"));
     /// ```
     fn clone(&self) -> Memo {
-        Memo {
-            top: self.top.clone(),
-        }
+        Memo { top: self.top.clone() }
     }
 }
 
@@ -853,21 +824,11 @@ impl fmt::Display for MemoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MemoError::Missing { key } => write!(f, "no value under key `{key}`"),
-            MemoError::TypeMismatch {
-                key,
-                expected,
-                found,
-            } => {
-                write!(
-                    f,
-                    "the value under key `{key}` is a `{found}`, not a `{expected}`"
-                )
+            MemoError::TypeMismatch { key, expected, found } => {
+                write!(f, "the value under key `{key}` is a `{found}`, not a `{expected}`")
             }
             MemoError::Shared { key } => {
-                write!(
-                    f,
-                    "the value under key `{key}` is still shared with another memo"
-                )
+                write!(f, "the value under key `{key}` is still shared with another memo")
             }
         }
     }
@@ -981,12 +942,7 @@ mod tests {
 
         assert_eq!(memo.try_get::<u64>("counter"), Ok(&5));
         let missing = memo.try_get::<u64>("other").unwrap_err();
-        assert_eq!(
-            missing,
-            MemoError::Missing {
-                key: "other".into()
-            }
-        );
+        assert_eq!(missing, MemoError::Missing { key: "other".into() });
         assert_eq!(missing.to_string(), "no value under key `other`");
         let mismatch = memo.try_get::<String>("counter").unwrap_err();
         assert_eq!(
@@ -1027,22 +983,9 @@ mod tests {
         operator.insert("both", 1u8);
         let mut resource = operator.clone();
 
-        resource
-            .get::<Shared>("log")
-            .unwrap()
-            .lock()
-            .unwrap()
-            .push(1);
-        operator
-            .get::<Shared>("log")
-            .unwrap()
-            .lock()
-            .unwrap()
-            .push(2);
-        assert_eq!(
-            *resource.get::<Shared>("log").unwrap().lock().unwrap(),
-            [1, 2]
-        );
+        resource.get::<Shared>("log").unwrap().lock().unwrap().push(1);
+        operator.get::<Shared>("log").unwrap().lock().unwrap().push(2);
+        assert_eq!(*resource.get::<Shared>("log").unwrap().lock().unwrap(), [1, 2]);
         assert!(Arc::ptr_eq(
             resource.get::<Shared>("log").unwrap(),
             operator.get::<Shared>("log").unwrap()
@@ -1187,9 +1130,7 @@ mod tests {
         assert_eq!(operator.keys().collect::<Vec<_>>(), ["late", "other"]);
         assert_eq!(
             operator.take::<JoinHandle<i32>>("worker").unwrap_err(),
-            MemoError::Missing {
-                key: "worker".into()
-            }
+            MemoError::Missing { key: "worker".into() }
         );
     }
 
@@ -1199,12 +1140,7 @@ mod tests {
         operator.insert("worker", std::thread::spawn(|| ()));
         let resource = operator.clone();
         let err = operator.take::<JoinHandle<()>>("worker").unwrap_err();
-        assert_eq!(
-            err,
-            MemoError::Shared {
-                key: "worker".into()
-            }
-        );
+        assert_eq!(err, MemoError::Shared { key: "worker".into() });
         assert_eq!(
             err.to_string(),
             "the value under key `worker` is still shared with another memo"
@@ -1218,11 +1154,7 @@ mod tests {
         let mismatch = operator.take::<u8>("worker").unwrap_err();
         assert!(matches!(mismatch, MemoError::TypeMismatch { .. }));
         assert!(operator.contains_key("worker"));
-        operator
-            .take::<JoinHandle<()>>("worker")
-            .unwrap()
-            .join()
-            .unwrap();
+        operator.take::<JoinHandle<()>>("worker").unwrap().join().unwrap();
         assert!(operator.is_empty());
     }
 
@@ -1238,10 +1170,7 @@ mod tests {
         assert_eq!(parent.get::<u32>("k"), Some(&1));
         // The parent's value is shared with `parent`: it cannot be taken.
         let mut child2 = parent.clone();
-        assert!(matches!(
-            child2.take::<u32>("k"),
-            Err(MemoError::Shared { .. })
-        ));
+        assert!(matches!(child2.take::<u32>("k"), Err(MemoError::Shared { .. })));
     }
 
     #[test]
@@ -1284,10 +1213,7 @@ mod tests {
         for i in 0..1000u64 {
             operator.insert(format!("op-{i}"), i);
         }
-        assert!(matches!(
-            operator.top.as_ref().unwrap().entries,
-            Entries::Big(_)
-        ));
+        assert!(matches!(operator.top.as_ref().unwrap().entries, Entries::Big(_)));
         let resources: Vec<Memo> = (0..10_000u64)
             .map(|i| {
                 let mut r = operator.clone();
@@ -1336,16 +1262,10 @@ mod tests {
         let mut clone = memo.clone();
         clone.insert("log", Shared::default());
         clone.remove("seen");
-        assert_eq!(
-            format!("{memo:?}"),
-            r#"Memo { "counter": u64, "seen": bool }"#
-        );
+        assert_eq!(format!("{memo:?}"), r#"Memo { "counter": u64, "seen": bool }"#);
         assert_eq!(
             format!("{clone:?}"),
-            format!(
-                r#"Memo {{ "counter": u64, "log": {} }}"#,
-                type_name::<Shared>()
-            )
+            format!(r#"Memo {{ "counter": u64, "log": {} }}"#, type_name::<Shared>())
         );
         assert!(format!("{memo:#?}").contains("\"counter\": u64,"));
     }

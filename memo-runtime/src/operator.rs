@@ -4,9 +4,11 @@
 use crate::catalog::Catalog;
 use crate::dispatch::Dispatcher;
 use crate::inject::Env;
+use crate::invoke::Bound;
 use crate::registry::{self, MemoType, Registration, Trigger};
+use crate::shared::SharedMemory;
 use crate::source::EventSource;
-use crate::{invoke, Error, Logger, Memo, Result};
+use crate::{invoke, Error, Logger, Memo, Result, Shared};
 use std::sync::OnceLock;
 
 /// Runs the registered handlers over a source of events, owning the memo hierarchy.
@@ -40,6 +42,7 @@ use std::sync::OnceLock;
 #[must_use = "an operator does nothing until `run` is awaited"]
 pub struct Operator<M = Memo> {
     memo: M,
+    memory: SharedMemory,
     workers: usize,
     source: Option<EventSource>,
     handle_signals: bool,
@@ -51,6 +54,7 @@ impl Operator<Memo> {
     pub fn new() -> Self {
         Operator {
             memo: Memo::new(),
+            memory: SharedMemory::new(registry::registered_preparers()),
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             source: None,
             handle_signals: true,
@@ -95,10 +99,25 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     pub fn memo<N: Clone + Send + Sync + 'static>(self, memo: N) -> Operator<N> {
         Operator {
             memo,
+            memory: self.memory,
             workers: self.workers,
             source: self.source,
             handle_signals: self.handle_signals,
         }
+    }
+
+    /// The bot-level shared memory that handlers without a `component` get.
+    ///
+    /// The handle reads and writes the same memory as the handlers, from embedding code or
+    /// tests. It does not run the preparers: they run when the first handler needs the memory.
+    pub fn shared(&self) -> Shared {
+        self.memory.space(None)
+    }
+
+    /// The shared memory of one component (handlers with `component = "NAME"`). Same caveat as
+    /// [`Operator::shared`].
+    pub fn component_shared(&self, component: &str) -> Shared {
+        self.memory.space(Some(component))
     }
 
     /// How many handler invocations may run at once (at least 1). Events of one resource always
@@ -130,7 +149,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     /// handlers.
     pub async fn run(self) -> Result<()> {
         let handlers = registry::registered();
-        let problems = registry::validate(&handlers, MemoType::of::<M>());
+        let problems = registry::validate(&handlers, &registry::registered_preparers(), MemoType::of::<M>());
         if !problems.is_empty() {
             for problem in &problems {
                 tracing::error!(target: "memo", code = problem.code(), "{}", problem.message());
@@ -139,6 +158,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         }
         let Operator {
             mut memo,
+            memory,
             workers,
             source,
             handle_signals,
@@ -159,19 +179,18 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             }
         };
 
-        run_lifecycle(&handlers, Trigger::is_startup, &mut memo).await;
-        let dispatcher = Dispatcher::new(memo, Catalog::new(&handlers));
-        let mut memo = dispatcher
-            .run(source, shutdown_signal(handle_signals), workers)
-            .await;
+        run_lifecycle(&handlers, &memory, Trigger::is_startup, &mut memo).await;
+        let dispatcher = Dispatcher::new(memo, Catalog::new(&handlers, memory.clone()));
+        let mut memo = dispatcher.run(source, shutdown_signal(handle_signals), workers).await;
         drop(idle_sender);
-        run_lifecycle(&handlers, Trigger::is_cleanup, &mut memo).await;
+        run_lifecycle(&handlers, &memory, Trigger::is_cleanup, &mut memo).await;
         Ok(())
     }
 }
 
 async fn run_lifecycle<M: Send + Sync + 'static>(
     handlers: &[&'static Registration],
+    memory: &SharedMemory,
     wanted: fn(&Trigger) -> bool,
     memo: &mut M,
 ) {
@@ -182,7 +201,7 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
         logger: &logger,
     };
     for &handler in handlers.iter().filter(|h| wanted(&h.trigger)) {
-        invoke::call(handler, memo, &env).await;
+        invoke::call(&Bound::new(handler, memory), memo, &env).await;
     }
 }
 
@@ -193,10 +212,7 @@ async fn shutdown_signal(enabled: bool) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
             (Ok(mut interrupt), Ok(mut terminate)) => {
                 tokio::select! {
                     _ = interrupt.recv() => tracing::info!(target: "memo", "SIGINT received; stopping gracefully"),

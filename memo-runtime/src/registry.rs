@@ -124,11 +124,54 @@ pub struct Registration {
     pub trigger: Trigger,
     /// The memo type the handler asks for, if it asks for a memo.
     pub memo_type: Option<fn() -> MemoType>,
+    /// The component whose shared memory the handler gets (`None`: the bot's).
+    pub component: Option<&'static str>,
+    /// Whether the handler asks for `shared` (its memory is prepared before it runs).
+    pub uses_shared: bool,
     /// The generated wrapper.
     pub invoke: Invoke,
 }
 
 inventory::collect!(Registration);
+
+/// One memory preparer, as `#[prepare_memory]` registers it.
+pub struct Preparer {
+    /// The function's path, for logs.
+    pub id: &'static str,
+    /// `module_path!()` of the preparer.
+    pub module_path: &'static str,
+    /// Source file.
+    pub file: &'static str,
+    /// Source line.
+    pub line: u32,
+    /// Source column.
+    pub column: u32,
+    /// The component whose memory it prepares (`None`: the bot's).
+    pub component: Option<&'static str>,
+    /// The generated wrapper.
+    pub invoke: for<'a, 'b> fn(&'a mut Context<'b>) -> BoxFuture<'a, Outcome>,
+}
+
+inventory::collect!(Preparer);
+
+impl Preparer {
+    pub(crate) fn location(&self) -> Location {
+        Location {
+            file: self.file,
+            line: self.line,
+            column: self.column,
+        }
+    }
+}
+
+/// Every registered preparer, in the same stable order as handlers.
+pub(crate) fn registered_preparers() -> Vec<&'static Preparer> {
+    let mut preparers: Vec<&'static Preparer> = inventory::iter::<Preparer>().collect();
+    preparers.sort_by(|a, b| {
+        (a.module_path, a.line, a.column, a.file, a.id).cmp(&(b.module_path, b.line, b.column, b.file, b.id))
+    });
+    preparers
+}
 
 impl Registration {
     pub(crate) fn location(&self) -> Location {
@@ -205,13 +248,7 @@ impl fmt::Display for Problem {
 pub(crate) fn registered() -> Vec<&'static Registration> {
     let mut handlers: Vec<&'static Registration> = inventory::iter::<Registration>().collect();
     handlers.sort_by(|a, b| {
-        (a.module_path, a.line, a.column, a.file, a.id).cmp(&(
-            b.module_path,
-            b.line,
-            b.column,
-            b.file,
-            b.id,
-        ))
+        (a.module_path, a.line, a.column, a.file, a.id).cmp(&(b.module_path, b.line, b.column, b.file, b.id))
     });
     handlers
 }
@@ -228,8 +265,27 @@ pub fn registered_handler_count() -> usize {
 
 /// Checks what the macros cannot see: that every handler's memo type is the operator's, and that
 /// explicit ids are unique across the whole program.
-pub(crate) fn validate(handlers: &[&'static Registration], memo: MemoType) -> Vec<Problem> {
+pub(crate) fn validate(
+    handlers: &[&'static Registration],
+    preparers: &[&'static Preparer],
+    memo: MemoType,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
+    for preparer in preparers {
+        if let Some(component) = preparer.component {
+            if !handlers.iter().any(|handler| handler.component == Some(component)) {
+                problems.push(Problem {
+                    code: "M0004",
+                    message: format!(
+                        "preparer `{}` at {} prepares component `{component}`, but no handler has `component = \"{component}\"`; \
+                         fix the component name, or remove the preparer",
+                        preparer.id,
+                        preparer.location(),
+                    ),
+                });
+            }
+        }
+    }
     for handler in handlers {
         if let Some(memo_type) = handler.memo_type {
             let wanted = memo_type();
@@ -252,17 +308,12 @@ pub(crate) fn validate(handlers: &[&'static Registration], memo: MemoType) -> Ve
             if interval.is_zero() {
                 problems.push(Problem {
                     code: "M0003",
-                    message: format!(
-                        "timer `{}` at {} has a zero interval",
-                        handler.id,
-                        handler.location()
-                    ),
+                    message: format!("timer `{}` at {} has a zero interval", handler.id, handler.location()),
                 });
             }
         }
     }
-    let mut explicit: Vec<&&'static Registration> =
-        handlers.iter().filter(|h| h.explicit_id).collect();
+    let mut explicit: Vec<&&'static Registration> = handlers.iter().filter(|h| h.explicit_id).collect();
     explicit.sort_by_key(|h| h.id);
     for pair in explicit.windows(2) {
         if pair[0].id == pair[1].id {

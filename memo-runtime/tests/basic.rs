@@ -8,12 +8,7 @@ fn pinged(memo: &mut Memo) {
 }
 
 #[handler(event = "KopfExample")]
-async fn record(
-    memo: &Memo,
-    name: &str,
-    namespace: Option<&str>,
-    logger: &Logger,
-) -> memo_runtime::Result<()> {
+async fn record(memo: &Memo, name: &str, namespace: Option<&str>, logger: &Logger) -> memo_runtime::Result<()> {
     logger.info(format!("seen {name}"));
     let log = memo.get::<Arc<Mutex<Vec<String>>>>("log").unwrap();
     log.lock().unwrap().push(format!(
@@ -49,8 +44,5 @@ async fn counts_per_resource() {
     }
     drop(events);
     running.await.unwrap().unwrap();
-    assert_eq!(
-        *log.lock().unwrap(),
-        ["default/a=1", "default/b=1", "default/a=2"]
-    );
+    assert_eq!(*log.lock().unwrap(), ["default/a=1", "default/b=1", "default/a=2"]);
 }

@@ -218,10 +218,7 @@ impl Parser {
         loop {
             match self.mode {
                 Mode::Idle => {
-                    let ws = self.buf[self.pos..]
-                        .iter()
-                        .take_while(|&&b| is_ws(b))
-                        .count();
+                    let ws = self.buf[self.pos..].iter().take_while(|&&b| is_ws(b)).count();
                     self.advance(ws);
                     let &first = self.buf.get(self.pos)?;
                     self.mode = if first == b'{' || first == b'[' {
@@ -271,9 +268,7 @@ impl Parser {
                             return Some(item);
                         }
                         None => {
-                            self.mode = Mode::Line {
-                                scanned: rest.len(),
-                            };
+                            self.mode = Mode::Line { scanned: rest.len() };
                             return None;
                         }
                     };
@@ -399,12 +394,7 @@ impl Parser {
 
     fn syntax_error(&self, err: &serde_json::Error, what: &str) -> Item {
         let (line, column) = self.error_position(err);
-        Self::skipped(
-            line,
-            column,
-            Severity::Error,
-            format!("{what}: {}", short_message(err)),
-        )
+        Self::skipped(line, column, Severity::Error, format!("{what}: {}", short_message(err)))
     }
 
     /// Turns a well-formed document starting at the consumed offset into an
@@ -423,12 +413,7 @@ impl Parser {
         };
         let name = match map.get("type") {
             Some(Value::String(name)) => name.as_str(),
-            Some(other) => {
-                return skip(
-                    Severity::Error,
-                    format!("\"type\" is {}, not a string", kind_of(other)),
-                )
-            }
+            Some(other) => return skip(Severity::Error, format!("\"type\" is {}, not a string", kind_of(other))),
             None => return skip(Severity::Error, "missing \"type\"".to_owned()),
         };
         let r#type = match EventType::parse(name) {
@@ -506,10 +491,7 @@ impl JsonStream {
                 Ok(_) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) => {
-                    tracing::error!(
-                        line = self.parser.line,
-                        "watch stream: read failed, stopping: {err}"
-                    );
+                    tracing::error!(line = self.parser.line, "watch stream: read failed, stopping: {err}");
                     self.failed = true;
                 }
             }
@@ -546,11 +528,7 @@ mod tests {
     }
 
     impl AsyncRead for Trickle {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
+        fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
             let this = &mut *self;
             if this.at == this.data.len() && this.fail_at_end {
                 return Poll::Ready(Err(io::Error::other("connection reset")));
@@ -589,10 +567,7 @@ mod tests {
             .map(|e| {
                 (
                     e.r#type,
-                    e.object["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or("?")
-                        .to_owned(),
+                    e.object["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
                 )
             })
             .collect()
@@ -600,16 +575,11 @@ mod tests {
 
     /// 1-based line of the first line containing `needle`.
     fn line_of(input: &str, needle: &str) -> usize {
-        input
-            .lines()
-            .position(|l| l.contains(needle))
-            .expect("needle")
-            + 1
+        input.lines().position(|l| l.contains(needle)).expect("needle") + 1
     }
 
     fn pod(ty: &str, name: &str) -> String {
-        json!({"type": ty, "object": {"kind": "Pod", "metadata": {"name": name, "namespace": "default"}}})
-            .to_string()
+        json!({"type": ty, "object": {"kind": "Pod", "metadata": {"name": name, "namespace": "default"}}}).to_string()
     }
 
     const PRETTY: &str = r#"{
@@ -686,10 +656,7 @@ mod tests {
             ]
         );
         assert_eq!(events[0].object["metadata"]["namespace"], "shop");
-        assert_eq!(
-            events[0].object["spec"]["containers"][0]["args"][1],
-            "quote=\"}\""
-        );
+        assert_eq!(events[0].object["spec"]["containers"][0]["args"][1], "quote=\"}\"");
         assert_eq!(events[1].object["status"]["phase"], "Running");
         assert_eq!(
             events[2].object["metadata"]["uid"],
@@ -728,16 +695,9 @@ mod tests {
         assert_eq!(skipped.len(), 1, "{skipped:?}");
         assert_eq!(skipped[0].line, 2);
         // At the last byte of the cut line (its trailing space is not counted).
-        assert_eq!(
-            skipped[0].column,
-            r#"{"type": "ADDED", "object": {"kind":"#.len()
-        );
+        assert_eq!(skipped[0].column, r#"{"type": "ADDED", "object": {"kind":"#.len());
         assert_eq!(skipped[0].severity, Severity::Error);
-        assert!(
-            skipped[0].reason.contains("incomplete"),
-            "{}",
-            skipped[0].reason
-        );
+        assert!(skipped[0].reason.contains("incomplete"), "{}", skipped[0].reason);
     }
 
     #[tokio::test]
@@ -758,9 +718,7 @@ mod tests {
         assert_eq!(skipped[0].line, line);
         // `      "phase": R`: the `R` is byte 16 of the line.
         assert_eq!(skipped[0].column, 16);
-        assert!(skipped[0]
-            .reason
-            .starts_with("malformed document: expected value"));
+        assert!(skipped[0].reason.starts_with("malformed document: expected value"));
     }
 
     #[test]
@@ -780,11 +738,7 @@ mod tests {
             parser.eof = true;
             match parser.next_item() {
                 Some(Item::Skipped(s)) => {
-                    assert_eq!(
-                        (s.line, s.column),
-                        (expected.line(), expected.column()),
-                        "{input:?}"
-                    );
+                    assert_eq!((s.line, s.column), (expected.line(), expected.column()), "{input:?}");
                 }
                 other => panic!("{input:?}: {other:?}"),
             }
@@ -812,11 +766,7 @@ mod tests {
         for i in 0..200 {
             assert!(feed(&mut parser, &format!("{}\n", pod("ADDED", &i.to_string()))).is_none());
         }
-        assert!(
-            parser.buf.len() < 400,
-            "buffer was not compacted: {}",
-            parser.buf.len()
-        );
+        assert!(parser.buf.len() < 400, "buffer was not compacted: {}", parser.buf.len());
         let skipped = feed(&mut parser, "  {\"type\": ADDED}\n").expect("reported");
         assert_eq!(events, 200);
         assert_eq!((skipped.line, skipped.column), (201, 12));
@@ -867,8 +817,7 @@ mod tests {
                 (EventType::Deleted, "last".to_owned()),
             ]
         );
-        let summary: Vec<(usize, Severity)> =
-            skipped.iter().map(|s| (s.line, s.severity)).collect();
+        let summary: Vec<(usize, Severity)> = skipped.iter().map(|s| (s.line, s.severity)).collect();
         assert_eq!(
             summary,
             vec![
@@ -904,10 +853,7 @@ mod tests {
         assert_eq!(skipped.len(), 1, "{skipped:?}");
         let last_line = input.trim_end().lines().count();
         assert_eq!(skipped[0].line, last_line);
-        assert_eq!(
-            skipped[0].column,
-            input.trim_end().lines().last().unwrap().len()
-        );
+        assert_eq!(skipped[0].column, input.trim_end().lines().last().unwrap().len());
         let start = line_of(input, "DELETED") - 1;
         assert_eq!(start, 46);
         assert!(
@@ -939,17 +885,12 @@ mod tests {
         let expected = serde_json::from_slice::<Value>(bad_line).unwrap_err();
         assert_eq!(expected.line(), 1);
         assert_eq!((skipped[0].line, skipped[0].column), (2, expected.column()));
-        assert!(
-            skipped[0].reason.contains("unicode"),
-            "{}",
-            skipped[0].reason
-        );
+        assert!(skipped[0].reason.contains("unicode"), "{}", skipped[0].reason);
     }
 
     #[tokio::test]
     async fn read_error_ends_the_stream() {
-        let mut reader =
-            Trickle::new(format!("{}\n{}", pod("ADDED", "a"), pod("ADDED", "b")).as_bytes());
+        let mut reader = Trickle::new(format!("{}\n{}", pod("ADDED", "a"), pod("ADDED", "b")).as_bytes());
         reader.fail_at_end = true;
         let (events, skipped) = run_reader(Box::new(reader)).await;
         // "b" closed its brackets before the read failed.
@@ -966,17 +907,11 @@ mod tests {
     async fn events_arrive_before_the_input_ends() {
         let (mut writer, reader) = tokio::io::duplex(4096);
         let mut stream = JsonStream::new(Box::new(reader));
-        writer
-            .write_all(pod("ADDED", "a").as_bytes())
-            .await
-            .unwrap();
+        writer.write_all(pod("ADDED", "a").as_bytes()).await.unwrap();
         writer.write_all(b"\n").await.unwrap();
         let first = stream.next().await.expect("first event while open");
         assert_eq!(first.object["metadata"]["name"], "a");
-        writer
-            .write_all(pod("DELETED", "a").as_bytes())
-            .await
-            .unwrap();
+        writer.write_all(pod("DELETED", "a").as_bytes()).await.unwrap();
         drop(writer);
         assert_eq!(stream.next().await.unwrap().r#type, EventType::Deleted);
         assert!(stream.next().await.is_none());
@@ -993,10 +928,7 @@ mod tests {
         let (events, skipped) = run_reader(Box::new(io::Cursor::new(input.into_bytes()))).await;
         assert_eq!(skipped, vec![]);
         assert_eq!(events.len(), 2);
-        assert_eq!(
-            events[0].object["data"]["blob"].as_str().map(str::len),
-            Some(300_000)
-        );
+        assert_eq!(events[0].object["data"]["blob"].as_str().map(str::len), Some(300_000));
     }
 
     /// Collects formatted log output.
@@ -1037,27 +969,19 @@ mod tests {
         let lines: Vec<&str> = logs.lines().collect();
         assert_eq!(lines.len(), 4, "{logs}");
         assert!(
-            lines[0].contains("DEBUG")
-                && lines[0].contains("line=2")
-                && lines[0].contains("BOOKMARK"),
+            lines[0].contains("DEBUG") && lines[0].contains("line=2") && lines[0].contains("BOOKMARK"),
             "{logs}"
         );
         assert!(
-            lines[1].contains("WARN")
-                && lines[1].contains("line=3")
-                && lines[1].contains("ERROR event: gone"),
+            lines[1].contains("WARN") && lines[1].contains("line=3") && lines[1].contains("ERROR event: gone"),
             "{logs}"
         );
         assert!(
-            lines[2].contains("ERROR")
-                && lines[2].contains("line=4 column=1")
-                && lines[2].contains("expected"),
+            lines[2].contains("ERROR") && lines[2].contains("line=4 column=1") && lines[2].contains("expected"),
             "{logs}"
         );
         assert!(
-            lines[3].contains("ERROR")
-                && lines[3].contains("read failed")
-                && lines[3].contains("connection reset"),
+            lines[3].contains("ERROR") && lines[3].contains("read failed") && lines[3].contains("connection reset"),
             "{logs}"
         );
     }
@@ -1069,9 +993,7 @@ mod tests {
         for round in 0..300 {
             let mut input = Vec::new();
             for _ in 0..(round % 97) * 3 {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 input.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
             }
             for chunk_size in [1, 5, 4096] {
