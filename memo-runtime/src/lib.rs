@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+pub mod cli;
 mod dispatch;
 mod error;
 mod event;
@@ -14,6 +15,7 @@ pub mod registry;
 mod shared;
 pub mod source;
 
+pub use cli::{run, run_with};
 pub use error::{Error, Result};
 pub use event::{Event, EventType};
 pub use logger::Logger;

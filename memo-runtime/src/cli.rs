@@ -1,0 +1,171 @@
+//! A one-call entry point for operator binaries, like `kopf run`.
+
+use crate::{Operator, Result};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "\
+usage: OPERATOR [--source FILE|-] [--workers N] [-v|-vv] [-q]
+
+  --source FILE|-   read Kubernetes watch events from FILE, or from standard input with `-`
+                    (the default), as `kubectl get KIND -A --watch --output-watch-events -o json`
+                    prints them
+  --workers N       run up to N handlers at once (default: the number of cores)
+  -v, -vv           more logging (debug, trace); RUST_LOG overrides
+  -q                less logging (errors only)
+  -h, --help        show this help";
+
+/// Command-line settings of an operator binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cli {
+    /// Where watch events come from: a file path, or `-` for standard input.
+    pub source: String,
+    /// `--workers N`, if given.
+    pub workers: Option<usize>,
+    /// -1 for `-q`, 0 by default, 1 for `-v`, 2 for `-vv`.
+    pub verbosity: i8,
+}
+
+impl Cli {
+    /// Parses flags (without the program name).
+    ///
+    /// ```
+    /// use memo_runtime::cli::Cli;
+    /// let cli = Cli::parse(["--source", "events.json", "--workers", "4", "-v"]).unwrap();
+    /// assert_eq!(cli.source, "events.json");
+    /// assert_eq!(cli.workers, Some(4));
+    /// assert_eq!(cli.verbosity, 1);
+    /// assert!(Cli::parse(["--wrokers", "4"]).unwrap_err().contains("unknown flag `--wrokers`"));
+    /// ```
+    pub fn parse<I, S>(args: I) -> std::result::Result<Cli, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut cli = Cli {
+            source: "-".to_owned(),
+            workers: None,
+            verbosity: 0,
+        };
+        let mut args = args.into_iter().map(Into::into);
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("`{name}` needs a value\n\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--source" => cli.source = value("--source")?,
+                "--workers" => {
+                    let text = value("--workers")?;
+                    let workers: usize = text
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("`--workers` must be a positive number, not `{text}`"))?;
+                    cli.workers = Some(workers);
+                }
+                "-v" | "--verbose" => cli.verbosity = cli.verbosity.max(0) + 1,
+                "-vv" => cli.verbosity = 2,
+                "-q" | "--quiet" => cli.verbosity = -1,
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown flag `{other}`\n\n{USAGE}")),
+            }
+        }
+        Ok(cli)
+    }
+
+    fn filter(&self) -> EnvFilter {
+        if let Ok(filter) = EnvFilter::try_from_default_env() {
+            return filter;
+        }
+        EnvFilter::new(match self.verbosity {
+            ..=-1 => "error",
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        })
+    }
+
+    async fn source(&self) -> Result<crate::source::EventSource> {
+        Ok(if self.source == "-" {
+            crate::source::json_stream(tokio::io::stdin())
+        } else {
+            let file = tokio::fs::File::open(&self.source).await.map_err(|err| {
+                crate::Error::Io(std::io::Error::new(
+                    err.kind(),
+                    format!("cannot open `{}`: {err}", self.source),
+                ))
+            })?;
+            crate::source::json_stream(file)
+        })
+    }
+}
+
+/// Runs the registered handlers as a command-line operator: parses the standard flags, sets up
+/// logging, and runs an [`Operator`] with an empty [`Memo`](crate::Memo) on the chosen watch
+/// stream until it ends or SIGINT/SIGTERM arrives.
+///
+/// ```no_run
+/// use memo_runtime::prelude::*;
+///
+/// #[handler(event = "KopfExample")]
+/// fn pinged(memo: &mut Memo) {
+///     let n = memo.get::<u64>("counter").copied().unwrap_or(0);
+///     memo.insert("counter", n + 1);
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     memo_runtime::run()
+/// }
+/// ```
+pub fn run() -> ExitCode {
+    run_with(Operator::new())
+}
+
+/// [`run`] with an operator you configured (a custom memo, a memo filled in advance, a worker
+/// count); the command line's `--source` and `--workers` still apply.
+pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> ExitCode {
+    let cli = match Cli::parse(std::env::args().skip(1)) {
+        Ok(cli) => cli,
+        Err(message) => {
+            eprintln!("{message}");
+            return if message == USAGE {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(cli.filter())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let source = cli.source().await?;
+        let operator = match cli.workers {
+            Some(workers) => operator.workers(workers),
+            None => operator,
+        };
+        operator.source(source).run().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

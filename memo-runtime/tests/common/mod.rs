@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests: building objects and a log shared through the memo.
+#![allow(dead_code)]
+
+use memo_runtime::prelude::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// A `KopfExample` object.
+pub fn example(name: &str, uid: &str) -> Value {
+    object("KopfExample", name, Some("default"), Some(uid))
+}
+
+pub fn object(kind: &str, name: &str, namespace: Option<&str>, uid: Option<&str>) -> Value {
+    let mut metadata = json!({ "name": name });
+    if let Some(namespace) = namespace {
+        metadata["namespace"] = json!(namespace);
+    }
+    if let Some(uid) = uid {
+        metadata["uid"] = json!(uid);
+    }
+    json!({ "apiVersion": "kopf.dev/v1", "kind": kind, "metadata": metadata, "spec": {} })
+}
+
+/// A log that every memo cloned from the operator memo shares (kopf: shared mutable objects).
+pub type Log = Arc<Mutex<Vec<String>>>;
+
+pub fn log_in(memo: &mut Memo) -> Log {
+    let log = Log::default();
+    memo.insert("log", Arc::clone(&log));
+    log
+}
+
+pub fn push(memo: &Memo, entry: impl Into<String>) {
+    memo.get::<Log>("log")
+        .expect("the test put a log in the operator memo")
+        .lock()
+        .unwrap()
+        .push(entry.into());
+}
+
+pub fn entries(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+/// Runs an operator with `memo` over `events` and waits until it has finished.
+pub async fn run_events(memo: Memo, workers: usize, events: Vec<Event>) -> memo_runtime::Result<()> {
+    let (sender, source) = memo_runtime::source::channel(64);
+    let running = tokio::spawn(
+        Operator::new()
+            .memo(memo)
+            .workers(workers)
+            .handle_signals(false)
+            .source(source)
+            .run(),
+    );
+    for event in events {
+        sender.send(event).await?;
+    }
+    drop(sender);
+    running.await.expect("the operator task panicked")
+}

@@ -1,0 +1,64 @@
+//! Handlers of one event run in the documented stable order: module path, then line.
+
+mod common;
+
+use common::*;
+use memo_runtime::prelude::*;
+
+mod b_second {
+    use super::common::push;
+    use memo_runtime::prelude::*;
+
+    #[handler(event = "KopfExample")]
+    fn third(memo: &Memo) {
+        push(memo, "b_second::third");
+    }
+}
+
+mod a_first {
+    use super::common::push;
+    use memo_runtime::prelude::*;
+
+    #[handler(update = "kopfexamples")]
+    fn second(memo: &Memo) {
+        push(memo, "a_first::second (line 24)");
+    }
+
+    #[handler(event = "KopfExample", id = "a-first-earlier")]
+    fn earlier(memo: &Memo) {
+        push(memo, "a_first::earlier (line 29)");
+    }
+}
+
+#[handler(event = "kopfexample.kopf.dev")]
+fn top_level(memo: &Memo) {
+    push(memo, "ordering::top_level");
+}
+
+#[handler(event = "OtherKind")]
+fn never(memo: &Memo) {
+    push(memo, "never: another kind");
+}
+
+#[tokio::test]
+async fn handlers_run_in_module_then_line_order() {
+    let mut memo = Memo::new();
+    let log = log_in(&mut memo);
+    run_events(memo, 1, vec![Event::modified(example("a", "u-a"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        entries(&log),
+        [
+            "ordering::top_level",
+            "a_first::second (line 24)",
+            "a_first::earlier (line 29)",
+            "b_second::third",
+        ]
+    );
+}
+
+#[test]
+fn every_handler_of_this_test_binary_is_registered() {
+    assert_eq!(memo_runtime::registered_handler_count(), 5);
+}
