@@ -145,6 +145,7 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
     let _ = tracing_subscriber::fmt()
         .with_env_filter(cli.filter())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

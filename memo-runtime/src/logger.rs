@@ -24,17 +24,29 @@ pub struct Logger {
     name: Option<Box<str>>,
 }
 
+// `tracing` needs the level as a constant at each call site, hence a macro.
 macro_rules! log_at {
     ($level:expr, $self:ident, $message:ident) => {
-        tracing::event!(
-            target: "memo",
-            $level,
-            kind = $self.kind.as_deref().unwrap_or_default(),
-            namespace = $self.namespace.as_deref().unwrap_or_default(),
-            name = $self.name.as_deref().unwrap_or_default(),
-            "{}",
-            $message
-        )
+        match (&$self.name, &$self.namespace) {
+            (Some(name), Some(namespace)) => tracing::event!(
+                target: "memo",
+                $level,
+                kind = $self.kind.as_deref().unwrap_or_default(),
+                namespace = &**namespace,
+                name = &**name,
+                "{}",
+                $message
+            ),
+            (Some(name), None) => tracing::event!(
+                target: "memo",
+                $level,
+                kind = $self.kind.as_deref().unwrap_or_default(),
+                name = &**name,
+                "{}",
+                $message
+            ),
+            (None, _) => tracing::event!(target: "memo", $level, "{}", $message),
+        }
     };
 }
 

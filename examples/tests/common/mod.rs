@@ -1,0 +1,29 @@
+//! Counts `ERROR` events: a handler that fails (or is skipped) is logged at that level, so a run
+#![allow(dead_code)]
+//! with zero errors means every handler of the example succeeded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+struct CountErrors(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> Layer<S> for CountErrors {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Counts errors logged on this thread while the guard lives (use a current-thread runtime).
+pub fn count_errors() -> (tracing::subscriber::DefaultGuard, Arc<AtomicUsize>) {
+    let errors = Arc::new(AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(CountErrors(Arc::clone(&errors)));
+    (tracing::subscriber::set_default(subscriber), errors)
+}
+
+pub fn data_file() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/data/kopfexamples.json")
+}
