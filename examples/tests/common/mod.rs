@@ -1,6 +1,6 @@
 //! Counts `ERROR` events: a handler that fails (or is skipped) is logged at that level, so a run
-#![allow(dead_code)]
 //! with zero errors means every handler of the example succeeded.
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
