@@ -77,11 +77,14 @@ impl KindPlan {
     }
 }
 
+/// An `apiVersion` of one kind, and its plan (`None`: no handler wants these objects).
+type VersionPlan = (Box<str>, Option<Arc<KindPlan>>);
+
 /// Maps `(kind, apiVersion)` to its plan, computing each plan once.
 pub(crate) struct Catalog {
     handlers: Vec<&'static Registration>,
     memory: SharedMemory,
-    by_kind: HashMap<Box<str>, Vec<(Box<str>, Option<Arc<KindPlan>>)>, ahash::RandomState>,
+    by_kind: HashMap<Box<str>, Vec<VersionPlan>, ahash::RandomState>,
 }
 
 impl Catalog {

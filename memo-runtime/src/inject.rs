@@ -104,7 +104,7 @@ impl<'a, M: Clone + Send + Sync + 'static> MemoArg<'a> for &'a M {
     type Memo = M;
     #[inline]
     fn inject(memo: &'a mut (dyn Any + Send + Sync)) -> Result<Self, InjectError> {
-        (&*memo).downcast_ref::<M>().ok_or(InjectError("memo"))
+        (*memo).downcast_ref::<M>().ok_or(InjectError("memo"))
     }
 }
 

@@ -1,8 +1,54 @@
-//! TEMP
+//! **memo**: plain Rust functions become stateful event handlers.
+//!
+//! Attribute macros register functions as handlers of resource events (kopf-style: every
+//! resource has a `memo`, a container of runtime-only values shared by its handlers) or of
+//! startup, cleanup and timers; the runtime hands each handler exactly what its signature asks
+//! for, by parameter name: `memo`, `name`, `namespace`, `uid`, `body`, `event`, `logger`, and
+//! botogram-style `shared` memory.
+//!
+//! ```
+//! use memo_runtime::prelude::*;
+//!
+//! #[handler(event = "KopfExample")]
+//! fn pinged(memo: &mut Memo) {
+//!     let n = memo.get::<u64>("counter").copied().unwrap_or(0);
+//!     memo.insert("counter", n + 1);
+//! }
+//!
+//! #[handler(timer = "KopfExample", interval = 10)]
+//! fn tick(memo: &mut Memo, logger: &Logger) {
+//!     let n = memo.get::<u64>("counter").copied().unwrap_or(0);
+//!     logger.info(format!("{n} events have been received in 10 seconds."));
+//!     memo.insert("counter", 0u64);
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A binary runs them with [`run`] (flags like `kopf run`: `--source FILE|-`, `--workers N`), or
+//! embeds an [`Operator`] in its own tokio program, fed by [`source::channel`] or
+//! [`source::json_stream`].
+//!
+//! # The memo hierarchy
+//! The operator memo is [`Memo::new`] unless [`Operator::memo`] gives one (of any
+//! `Clone + Send + Sync` type). Startup handlers fill it before any event. When a resource is
+//! first seen, its memo is a `Clone` of the operator memo — for [`Memo`], a shallow copy in O(1):
+//! shared objects (an `Arc<Mutex<_>>`, a channel sender) stay shared, rebinding a key stays local.
+//! The resource memo is dropped after its `DELETED` handlers ran; an object re-created under the
+//! same name (new uid) gets a fresh one. Cleanup handlers run last, on the operator memo.
+//!
+//! # Concurrency
+//! All handlers of one resource — event handlers and its timers — run one at a time, in event
+//! order; different resources run concurrently, up to [`Operator::workers`] at once.
+//!
+//! # Errors
+//! Mistakes in handler signatures are compile errors (see [`handler`]). What needs the whole
+//! program is checked when [`Operator::run`] starts, with the codes listed in [`diagnostics`].
 #![forbid(unsafe_code)]
 
 mod catalog;
 pub mod cli;
+#[doc = include_str!("docs/diagnostics.md")]
+pub mod diagnostics {}
 mod dispatch;
 mod error;
 mod event;
@@ -20,7 +66,10 @@ pub use error::{Error, Result};
 pub use event::{Event, EventType};
 pub use logger::Logger;
 pub use memo::{Memo, MemoError};
-pub use memo_macros::{handler, prepare_memory};
+#[doc = include_str!("docs/handler.md")]
+pub use memo_macros::handler;
+#[doc = include_str!("docs/prepare_memory.md")]
+pub use memo_macros::prepare_memory;
 pub use operator::Operator;
 pub use registry::registered_handler_count;
 pub use shared::{LockGuard, Shared};

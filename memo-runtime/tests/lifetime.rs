@@ -10,14 +10,17 @@ use std::sync::Arc;
 struct Token;
 
 #[handler(event = "KopfExample")]
-fn count(memo: &mut Memo, name: &str, uid: &str, event: &Event) {
+fn count(memo: &mut Memo, namespace: Option<&str>, name: &str, uid: &str, event: &Event) {
     let n = memo.get::<u64>("n").copied().unwrap_or(0) + 1;
     memo.insert("n", n);
     if !memo.contains_key("token") {
         let token = memo.get::<Arc<Arc<Token>>>("tokens").unwrap().as_ref().clone();
         memo.insert("token", token);
     }
-    push(memo, format!("{} {name}/{uid} n={n}", event.r#type));
+    push(
+        memo,
+        format!("{} {}/{name}/{uid} n={n}", event.r#type, namespace.unwrap_or("-")),
+    );
 }
 
 #[handler(delete = "KopfExample")]
@@ -80,17 +83,17 @@ async fn memo_is_dropped_after_delete_and_fresh_on_recreate() {
         assert_eq!(
             history("u-1").into_iter().chain(history("delete")).collect::<Vec<_>>(),
             [
-                "ADDED a/u-1 n=1",
-                "MODIFIED a/u-1 n=2",
-                "DELETED a/u-1 n=3",
+                "ADDED default/a/u-1 n=1",
+                "MODIFIED default/a/u-1 n=2",
+                "DELETED default/a/u-1 n=3",
                 "delete a still has n=3"
             ],
             "workers = {workers}"
         );
-        assert_eq!(history("u-2"), ["ADDED a/u-2 n=1"], "workers = {workers}");
+        assert_eq!(history("u-2"), ["ADDED default/a/u-2 n=1"], "workers = {workers}");
         let log = entries(&log);
         let position = |entry: &str| log.iter().position(|e| e == entry).unwrap();
-        assert!(position("DELETED a/u-1 n=3") < position("delete a still has n=3"));
+        assert!(position("DELETED default/a/u-1 n=3") < position("delete a still has n=3"));
     }
 }
 
@@ -110,16 +113,14 @@ async fn objects_without_uid_are_keyed_by_namespace_and_name() {
             Event::added(in_ns("one")),
         ];
         run_events(memo_with_tokens, workers, events).await.unwrap();
-        let counts: Vec<String> = entries(&log)
-            .into_iter()
-            .filter(|e| !e.starts_with("delete"))
-            .map(|e| e.split(' ').last().unwrap().to_owned())
-            .collect();
-        let mut one: Vec<&String> = counts.iter().step_by(1).collect();
-        if workers == 1 {
-            assert_eq!(counts, ["n=1", "n=1", "n=2", "n=3", "n=1"]);
-        }
-        one.sort();
-        assert_eq!(one, ["n=1", "n=1", "n=1", "n=2", "n=3"], "workers = {workers}");
+        let history = |namespace: &str| -> Vec<String> {
+            let prefix = format!("{namespace}/same/ ");
+            entries(&log)
+                .into_iter()
+                .filter_map(|entry| Some(entry.split_once(' ')?.1.strip_prefix(&prefix)?.to_owned()))
+                .collect()
+        };
+        assert_eq!(history("one"), ["n=1", "n=2", "n=3", "n=1"], "workers = {workers}");
+        assert_eq!(history("two"), ["n=1"], "workers = {workers}");
     }
 }
