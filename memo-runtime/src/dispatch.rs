@@ -114,30 +114,34 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             return;
         };
         let deleted_key = (event.r#type == EventType::Deleted).then(|| Arc::<str>::from(&*key));
-        let Some(slot) = self.resources.get_mut(&*key) else {
+        // Inline, a resource's state never leaves its slot.
+        let Some(Slot {
+            plan,
+            state: Some(state),
+            ..
+        }) = self.resources.get_mut(&*key)
+        else {
             return;
         };
         drop(key);
-        let state = slot
-            .state
-            .as_mut()
-            .expect("inline resources are never away at a worker");
-        run_work(&slot.plan, state, Work::Event(event)).await;
+        run_work(plan, state, Work::Event(event)).await;
         if let Some(key) = deleted_key {
             self.forget(&key);
         }
     }
 
     async fn run_timer_inline(&mut self, key: Arc<str>, timer: u16) {
-        let Some(slot) = self.resources.get_mut(&key) else {
+        let Some(Slot {
+            plan,
+            state: Some(state),
+            timer_keys,
+            ..
+        }) = self.resources.get_mut(&key)
+        else {
             return;
         };
-        slot.timer_keys[usize::from(timer)] = None;
-        let state = slot
-            .state
-            .as_mut()
-            .expect("inline resources are never away at a worker");
-        run_work(&slot.plan, state, Work::Timer(timer)).await;
+        timer_keys[usize::from(timer)] = None;
+        run_work(plan, state, Work::Timer(timer)).await;
         self.reschedule(&key, timer);
     }
 
@@ -279,14 +283,9 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         if !self.resources.contains_key(&*key) {
             let plan = Arc::clone(plan);
             let key: Arc<str> = Arc::from(&*key);
-            let timer_keys = plan
-                .timers
-                .iter()
-                .enumerate()
-                .map(|(index, spec)| {
-                    let index = u16::try_from(index).expect("at most u16::MAX timers per kind");
-                    Some(self.timers.insert((Arc::clone(&key), index), spec.initial_delay))
-                })
+            let timer_keys = (0..=u16::MAX)
+                .zip(plan.timers.iter())
+                .map(|(index, spec)| Some(self.timers.insert((Arc::clone(&key), index), spec.initial_delay)))
                 .collect();
             let state = ResourceState {
                 memo: self.operator_memo.clone(),
