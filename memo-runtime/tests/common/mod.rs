@@ -59,3 +59,32 @@ pub async fn run_events(memo: Memo, workers: usize, events: Vec<Event>) -> memo_
     drop(sender);
     running.await.expect("the operator task panicked")
 }
+
+/// Every `tracing` event on this thread while the guard lives, rendered as
+/// `LEVEL message field=value ...` (use a current-thread runtime).
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Log) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let lines = Log::default();
+    let subscriber = tracing_subscriber::registry().with(Capture(Arc::clone(&lines)));
+    (tracing::subscriber::set_default(subscriber), lines)
+}
+
+struct Capture(Log);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Render(String);
+        impl tracing::field::Visit for Render {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0.push_str(&format!(" {value:?}"));
+                } else {
+                    self.0.push_str(&format!(" {}={value:?}", field.name()));
+                }
+            }
+        }
+        let mut line = Render(event.metadata().level().to_string());
+        event.record(&mut line);
+        self.0.lock().unwrap().push(line.0);
+    }
+}
