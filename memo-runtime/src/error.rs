@@ -100,3 +100,16 @@ impl From<serde_json::Error> for Error {
         Error::Json(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn errors_cross_threads_and_box_into_dyn_error() {
+        fn assert_error<E: std::error::Error + Send + Sync + 'static>() {}
+        assert_error::<Error>();
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::custom("boom"));
+        assert_eq!(boxed.to_string(), "boom");
+    }
+}

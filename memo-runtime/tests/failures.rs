@@ -60,11 +60,37 @@ async fn failures_are_logged_with_the_handler_and_the_resource() {
         Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {}})),
     ];
     run_events(memo, 2, events).await.unwrap();
-    let errors: Vec<String> = entries(&logs).into_iter().filter(|line| line.starts_with("ERROR")).collect();
+    let errors: Vec<String> = entries(&logs)
+        .into_iter()
+        .filter(|line| line.starts_with("ERROR"))
+        .collect();
     let has = |parts: &[&str]| errors.iter().any(|line| parts.iter().all(|part| line.contains(part)));
-    assert!(has(&["handler `failures::fails` failed: bad is bad", "kind=\"KopfExample\"", "name=\"bad\"", "namespace=\"default\""]), "{errors:#?}");
-    assert!(has(&["handler `failures::panics` failed: panicked: handler exploded on boom", "name=\"boom\""]), "{errors:#?}");
-    assert!(has(&["event rejected: the object has no `kind`", "name=\"no-kind\""]), "{errors:#?}");
-    assert!(has(&["event rejected: the object has no `metadata.name`", "kind=\"KopfExample\""]), "{errors:#?}");
+    assert!(
+        has(&[
+            "handler `failures::fails` failed: bad is bad",
+            "kind=\"KopfExample\"",
+            "name=\"bad\"",
+            "namespace=\"default\""
+        ]),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&[
+            "handler `failures::panics` failed: panicked: handler exploded on boom",
+            "name=\"boom\""
+        ]),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&["event rejected: the object has no `kind`", "name=\"no-kind\""]),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&[
+            "event rejected: the object has no `metadata.name`",
+            "kind=\"KopfExample\""
+        ]),
+        "{errors:#?}"
+    );
     assert_eq!(errors.len(), 4, "{errors:#?}");
 }

@@ -38,10 +38,15 @@ async fn sigterm_stops_gracefully() {
         .status()
         .expect("`kill` is available");
     assert!(status.success());
-    let result = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stopped on SIGTERM");
+    let result = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("stopped on SIGTERM");
     result.unwrap().unwrap();
     let log = entries(&log);
-    assert!(log.contains(&"handled first".to_owned()) && log.contains(&"handled second".to_owned()), "{log:?}");
+    assert!(
+        log.contains(&"handled first".to_owned()) && log.contains(&"handled second".to_owned()),
+        "{log:?}"
+    );
     assert_eq!(log.last().map(String::as_str), Some("cleanup"), "{log:?}");
     // The source is no longer read: sending fails once the operator is gone.
     assert!(events.send(Event::added(example("third", "u-3"))).await.is_err());

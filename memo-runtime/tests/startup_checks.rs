@@ -32,15 +32,34 @@ fn would_start() {
 #[tokio::test]
 async fn every_problem_is_reported_before_anything_runs() {
     let (_events, source) = memo_runtime::source::channel(1);
-    let err = Operator::new().handle_signals(false).source(source).run().await.unwrap_err();
-    let Error::Startup(problems) = &err else { panic!("expected a startup error, got {err}") };
+    let err = Operator::new()
+        .handle_signals(false)
+        .source(source)
+        .run()
+        .await
+        .unwrap_err();
+    let Error::Startup(problems) = &err else {
+        panic!("expected a startup error, got {err}")
+    };
     let codes: Vec<&str> = problems.iter().map(|p| p.code()).collect();
     assert_eq!(codes, ["M0004", "M0002"], "{err}");
     let message = err.to_string();
-    assert!(message.contains("error[M0002]: two handlers have the id `greeter`"), "{message}");
-    assert!(message.contains("memo-runtime/tests/startup_checks.rs:12:"), "{message}");
-    assert!(message.contains("memo-runtime/tests/startup_checks.rs:19:"), "{message}");
-    assert!(message.contains("error[M0004]: preparer `startup_checks::orphan`"), "{message}");
+    assert!(
+        message.contains("error[M0002]: two handlers have the id `greeter`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("memo-runtime/tests/startup_checks.rs:12:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("memo-runtime/tests/startup_checks.rs:19:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("error[M0004]: preparer `startup_checks::orphan`"),
+        "{message}"
+    );
     assert!(message.contains("component `nobody-uses-this`"), "{message}");
     assert!(!RAN.load(Ordering::SeqCst));
 }

@@ -21,7 +21,11 @@ impl<S: tracing::Subscriber> Layer<S> for CountErrors {
 pub fn count_errors() -> (tracing::subscriber::DefaultGuard, Arc<AtomicUsize>) {
     let errors = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry().with(CountErrors(Arc::clone(&errors)));
-    (tracing::subscriber::set_default(subscriber), errors)
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites first hit on other threads before this subscriber existed cached "not
+    // interested"; recompute now that it exists.
+    tracing::callsite::rebuild_interest_cache();
+    (guard, errors)
 }
 
 pub fn data_file() -> &'static str {

@@ -955,6 +955,9 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Callsites first hit by other tests' threads before this subscriber existed cached
+        // "not interested"; recompute now that it exists.
+        tracing::callsite::rebuild_interest_cache();
         let input = format!(
             "{}
 {{\"type\": \"BOOKMARK\", \"object\": {{}}}}

@@ -66,7 +66,11 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Log) {
     use tracing_subscriber::layer::SubscriberExt;
     let lines = Log::default();
     let subscriber = tracing_subscriber::registry().with(Capture(Arc::clone(&lines)));
-    (tracing::subscriber::set_default(subscriber), lines)
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites first hit on other threads before this subscriber existed cached "not
+    // interested"; recompute now that it exists.
+    tracing::callsite::rebuild_interest_cache();
+    (guard, lines)
 }
 
 struct Capture(Log);
