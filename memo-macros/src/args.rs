@@ -106,6 +106,10 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
         return parsed;
     };
     let mut seen: Vec<String> = Vec::new();
+    // Every trigger key written, valid or not, so that a rejected one does not cause follow-up errors.
+    let mut kinds_written: Vec<TriggerKind> = Vec::new();
+    // An unknown key that looks like a misspelled trigger (`evnt`): the missing trigger is that one.
+    let mut misspelled_trigger = false;
     let mut interval_span = None;
     let mut initial_delay_span = None;
     for meta in &metas {
@@ -123,6 +127,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
             .get_ident()
             .map_or_else(Span::call_site, |ident| ident.span());
         if let Some(kind) = TriggerKind::from_key(&key) {
+            kinds_written.push(kind);
             let resource = if kind.is_resource() {
                 resource_value(meta, &key, errors)
             } else {
@@ -189,16 +194,23 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
                     parsed.component = Some(text);
                 }
             }
-            _ => errors.at(key_span, unknown_key_message(&key)),
+            _ => {
+                misspelled_trigger |=
+                    suggest::closest(&key, HANDLER_KEYS).is_some_and(|s| TriggerKind::from_key(s).is_some());
+                errors.at(key_span, unknown_key_message(&key));
+            }
         }
     }
 
     match &parsed.trigger {
+        None if misspelled_trigger || !kinds_written.is_empty() => {}
         None => errors.at(
             Span::call_site(),
             "`#[handler]` needs a trigger: `event = \"KIND\"`, `create = \"KIND\"`, `update = \"KIND\"`, \
              `delete = \"KIND\"`, `timer = \"KIND\", interval = N`, `startup`, or `cleanup`",
         ),
+        // `event = "A", timer = "B", interval = 1`: the trigger conflict is the error to fix first.
+        Some(_) if kinds_written.contains(&TriggerKind::Timer) && kinds_written.len() > 1 => {}
         Some(trigger) if trigger.kind == TriggerKind::Timer => {
             if parsed.interval.is_none() {
                 errors.at(
@@ -333,7 +345,7 @@ fn unknown_key_message(key: &str) -> String {
         "idle" => Some("kopf's `idle` is not supported: a timer here runs every `interval` while its resource exists"),
         "sharp" => Some("kopf's `sharp` is not supported: a timer's interval counts from the end of its previous run"),
         "when" => Some("`when` filters are not supported: check the condition at the top of the handler and return early"),
-        "labels" | "annotations" | "field" | "value" => Some(
+        "labels" | "annotations" | "value" => Some(
             "filters on labels, annotations and fields are not supported: check them in the handler's `body` and return early",
         ),
         "retries" | "backoff" | "timeout" | "errors" => Some(
@@ -341,6 +353,20 @@ fn unknown_key_message(key: &str) -> String {
         ),
         "param" => Some("`param` is not supported: keep per-handler settings in the memo or in a constant"),
         "delay" => Some("`delay` is not supported here: did you mean `initial_delay` (timers only)?"),
+        "group" | "version" | "plural" | "kind" | "resource" => Some(
+            "the resource is the trigger's value, not a separate key: write e.g. `event = \"kopfexamples.kopf.dev\"` or `event = \"KopfExample\"`",
+        ),
+        "resume" => Some("kopf's `on.resume` is not supported: every existing resource arrives as a `create` event when the operator starts"),
+        "daemon" => Some("kopf's daemons are not supported: use `timer = \"KIND\", interval = N`, or start a task in a `startup` handler"),
+        "field" | "old" | "new" | "diff" => Some(
+            "field handlers and diffs are not supported: compare values in the handler's `body` and keep what you need in the memo",
+        ),
+        "requires_finalizer" | "optional" | "deleted" => Some(
+            "finalizer options are not supported: `delete` handlers run on the DELETED event and never block deletion",
+        ),
+        "registry" | "settings" => Some(
+            "there is no registry or settings argument: handlers are collected by the macro; configure the run with `Operator`",
+        ),
         _ => None,
     };
     if let Some(message) = unsupported {
@@ -399,7 +425,10 @@ mod tests {
         assert!(errors[1].contains("write `event = \"KopfExample\"`"));
         assert!(errors[2].contains("`idle` is not supported"));
         assert!(errors[3].contains("`id` cannot be empty"));
+        // A misspelled trigger is the missing trigger: it is not reported twice.
         let (_, errors) = parse(quote!(evnt = "X"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (_, errors) = parse(quote!(idle = 5));
         assert!(errors[1].contains("needs a trigger"), "{errors:?}");
     }
 
@@ -407,6 +436,7 @@ mod tests {
     fn trigger_combinations() {
         let (_, errors) = parse(quote!(event = "A", timer = "A", interval = 1));
         assert!(errors.iter().any(|e| e.contains("one trigger")), "{errors:?}");
+        assert_eq!(errors.len(), 1, "no follow-up error about `interval`: {errors:?}");
         let (_, errors) = parse(quote!(event = "A", interval = 1));
         assert!(
             errors.iter().any(|e| e.contains("applies to timers only")),
@@ -422,6 +452,35 @@ mod tests {
         );
         let (_, errors) = parse(quote!(event = "A", event = "B"));
         assert!(errors.iter().any(|e| e.contains("duplicate key `event`")), "{errors:?}");
+    }
+
+    #[test]
+    fn negative_and_non_literal_durations() {
+        let (_, errors) = parse(quote!(timer = "A", interval = -5));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("must not be negative"), "{errors:?}");
+        let (_, errors) = parse(quote!(timer = "A", interval = 1, initial_delay = -0.5));
+        assert!(errors[0].contains("`initial_delay` must not be negative"), "{errors:?}");
+        let (_, errors) = parse(quote!(timer = "A", interval = f64::NAN));
+        assert!(errors[0].contains("must be a literal"), "{errors:?}");
+    }
+
+    #[test]
+    fn kopf_options_get_targeted_messages() {
+        for (key, expected) in [
+            ("idle", "kopf's `idle`"),
+            ("when", "`when` filters"),
+            ("labels", "filters on labels"),
+            ("retries", "retry options"),
+            ("plural", "the resource is the trigger's value"),
+            ("daemon", "daemons are not supported"),
+            ("field", "field handlers"),
+        ] {
+            let key = syn::Ident::new(key, Span::call_site());
+            let (_, errors) = parse(quote!(event = "A", #key = 1));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains(expected), "{key}: {errors:?}");
+        }
     }
 
     #[test]

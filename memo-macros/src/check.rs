@@ -38,6 +38,11 @@ pub(crate) fn single_attribute(func: &ItemFn, errors: &mut Errors) {
     }
 }
 
+/// Whether another memo attribute follows on the function.
+pub(crate) fn has_memo_attribute(func: &ItemFn) -> bool {
+    func.attrs.iter().any(is_memo_attribute)
+}
+
 fn is_memo_attribute(attr: &Attribute) -> bool {
     let segments: Vec<String> = attr
         .path()
@@ -45,9 +50,9 @@ fn is_memo_attribute(attr: &Attribute) -> bool {
         .iter()
         .map(|segment| segment.ident.to_string())
         .collect();
-    match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["handler" | "prepare_memory"] => true,
-        [.., "memo_runtime" | "prelude", "handler" | "prepare_memory"] => true,
-        _ => false,
-    }
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    matches!(
+        segments.as_slice(),
+        ["handler" | "prepare_memory"] | [.., "memo_runtime" | "prelude", "handler" | "prepare_memory"]
+    )
 }

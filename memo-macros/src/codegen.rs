@@ -3,15 +3,18 @@
 
 use crate::args::{HandlerArgs, TriggerKind};
 use crate::sig::{Injectable, Param};
+use proc_macro2::Ident;
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use syn::{ItemFn, LitStr, ReturnType, Type};
 
-/// The items added beside a `#[handler]` function, all inside one `const _: () = { ... };`.
+/// The items added beside a `#[handler]` function, all inside one hidden named `const` (see
+/// [`hidden_name`]).
 pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> TokenStream {
     let ident = &func.sig.ident;
-    let wrapper = wrapper(func, params);
+    let wrapper = wrapper(func, params, Mode::Call);
     let memo_type = memo_type(params);
     let (id, explicit_id) = match &args.id {
         Some(id) => (quote!(#id), true),
@@ -32,9 +35,9 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
         None => quote!(::core::option::Option::None),
     };
     let uses_shared = params.iter().any(|param| param.injectable == Injectable::Shared);
-    quote! {
-        #[doc(hidden)]
-        const _: () = {
+    hidden_const(
+        hidden_name(func, args.id.as_ref(), "handler"),
+        quote! {
             #wrapper
             ::memo_runtime::__private::inventory::submit! {
                 ::memo_runtime::__private::Registration {
@@ -49,8 +52,110 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
                     invoke: ::memo_runtime::__private::Invoke::#invoke(__memo_wrapper),
                 }
             }
+        },
+    )
+}
+
+/// What the generated code is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The real wrapper: fetch the injectables, call the handler, convert its result.
+    Call,
+    /// Only type-check the injectables' and the result's types, when the macro already found
+    /// errors: the compiler then reports its own errors (a wrong parameter type, an unsupported
+    /// return type) in the same build, and nothing refers to the function.
+    CheckOnly,
+}
+
+/// The items added beside a function the macro rejected, so that the compiler still checks what
+/// only it can check. `check_output` is false when the return type itself was rejected.
+/// Its hidden `const` has a name of its own (`__MEMO_CHECKS_...`), unlike the real registration,
+/// so that it never clashes with the expansion of a second attribute on the same function.
+pub(crate) fn checks(func: &ItemFn, params: &[Param], check_output: bool, what: &str) -> TokenStream {
+    let check_output = check_output && matches!(func.sig.output, ReturnType::Type(..));
+    if params.is_empty() && !check_output {
+        return TokenStream::new();
+    }
+    let check = wrapper(func, params, Mode::CheckOnly);
+    let output_check = if check_output {
+        let (ret, span) = output(func);
+        let into_outcome = quote_spanned!(span=> <#ret as ::memo_runtime::__private::IntoOutcome>::into_outcome);
+        quote! {
+            fn __memo_check_output(output: #ret) -> ::memo_runtime::__private::Outcome {
+                #into_outcome(output)
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
+    hidden_const(
+        hidden_name(func, None, &format!("checks_{what}")),
+        quote!(#check #output_check),
+    )
+}
+
+/// `#[doc(hidden)] const NAME: () = { ... };`, spanned where the name is (so that a duplicate is
+/// reported there).
+fn hidden_const(name: Ident, body: TokenStream) -> TokenStream {
+    quote_spanned! {name.span()=>
+        #[doc(hidden)]
+        const #name: () = {
+            #body
         };
     }
+}
+
+/// The name of the hidden `const` that holds a function's generated items.
+///
+/// It is named, not `_`, so that the expansion is also valid inside an `impl` block; there the
+/// wrapper cannot name the function (it is an associated function), and the compiler reports
+/// "cannot find function `NAME` in this scope" on the function's name.
+///
+/// With an explicit `id`, the name is derived from the id, spanned on the id: two handlers with
+/// the same id in one module then define the same name, and the compiler reports "the name
+/// `__MEMO_HANDLER_ID_PING` is defined multiple times", pointing at both ids.
+///
+/// The name needs no `#[allow]`, which a crate's `#![forbid(...)]` would reject: it is upper case
+/// (`non_upper_case_globals`), and its leading `_` exempts it from `dead_code`.
+pub(crate) fn hidden_name(func: &ItemFn, id: Option<&LitStr>, what: &str) -> Ident {
+    let what = what.to_ascii_uppercase();
+    match id {
+        Some(id) => Ident::new(&format!("__MEMO_{what}_ID_{}", upper_case(&id.value())), id.span()),
+        None => {
+            let ident = func.sig.ident.unraw().to_string();
+            Ident::new(
+                &format!("__MEMO_{what}_FN_{}", upper_case(&ident)),
+                func.sig.ident.span(),
+            )
+        }
+    }
+}
+
+/// A name or id as the upper-case tail of an identifier, one-to-one: lower-case ASCII letters
+/// become upper case and digits stay, `_` doubles, an upper-case letter `L` becomes `_UL`, and any
+/// other character becomes `_X`, its UTF-8 bytes in hex, and `_`.
+fn upper_case(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            'a'..='z' => escaped.push(c.to_ascii_uppercase()),
+            '0'..='9' => escaped.push(c),
+            'A'..='Z' => {
+                escaped.push_str("_U");
+                escaped.push(c);
+            }
+            '_' => escaped.push_str("__"),
+            other => {
+                escaped.push_str("_X");
+                let mut buffer = [0; 4];
+                for byte in other.encode_utf8(&mut buffer).bytes() {
+                    escaped.push_str(&format!("{byte:02X}"));
+                }
+                escaped.push('_');
+            }
+        }
+    }
+    escaped
 }
 
 fn invoke_kind(func: &ItemFn) -> proc_macro2::Ident {
@@ -108,26 +213,60 @@ fn trigger(args: &HandlerArgs) -> TokenStream {
 
 /// The memo type the handler asks for, if it asks for one, for the startup check against the
 /// operator's memo type.
+///
+/// For `&M` and `&mut M` this is `M` itself, read from the syntax, so that a type that cannot be a
+/// memo is reported once (by the wrapper's fetch), not a second time here. Only a type alias with
+/// a lifetime (`type M<'a> = &'a mut Memo;`) needs the compiler to find `M`; any other type that
+/// is not a reference is an error of the wrapper's fetch already, and has no memo type.
 fn memo_type(params: &[Param]) -> TokenStream {
-    match params.iter().find(|param| param.injectable == Injectable::Memo) {
-        Some(param) => {
-            let ty = &param.ty;
-            quote! {
-                ::core::option::Option::Some({
-                    fn __memo_type() -> ::memo_runtime::__private::MemoType {
-                        ::memo_runtime::__private::memo_type_of::<#ty>()
-                    }
-                    __memo_type
-                })
+    let Some(param) = params.iter().find(|param| param.injectable == Injectable::Memo) else {
+        return quote!(::core::option::Option::None);
+    };
+    let ty = &param.ty;
+    let of = match referent(ty) {
+        Some(memo) => quote!(::memo_runtime::__private::MemoType::of::<#memo>()),
+        None if has_lifetime(ty.to_token_stream()) => quote!(::memo_runtime::__private::memo_type_of::<#ty>()),
+        None => return quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::core::option::Option::Some({
+            fn __memo_type() -> ::memo_runtime::__private::MemoType {
+                #of
             }
-        }
-        None => quote!(::core::option::Option::None),
+            __memo_type
+        })
     }
 }
 
-fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
+fn has_lifetime(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Punct(punct) => punct.as_char() == '\'',
+        proc_macro2::TokenTree::Group(group) => has_lifetime(group.stream()),
+        _ => false,
+    })
+}
+
+/// `M` in `&M` or `&mut M`, seeing through parentheses and macro groups.
+fn referent(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(reference) => Some(&reference.elem),
+        Type::Paren(inner) => referent(&inner.elem),
+        Type::Group(inner) => referent(&inner.elem),
+        _ => None,
+    }
+}
+
+/// The type the handler's result is converted from, and where errors about it point.
+fn output(func: &ItemFn) -> (TokenStream, proc_macro2::Span) {
+    match &func.sig.output {
+        ReturnType::Default => (quote!(()), func.sig.ident.span()),
+        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
+    }
+}
+
+fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
     let ident = &func.sig.ident;
-    let is_async = func.sig.asyncness.is_some();
+    let is_async = func.sig.asyncness.is_some() && mode == Mode::Call;
     let on_error = if is_async {
         quote!(::memo_runtime::__private::injection_failed_async)
     } else {
@@ -157,11 +296,8 @@ fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
             };
         }
     });
-    let output_span = match &func.sig.output {
-        ReturnType::Default => ident.span(),
-        ReturnType::Type(_, ty) => ty.span(),
-    };
-    let into_outcome = quote_spanned!(output_span=> ::memo_runtime::__private::IntoOutcome::into_outcome);
+    let (ret, output_span) = output(func);
+    let into_outcome = quote_spanned!(output_span=> <#ret as ::memo_runtime::__private::IntoOutcome>::into_outcome);
     let env_binding = if params
         .iter()
         .any(|param| !matches!(param.injectable, Injectable::Memo | Injectable::Shared))
@@ -170,15 +306,48 @@ fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
     } else {
         quote!()
     };
+    // The function, named through a local macro whose name says why it may not be found: inside
+    // an `impl` block the function is an associated function, which the wrapper cannot name, and
+    // the compiler's "cannot find function" then ends with "this error originates in the macro
+    // `__memo_handler_must_be_a_free_function_not_in_an_impl_block`".
+    let handler = quote_spanned! {ident.span()=>
+        {
+            macro_rules! __memo_handler_must_be_a_free_function_not_in_an_impl_block {
+                () => { #ident };
+            }
+            __memo_handler_must_be_a_free_function_not_in_an_impl_block!()
+        }
+    };
+    if mode == Mode::CheckOnly {
+        return quote! {
+            fn __memo_check(
+                __cx: &mut ::memo_runtime::__private::Context<'_>,
+            ) -> ::memo_runtime::__private::Outcome {
+                #env_binding
+                #(#fetches)*
+                #(let _ = #vars;)*
+                ::core::result::Result::Ok(())
+            }
+        };
+    }
     if is_async {
-        let boxed = quote_spanned!(func.sig.ident.span()=> ::memo_runtime::__private::boxed_handler_future);
+        // The handler's own future is checked for `Send`, spanned on the function's name, so that
+        // the compiler says "future returned by `NAME` is not `Send`" there and shows the value
+        // held across an `.await`.
+        let boxed = quote_spanned! {ident.span()=>
+            fn __memo_handler_future_must_be_send<F: ::core::future::Future + ::core::marker::Send>(future: F) -> F {
+                future
+            }
+            let __memo_future = __memo_handler_future_must_be_send(#handler(#(#vars),*));
+            ::memo_runtime::__private::boxed_handler_future(async move { #into_outcome(__memo_future.await) })
+        };
         quote! {
             fn __memo_wrapper<'__a, '__b>(
                 __cx: &'__a mut ::memo_runtime::__private::Context<'__b>,
             ) -> ::memo_runtime::__private::BoxFuture<'__a, ::memo_runtime::__private::Outcome> {
                 #env_binding
                 #(#fetches)*
-                #boxed(async move { #into_outcome(#ident(#(#vars),*).await) })
+                #boxed
             }
         }
     } else {
@@ -188,24 +357,24 @@ fn wrapper(func: &ItemFn, params: &[Param]) -> TokenStream {
             ) -> ::memo_runtime::__private::Outcome {
                 #env_binding
                 #(#fetches)*
-                #into_outcome(#ident(#(#vars),*))
+                #into_outcome(#handler(#(#vars),*))
             }
         }
     }
 }
 
 /// The items added beside a `#[prepare_memory]` function.
-pub(crate) fn preparer(func: &ItemFn, component: Option<&syn::LitStr>, params: &[Param]) -> TokenStream {
+pub(crate) fn preparer(func: &ItemFn, component: Option<&LitStr>, params: &[Param]) -> TokenStream {
     let ident = &func.sig.ident;
-    let wrapper = wrapper(func, params);
+    let wrapper = wrapper(func, params, Mode::Call);
     let component = match component {
         Some(component) => quote!(::core::option::Option::Some(#component)),
         None => quote!(::core::option::Option::None),
     };
     let location = location(func);
-    quote! {
-        #[doc(hidden)]
-        const _: () = {
+    hidden_const(
+        hidden_name(func, None, "preparer"),
+        quote! {
             #wrapper
             ::memo_runtime::__private::inventory::submit! {
                 ::memo_runtime::__private::Preparer {
@@ -216,6 +385,116 @@ pub(crate) fn preparer(func: &ItemFn, component: Option<&syn::LitStr>, params: &
                     invoke: __memo_wrapper,
                 }
             }
-        };
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sig::{Injectable, Param};
+    use syn::parse_quote;
+
+    fn param(injectable: Injectable, ty: Type) -> Param {
+        Param {
+            injectable,
+            ident: format_ident!("{}", injectable.name()),
+            ty,
+        }
+    }
+
+    #[test]
+    fn hidden_names_are_upper_case_and_one_to_one() {
+        let func: ItemFn = parse_quote!(
+            fn r#pinged_2() {}
+        );
+        assert_eq!(hidden_name(&func, None, "handler"), "__MEMO_HANDLER_FN_PINGED__2");
+        let id: LitStr = parse_quote!("per-name");
+        assert_eq!(
+            hidden_name(&func, Some(&id), "handler"),
+            "__MEMO_HANDLER_ID_PER_X2D_NAME"
+        );
+        let ids = [
+            "ping",
+            "Ping",
+            "PING",
+            "p_ing",
+            "p-ing",
+            "p_X2D_ing",
+            "p__ing",
+            "pïng",
+            "_",
+            "__",
+            "UPING",
+        ];
+        let names: std::collections::HashSet<String> = ids.iter().map(|id| upper_case(id)).collect();
+        assert_eq!(names.len(), ids.len(), "{names:?}");
+        for name in &names {
+            assert!(!name.chars().any(|c| c.is_ascii_lowercase()), "{name}");
+            assert!(
+                syn::parse_str::<Ident>(&format!("__MEMO_HANDLER_ID_{name}")).is_ok(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn memo_type_comes_from_the_referent() {
+        let of = |ty: Type| memo_type(&[param(Injectable::Memo, ty)]).to_string().replace(' ', "");
+        assert!(of(parse_quote!(&mut Memo)).contains("MemoType::of::<Memo>()"));
+        assert!(of(parse_quote!(&(Context))).contains("MemoType::of::<(Context)>()"));
+        assert!(of(parse_quote!(Alias<'_>)).contains("memo_type_of::<Alias<'_>>()"));
+        // Not a reference: the fetch reports it; no second error from here.
+        assert_eq!(of(parse_quote!(Memo)), "::core::option::Option::None");
+        assert_eq!(
+            memo_type(&[]).to_string().replace(' ', ""),
+            "::core::option::Option::None"
+        );
+    }
+
+    #[test]
+    fn checks_only_when_there_is_something_to_check() {
+        let func: ItemFn = parse_quote!(
+            fn pinged() {}
+        );
+        assert!(checks(&func, &[], true, "handler").is_empty());
+        let func: ItemFn = parse_quote!(
+            fn pinged(name: u32) -> String {
+                String::new()
+            }
+        );
+        let params = [param(Injectable::Name, parse_quote!(u32))];
+        let generated = checks(&func, &params, true, "handler").to_string();
+        assert!(generated.contains("__MEMO_CHECKS_HANDLER_FN_PINGED"), "{generated}");
+        assert!(generated.contains("NameArg"), "{generated}");
+        assert!(generated.contains("IntoOutcome"), "{generated}");
+        assert!(
+            !generated.contains("pinged ("),
+            "the function is never called: {generated}"
+        );
+        let generated = checks(&func, &params, false, "handler").to_string();
+        assert!(!generated.contains("IntoOutcome"), "{generated}");
+    }
+
+    #[test]
+    fn async_futures_are_checked_for_send_on_the_handler() {
+        let func: ItemFn = parse_quote!(
+            async fn pinged() {}
+        );
+        let generated = wrapper(&func, &[], Mode::Call).to_string();
+        assert!(
+            generated.contains("__memo_handler_future_must_be_send ({"),
+            "{generated}"
+        );
+    }
+
+    #[test]
+    fn the_handler_is_named_through_a_macro_that_explains_a_failure() {
+        let func: ItemFn = parse_quote!(
+            fn pinged() {}
+        );
+        let generated = wrapper(&func, &[], Mode::Call).to_string();
+        let explained = "__memo_handler_must_be_a_free_function_not_in_an_impl_block { () => { pinged } ; }";
+        assert!(generated.contains(explained), "{generated}");
     }
 }

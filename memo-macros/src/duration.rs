@@ -1,5 +1,6 @@
 //! `interval` and `initial_delay` values: seconds as a number, or a duration string.
 
+use quote::ToTokens;
 use syn::{Expr, ExprLit, Lit, UnOp};
 
 const NANOS_PER_SECOND: f64 = 1e9;
@@ -7,6 +8,11 @@ const NANOS_PER_SECOND: f64 = 1e9;
 /// A duration in nanoseconds, parsed from the attribute value, or an error on the value.
 pub(crate) fn parse(key: &str, value: &Expr) -> syn::Result<u64> {
     match value {
+        // syn reads `-5` in an attribute as one negative literal.
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(_) | Lit::Float(_),
+            ..
+        }) if value.to_token_stream().to_string().starts_with('-') => Err(negative(key, value)),
         Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
             let seconds: u64 = int.base10_parse()?;
             seconds
@@ -27,9 +33,13 @@ pub(crate) fn parse(key: &str, value: &Expr) -> syn::Result<u64> {
             })?;
             positive(key, nanos, value)
         }
-        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(syn::Error::new_spanned(
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(negative(key, value)),
+        Expr::Path(path) => Err(syn::Error::new_spanned(
             value,
-            format!("`{key}` must be positive: a handler cannot run a negative time apart"),
+            format!(
+                "`{key}` must be a literal: the macro reads it while compiling and cannot evaluate `{}`; write e.g. `{key} = 10` or `{key} = \"250ms\"`",
+                path.to_token_stream().to_string().replace(' ', "")
+            ),
         )),
         _ => Err(syn::Error::new_spanned(
             value,
@@ -38,11 +48,18 @@ pub(crate) fn parse(key: &str, value: &Expr) -> syn::Result<u64> {
     }
 }
 
+fn negative(key: &str, value: &Expr) -> syn::Error {
+    syn::Error::new_spanned(
+        value,
+        format!("`{key}` must not be negative: write a number of seconds such as `{key} = 5`"),
+    )
+}
+
 fn positive(key: &str, nanos: u64, value: &Expr) -> syn::Result<u64> {
     if nanos == 0 && key == "interval" {
         return Err(syn::Error::new_spanned(
             value,
-            "`interval` must be greater than zero: a timer cannot run back to back",
+            "`interval` must be greater than zero: a timer cannot run back to back; write e.g. `interval = 1` or `interval = \"250ms\"`",
         ));
     }
     Ok(nanos)
@@ -121,11 +138,17 @@ mod tests {
     fn bad_values_are_errors_that_say_why() {
         let message = |expr: Expr| parse("interval", &expr).unwrap_err().to_string();
         assert!(message(parse_quote!(0)).contains("greater than zero"));
-        assert!(message(parse_quote!(-5)).contains("must be positive"));
+        assert!(message(parse_quote!(-5)).contains("must not be negative"));
+        // As syn reads it inside an attribute: one negative literal.
+        let meta: syn::MetaNameValue = syn::parse_quote!(interval = -5);
+        assert!(message(meta.value).contains("must not be negative"));
+        let meta: syn::MetaNameValue = syn::parse_quote!(interval = -0.5);
+        assert!(message(meta.value).contains("must not be negative"));
         assert!(message(parse_quote!("5 parsecs")).contains("unknown unit `parsecs`"));
         assert!(message(parse_quote!("")).contains("empty"));
         assert!(message(parse_quote!("10")).contains("no unit"));
-        assert!(message(parse_quote!(f64::NAN)).contains("expected a number of seconds"));
+        assert!(message(parse_quote!(f64::NAN)).contains("cannot evaluate `f64::NAN`"));
+        assert!(message(parse_quote!(true)).contains("expected a number of seconds"));
         assert!(message(parse_quote!(1e300)).contains("too large"));
     }
 }

@@ -31,9 +31,10 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         what: kind.describe(),
     };
     let params = sig::params(&func.sig, &availability, &mut errors);
+    let output_checkable = sig::check_return(&func.sig, &mut errors);
     check::shared_needs_async(&func, &params, &mut errors);
     if !errors.is_empty() {
-        return with_errors(item, errors);
+        return rejected(item, &func, &params, output_checkable, "handler", errors);
     }
     let generated = codegen::handler(&func, &parsed, &params);
     quote!(#func #generated)
@@ -53,6 +54,7 @@ pub(crate) fn prepare_memory(args: TokenStream, item: TokenStream) -> TokenStrea
         what: "a memory preparer",
     };
     let params = sig::params(&func.sig, &availability, &mut errors);
+    let output_checkable = sig::check_return(&func.sig, &mut errors);
     if func.sig.asyncness.is_none() {
         errors.spanned(
             func.sig.fn_token,
@@ -66,7 +68,7 @@ pub(crate) fn prepare_memory(args: TokenStream, item: TokenStream) -> TokenStrea
         );
     }
     if !errors.is_empty() {
-        return with_errors(item, errors);
+        return rejected(item, &func, &params, output_checkable, "preparer", errors);
     }
     let generated = codegen::preparer(&func, component.as_ref(), &params);
     quote!(#func #generated)
@@ -122,7 +124,138 @@ fn is_keyword(word: &str) -> bool {
     )
 }
 
+/// A function with errors: the item unchanged, the errors, and the type checks that only the
+/// compiler can make (parameter and return types), so that all are reported in one build.
+///
+/// The type checks are left out where they could only add noise: when the function is generic or
+/// takes `self` (its types may name what the checks cannot see), and when another memo attribute
+/// follows (its own expansion checks the same types).
+fn rejected(
+    item: TokenStream,
+    func: &ItemFn,
+    params: &[sig::Param],
+    output_checkable: bool,
+    what: &str,
+    errors: Errors,
+) -> TokenStream {
+    let sig = &func.sig;
+    let checkable = sig.generics.params.is_empty()
+        && sig.generics.where_clause.is_none()
+        && !sig.inputs.iter().any(|input| matches!(input, syn::FnArg::Receiver(_)))
+        && !check::has_memo_attribute(func);
+    let checks = if checkable {
+        codegen::checks(func, params, output_checkable, what)
+    } else {
+        TokenStream::new()
+    };
+    let errors = errors.into_compile_errors();
+    quote!(#item #checks #errors)
+}
+
 fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
     let errors = errors.into_compile_errors();
     quote!(#item #errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: TokenStream, item: TokenStream) -> String {
+        handler(args, item).to_string()
+    }
+
+    #[test]
+    fn a_valid_handler_is_emitted_with_its_registration() {
+        let out = expand(
+            quote!(event = "KopfExample", id = "ping"),
+            quote!(
+                fn pinged(memo: &mut Memo) {}
+            ),
+        );
+        assert!(out.starts_with("fn pinged (memo : & mut Memo) { }"), "{out}");
+        assert!(out.contains("const __MEMO_HANDLER_ID_PING : () ="), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+        let out = prepare_memory(
+            quote!(),
+            quote!(
+                async fn prepare(shared: &Shared) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("const __MEMO_PREPARER_FN_PREPARE : () ="), "{out}");
+    }
+
+    #[test]
+    fn a_rejected_handler_keeps_the_item_and_adds_type_checks() {
+        let out = expand(
+            quote!(evnt = "X"),
+            quote!(
+                fn pinged(name: u32) -> String {
+                    String::new()
+                }
+            ),
+        );
+        assert!(out.starts_with("fn pinged (name : u32) -> String"), "{out}");
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("__MEMO_CHECKS_HANDLER_FN_PINGED"), "{out}");
+        assert!(!out.contains("inventory"), "nothing is registered: {out}");
+    }
+
+    #[test]
+    fn no_type_checks_where_they_could_only_add_noise() {
+        for item in [
+            quote!(
+                fn pinged<M>(memo: &mut M) {}
+            ),
+            quote!(
+                fn pinged(&self, memo: &mut Memo) {}
+            ),
+            quote!(
+                fn pinged(memo: &mut Memo)
+                where
+                    u8: Copy,
+                {
+                }
+            ),
+            quote!(
+                #[handler(startup)]
+                fn pinged(memo: &mut Memo) {}
+            ),
+        ] {
+            let out = expand(quote!(event = "KopfExample"), item);
+            assert!(out.contains("compile_error"), "{out}");
+            assert!(!out.contains("__MEMO_CHECKS"), "{out}");
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for (args, item) in [
+            (
+                quote!(=),
+                quote!(
+                    fn f() {}
+                ),
+            ),
+            (quote!(event = "A"), quote!()),
+            (
+                quote!(event = "A"),
+                quote!(
+                    struct S;
+                ),
+            ),
+            (quote!(event = "A"), quote!(fn)),
+            (
+                quote!(event),
+                quote!(
+                    fn f(...) {}
+                ),
+            ),
+            (quote!(timer = "A", interval = "1 fortnight"), quote!(impl S {})),
+        ] {
+            let out = expand(args, item);
+            assert!(out.contains("compile_error"), "{out}");
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 use crate::errors::Errors;
 use crate::suggest;
-use syn::{FnArg, Ident, Pat, Signature, Type};
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::{FnArg, Ident, Pat, ReturnType, Signature, Type};
 
 /// A value the runtime can hand to a handler, chosen by the parameter's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,33 +146,39 @@ pub(crate) fn params(sig: &Signature, available: &Availability<'_>, errors: &mut
             }
             FnArg::Typed(typed) => typed,
         };
-        let ident =
-            match &*typed.pat {
-                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
-                pattern => {
-                    errors.spanned(
-                        pattern,
-                        format!(
+        let ident = match &*typed.pat {
+            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
+            pattern => {
+                errors.spanned(
+                    pattern,
+                    format!(
                         "handler parameters must be plain names: the name selects what is injected; write e.g. `{}`",
-                        available.injectables.first().map_or("memo: &mut Memo", |first| first.example())
+                        example_for_type(&typed.ty, available)
                     ),
-                    );
-                    continue;
-                }
-            };
+                );
+                continue;
+            }
+        };
+        if let Some(self_type) = find_self(typed.ty.to_token_stream()) {
+            errors.at(self_type.span(), SELF_IN_SIGNATURE);
+            continue;
+        }
         let written = ident.to_string();
         let written = written.strip_prefix("r#").unwrap_or(&written);
         let name = written.strip_prefix('_').unwrap_or(written);
         let Some(injectable) = Injectable::from_name(name) else {
-            let mut message = format!(
-                "`{written}` is not something {} can receive; it can ask for {}",
-                available.what,
-                available.listed()
+            let hint = match suggest::closest(name, available.injectables.iter().map(|i| i.name())) {
+                Some(suggestion) => format!("did you mean `{suggestion}`? "),
+                None => String::new(),
+            };
+            errors.spanned(
+                &ident,
+                format!(
+                    "`{written}` is not something {} can receive: {hint}parameters are chosen by name, and it can ask for {}",
+                    available.what,
+                    available.listed()
+                ),
             );
-            if let Some(suggestion) = suggest::closest(name, available.injectables.iter().map(|i| i.name())) {
-                message.push_str(&format!("\n\nhelp: did you mean `{suggestion}`?"));
-            }
-            errors.spanned(&ident, message);
             continue;
         };
         if !available.injectables.contains(&injectable) {
@@ -213,6 +221,58 @@ pub(crate) fn params(sig: &Signature, available: &Availability<'_>, errors: &mut
         });
     }
     params
+}
+
+const SELF_IN_SIGNATURE: &str =
+    "handlers are free functions and cannot use `Self`: move the handler out of the `impl` block and name the type";
+
+/// The `Self` token in a type, if any: it means the function is inside an `impl` block.
+fn find_self(tokens: TokenStream) -> Option<Ident> {
+    tokens.into_iter().find_map(|token| match token {
+        TokenTree::Ident(ident) if ident == "Self" => Some(ident),
+        TokenTree::Group(group) => find_self(group.stream()),
+        _ => None,
+    })
+}
+
+/// What to write instead of a pattern: the injectable whose usual type is the one written, or
+/// the first one available.
+fn example_for_type(ty: &Type, available: &Availability<'_>) -> &'static str {
+    let written = ty.to_token_stream().to_string().replace(' ', "");
+    available
+        .injectables
+        .iter()
+        .map(|injectable| injectable.example())
+        .find(|example| {
+            example
+                .split_once(": ")
+                .is_some_and(|(_, accepted)| accepted.replace(' ', "") == written)
+        })
+        .or_else(|| available.injectables.first().map(|first| first.example()))
+        .unwrap_or("memo: &mut Memo")
+}
+
+/// Checks the return type for what can never work whatever it names: `impl Trait`, `!`, and
+/// `Self`. Anything else is checked by the compiler against `()` / `Result<(), E: Display>`.
+pub(crate) fn check_return(sig: &Signature, errors: &mut Errors) -> bool {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return true;
+    };
+    let message = match &**ty {
+        Type::ImplTrait(_) => "handlers cannot return `impl Trait`: return `()` or `Result<(), E>` where `E: Display`",
+        Type::Never(_) => {
+            "handlers return `()` or `Result<(), E>`, not `!`: a handler that never returns would block its resource"
+        }
+        _ => match find_self(ty.to_token_stream()) {
+            Some(self_type) => {
+                errors.at(self_type.span(), SELF_IN_SIGNATURE);
+                return false;
+            }
+            None => return true,
+        },
+    };
+    errors.spanned(ty, message);
+    false
 }
 
 #[cfg(test)]
@@ -259,6 +319,46 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors[0].contains("did you mean `name`?"), "{errors:?}");
+        let (_, errors) = analyze(parse_quote!(fn f(banana: &str)));
+        assert!(!errors[0].contains("did you mean"), "{errors:?}");
+    }
+
+    #[test]
+    fn patterns_suggest_the_injectable_of_their_type() {
+        let (_, errors) = analyze(parse_quote!(fn f(_: Option<&str>)));
+        assert!(errors[0].contains("write e.g. `namespace: Option<&str>`"), "{errors:?}");
+        let (_, errors) = analyze(parse_quote!(fn f(_: u8)));
+        assert!(errors[0].contains("write e.g. `memo: &mut Memo`"), "{errors:?}");
+    }
+
+    #[test]
+    fn self_means_an_impl_block() {
+        let (_, errors) = analyze(parse_quote!(fn f(memo: &mut Self, name: Vec<Self>)));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("cannot use `Self`"), "{errors:?}");
+        let mut errors = Errors::default();
+        assert!(!check_return(&parse_quote!(fn f() -> Result<(), Self>), &mut errors));
+        assert!(errors.messages()[0].contains("cannot use `Self`"));
+    }
+
+    #[test]
+    fn return_types_that_can_never_work() {
+        for sig in [parse_quote!(fn f() -> impl Display), parse_quote!(fn f() -> !)] {
+            let mut errors = Errors::default();
+            assert!(!check_return(&sig, &mut errors));
+            assert!(
+                errors.messages()[0].contains("return `()` or `Result<(), E>`"),
+                "{:?}",
+                errors.messages()
+            );
+        }
+        let mut errors = Errors::default();
+        assert!(check_return(&parse_quote!(fn f() -> String), &mut errors));
+        assert!(check_return(
+            &parse_quote!(fn f() -> memo_runtime::Result<()>),
+            &mut errors
+        ));
+        assert!(errors.is_empty());
     }
 
     #[test]

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(startup)]
+const fn started() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(startup)]
+extern "C" fn started() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(startup)]
+unsafe fn started() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use memo_runtime::prelude::*;
+
+#[handler(event = "KopfExample")]
+fn pinged() -> impl std::fmt::Display {
+    "done"
+}
+
+fn main() {}

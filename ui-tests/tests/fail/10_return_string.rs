@@ -1,0 +1,8 @@
+use memo_runtime::prelude::*;
+
+#[handler(event = "KopfExample")]
+fn pinged() -> String {
+    String::new()
+}
+
+fn main() {}

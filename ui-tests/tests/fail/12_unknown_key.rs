@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(evnt = "KopfExample")]
+fn pinged() {}
+
+fn main() {}

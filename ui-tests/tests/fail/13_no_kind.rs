@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler]
+fn pinged() {}
+
+fn main() {}

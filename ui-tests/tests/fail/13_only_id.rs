@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(id = "ping")]
+fn pinged() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(event = "KopfExample", id = ping)]
+fn pinged() {}
+
+fn main() {}

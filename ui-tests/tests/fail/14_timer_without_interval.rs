@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(timer = "KopfExample")]
+fn tick() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(event = "")]
+fn pinged() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(event = "KopfExample")]
+struct Pinged;
+
+fn main() {}
