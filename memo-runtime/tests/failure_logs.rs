@@ -1,0 +1,75 @@
+//! What a failing handler and an invalid event log: the handler's id and the resource. (Its own
+//! test binary: capturing `tracing` output is reliable only without other tests running at once.)
+
+mod common;
+
+use common::*;
+use memo_runtime::prelude::*;
+
+#[handler(event = "KopfExample")]
+fn fails(name: &str) -> Result<(), String> {
+    if name == "bad" {
+        return Err(format!("{name} is bad"));
+    }
+    Ok(())
+}
+
+#[handler(event = "KopfExample")]
+async fn panics(name: &str) {
+    if name == "boom" {
+        panic!("handler exploded on {name}");
+    }
+}
+
+#[handler(event = "KopfExample")]
+fn still_runs(memo: &Memo, name: &str) -> memo_runtime::Result<()> {
+    push(memo, name);
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failures_are_logged_with_the_handler_and_the_resource() {
+    let (_guard, logs) = capture_logs();
+    let mut memo = Memo::new();
+    let _log = log_in(&mut memo);
+    let events = vec![
+        Event::added(example("bad", "u-1")),
+        Event::added(example("boom", "u-2")),
+        Event::added(serde_json::json!({"metadata": {"name": "no-kind"}})),
+        Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {}})),
+    ];
+    run_events(memo, 2, events).await.unwrap();
+    let errors: Vec<String> = entries(&logs)
+        .into_iter()
+        .filter(|line| line.starts_with("ERROR"))
+        .collect();
+    let has = |parts: &[&str]| errors.iter().any(|line| parts.iter().all(|part| line.contains(part)));
+    assert!(
+        has(&[
+            "handler `failure_logs::fails` failed: bad is bad",
+            "kind=\"KopfExample\"",
+            "name=\"bad\"",
+            "namespace=\"default\""
+        ]),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&[
+            "handler `failure_logs::panics` failed: panicked: handler exploded on boom",
+            "name=\"boom\""
+        ]),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&["event rejected: the object has no `kind`", "name=\"no-kind\""]),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&[
+            "event rejected: the object has no `metadata.name`",
+            "kind=\"KopfExample\""
+        ]),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+}
