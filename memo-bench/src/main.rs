@@ -30,12 +30,12 @@ pub struct Config {
     pub quick: bool,
     /// Rounds of every timed figure; each figure is the median of its rounds.
     pub rounds: usize,
-    /// Scenario 1 (and 6): events, spread round-robin over `resources`.
+    /// Scenarios 1 and 2 (and 6): events are spread round-robin over `resources`.
     pub dispatch_events: usize,
     pub resources: usize,
     /// Scenario 2: events, each burning about 5 µs.
     pub burn_events: usize,
-    /// Scenario 3: direct clone-and-insert repetitions, and events through the operator.
+    /// Scenario 3: direct clone-and-insert repetitions per round, and events through the operator.
     pub memo_clones: usize,
     pub fresh_events: usize,
     /// Scenario 4: resources held at once.
@@ -43,6 +43,12 @@ pub struct Config {
     /// Scenario 5: operations per thread for `update`/`get`/`set`, and for the locked cycle.
     pub shared_ops: usize,
     pub shared_lock_ops: usize,
+    /// Scenario 6: events per run over `injection_resources`, and rounds. The difference it
+    /// measures is a few percent of the per-event cost, so it takes many short paired rounds
+    /// whose events still fit in the last-level cache, rather than a few long ones.
+    pub injection_events: usize,
+    pub injection_resources: usize,
+    pub injection_rounds: usize,
 }
 
 impl Config {
@@ -53,11 +59,14 @@ impl Config {
             dispatch_events: if quick { 200_000 } else { 1_000_000 },
             resources: 10_000,
             burn_events: if quick { 20_000 } else { 100_000 },
-            memo_clones: if quick { 100_000 } else { 500_000 },
+            memo_clones: if quick { 20_000 } else { 100_000 },
             fresh_events: if quick { 20_000 } else { 100_000 },
             memory_resources: 100_000,
             shared_ops: if quick { 200_000 } else { 1_000_000 },
             shared_lock_ops: if quick { 50_000 } else { 200_000 },
+            injection_events: 20_000,
+            injection_resources: 1_000,
+            injection_rounds: if quick { 31 } else { 101 },
         }
     }
 
@@ -73,6 +82,9 @@ impl Config {
             "memory_resources": self.memory_resources,
             "shared_ops": self.shared_ops,
             "shared_lock_ops": self.shared_lock_ops,
+            "injection_events": self.injection_events,
+            "injection_resources": self.injection_resources,
+            "injection_rounds": self.injection_rounds,
         })
     }
 }

@@ -77,14 +77,15 @@ impl KindPlan {
     }
 }
 
-/// An `apiVersion` of one kind, and its plan (`None`: no handler wants these objects).
-type VersionPlan = (Box<str>, Option<Arc<KindPlan>>);
-
 /// Maps `(kind, apiVersion)` to its plan, computing each plan once.
 pub(crate) struct Catalog {
     handlers: Vec<&'static Registration>,
     memory: SharedMemory,
-    by_kind: HashMap<Box<str>, Vec<VersionPlan>, ahash::RandomState>,
+    /// For each kind, its API versions seen so far and the index of their plan in `plans`
+    /// (`None`: no handler wants these objects). Indices, not references, so that a hit costs one
+    /// hash lookup.
+    by_kind: HashMap<Box<str>, Vec<(Box<str>, Option<usize>)>, ahash::RandomState>,
+    plans: Vec<Arc<KindPlan>>,
 }
 
 impl Catalog {
@@ -99,24 +100,35 @@ impl Catalog {
             handlers,
             memory,
             by_kind: HashMap::default(),
+            plans: Vec::new(),
         }
     }
 
     /// The plan for objects of this kind, or `None` if no handler selects them.
     pub(crate) fn plan(&mut self, kind: &str, api_version: &str) -> Option<&Arc<KindPlan>> {
-        if !self.by_kind.contains_key(kind) {
-            self.by_kind.insert(kind.into(), Vec::new());
-        }
-        let versions = self.by_kind.get_mut(kind)?;
-        let position = match versions.iter().position(|(version, _)| &**version == api_version) {
-            Some(position) => position,
-            None => {
-                let plan = build_plan(&self.handlers, &self.memory, kind, api_version);
-                versions.push((api_version.into(), plan.map(Arc::new)));
-                versions.len() - 1
-            }
+        let known = self.by_kind.get(kind).and_then(|versions| {
+            versions
+                .iter()
+                .find(|(version, _)| &**version == api_version)
+                .map(|&(_, index)| index)
+        });
+        let index = match known {
+            Some(index) => index,
+            None => self.add(kind, api_version),
         };
-        versions[position].1.as_ref()
+        index.map(|index| &self.plans[index])
+    }
+
+    fn add(&mut self, kind: &str, api_version: &str) -> Option<usize> {
+        let index = build_plan(&self.handlers, &self.memory, kind, api_version).map(|plan| {
+            self.plans.push(Arc::new(plan));
+            self.plans.len() - 1
+        });
+        self.by_kind
+            .entry(kind.into())
+            .or_default()
+            .push((api_version.into(), index));
+        index
     }
 }
 
