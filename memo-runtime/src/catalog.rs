@@ -77,6 +77,9 @@ impl KindPlan {
     }
 }
 
+/// An API version of a kind, and the index of its plan, if any handler wants its objects.
+type KnownVersion = (Box<str>, Option<usize>);
+
 /// Maps `(kind, apiVersion)` to its plan, computing each plan once.
 pub(crate) struct Catalog {
     handlers: Vec<&'static Registration>,
@@ -84,7 +87,7 @@ pub(crate) struct Catalog {
     /// For each kind, its API versions seen so far and the index of their plan in `plans`
     /// (`None`: no handler wants these objects). Indices, not references, so that a hit costs one
     /// hash lookup.
-    by_kind: HashMap<Box<str>, Vec<(Box<str>, Option<usize>)>, ahash::RandomState>,
+    by_kind: HashMap<Box<str>, Vec<KnownVersion>, ahash::RandomState>,
     plans: Vec<Arc<KindPlan>>,
 }
 
