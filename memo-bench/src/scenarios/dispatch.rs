@@ -1,0 +1,127 @@
+//! Measurement 1, dispatch throughput: events round-robin over many resources, each
+//! incrementing a counter in its resource's memo, through the operator with 1 and 2 workers,
+//! against a hand-written loop doing the same counting with a `HashMap` and a direct call.
+
+use crate::handlers::{self, PING};
+use crate::report::{Goal, Report};
+use crate::stats::{grouped, paired_ratios, per_second, Samples};
+use crate::{workload, Config};
+use memo_runtime::{Event, Memo};
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+
+pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
+    let (events, resources) = (config.dispatch_events, config.resources);
+    let mut drop_only = Samples::default();
+    let mut by_hand = Samples::default();
+    let mut workers = [Samples::default(), Samples::default()];
+    for _ in 0..config.rounds {
+        drop_only.push(per_second(events, dropping_alone(config)));
+        by_hand.push(per_second(events, hand_written(config)));
+        for (index, samples) in workers.iter_mut().enumerate() {
+            samples.push(per_second(events, through_operator(runtime, config, index + 1)));
+        }
+    }
+    let ratios = [
+        paired_ratios(&workers[0], &by_hand),
+        paired_ratios(&workers[1], &by_hand),
+    ];
+
+    report.section(format!(
+        "1. Dispatch throughput ({} events round-robin over {} resources, handler increments a memo counter)",
+        grouped(events as f64),
+        grouped(resources as f64)
+    ));
+    report.row(
+        "dropping the pre-built events alone",
+        eps(&drop_only),
+        "cost both sides pay",
+    );
+    report.row("hand-written loop (HashMap + direct call)", eps(&by_hand), "baseline");
+    for (index, (samples, ratio)) in workers.iter().zip(&ratios).enumerate() {
+        let label = format!(
+            "memo Operator, {} worker{}",
+            index + 1,
+            if index == 0 { "" } else { "s" }
+        );
+        report.row(label, eps(samples), format!("{:.2}x baseline", ratio.median()));
+    }
+    report.row("kopf 1.45.2, sync handler, 1 core (reference)", "3,700 events/s", "");
+    report.row("kopf 1.45.2, async handler, 1 core (reference)", "5,900 events/s", "");
+    report.figures(
+        "dispatch",
+        json!({
+            "events": events,
+            "resources": resources,
+            "drop_only_events_per_second": drop_only.to_json(),
+            "baseline_events_per_second": by_hand.to_json(),
+            "workers_1_events_per_second": workers[0].to_json(),
+            "workers_2_events_per_second": workers[1].to_json(),
+            "workers_1_ratio": ratios[0].to_json(),
+            "workers_2_ratio": ratios[1].to_json(),
+        }),
+    );
+    report.target(
+        "dispatch: 1-worker throughput / hand-written loop",
+        ratios[0].median(),
+        Goal::AtLeast,
+        0.5,
+    );
+}
+
+fn eps(samples: &Samples) -> String {
+    format!("{} events/s", grouped(samples.median()))
+}
+
+/// Events for one run of either side, and the checks' expectation.
+fn prepare(config: &Config) -> Vec<Event> {
+    handlers::expect((config.dispatch_events / config.resources) as u64);
+    workload::round_robin(PING, config.dispatch_events, config.resources)
+}
+
+/// What every consumer of the events pays whatever it does: freeing them. They were built
+/// before the clock started, so they are cold in the caches by now (a real watch stream parses
+/// each event just before dispatching it, so there they are hot); this row shows how much of
+/// both sides' time goes to that.
+fn dropping_alone(config: &Config) -> Duration {
+    let events = prepare(config);
+    let start = Instant::now();
+    for event in events {
+        drop(std::hint::black_box(event));
+    }
+    start.elapsed()
+}
+
+/// The baseline: what a user would write without the runtime (a std `HashMap`, so SipHash; the
+/// runtime uses ahash). It owns the events and drops them as it goes, as the operator does, and
+/// drops its map inside the timing, as the operator drops its resources.
+fn hand_written(config: &Config) -> Duration {
+    let events = prepare(config);
+    let start = Instant::now();
+    let mut counters: HashMap<String, u64> = HashMap::new();
+    let mut done = 0;
+    for event in events {
+        let uid = event.uid().expect("every benchmark event has a uid");
+        match counters.get_mut(uid) {
+            Some(counter) => handlers::count_by_hand(counter, &mut done),
+            None => handlers::count_by_hand(counters.entry(uid.to_owned()).or_insert(0), &mut done),
+        }
+    }
+    drop(counters);
+    let elapsed = start.elapsed();
+    assert_eq!(done, config.resources, "the hand-written loop missed events");
+    elapsed
+}
+
+fn through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Duration {
+    let events = prepare(config);
+    let elapsed = runtime.block_on(workload::run_operator(events, workers, Memo::new()));
+    assert_eq!(
+        handlers::resources_done(),
+        config.resources,
+        "the operator missed events"
+    );
+    elapsed
+}

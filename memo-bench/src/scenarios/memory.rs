@@ -1,0 +1,129 @@
+//! Measurement 4, memory per resource: bytes the operator retains per tracked resource whose
+//! memo holds two small keys, with 100,000 resources held at once, counted by the bench's global
+//! allocator.
+//!
+//! Two more figures break the total down: the same run with a handler that writes nothing (the
+//! runtime's own bookkeeping per resource), and memos with the same two keys on their own. A
+//! hand-written `HashMap<String, (u64, bool)>` gives the floor.
+
+use crate::handlers::{self, KEEP, PLAIN};
+use crate::report::{Goal, Report};
+use crate::stats::{grouped, Samples};
+use crate::{alloc, workload, Config};
+use memo_runtime::Memo;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+/// The allocation counts are nearly deterministic: three rounds are plenty.
+const ROUNDS: usize = 3;
+
+pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
+    let resources = config.memory_resources;
+    let mut with_memo = Samples::default();
+    let mut bookkeeping = Samples::default();
+    let mut memo_alone = Samples::default();
+    let mut by_hand = Samples::default();
+    for _ in 0..ROUNDS {
+        with_memo.push(per_resource(held_by_operator(runtime, KEEP, resources), resources));
+        bookkeeping.push(per_resource(held_by_operator(runtime, PLAIN, resources), resources));
+        memo_alone.push(per_resource(two_key_memos(resources), resources));
+        by_hand.push(per_resource(hand_written(resources), resources));
+    }
+
+    report.section(format!(
+        "4. Memory per resource ({} resources held, memo with 2 small keys)",
+        grouped(resources as f64)
+    ));
+    report.row("memo Operator, memo with 2 keys", bytes(&with_memo), "total retained");
+    report.row(
+        "  of which runtime bookkeeping",
+        bytes(&bookkeeping),
+        "same run, handler writes nothing",
+    );
+    report.row(
+        "  of which the memo itself",
+        bytes(&memo_alone),
+        "Memo + 2 inserts, measured alone",
+    );
+    report.row("hand-written HashMap<String, (u64, bool)>", bytes(&by_hand), "baseline");
+    report.row("kopf 1.45.2 per watched object (reference)", "~950 bytes", "");
+    report.figures(
+        "memory",
+        json!({
+            "resources": resources,
+            "operator_with_memo_bytes_per_resource": with_memo.to_json(),
+            "operator_bookkeeping_bytes_per_resource": bookkeeping.to_json(),
+            "memo_alone_bytes_per_resource": memo_alone.to_json(),
+            "baseline_bytes_per_resource": by_hand.to_json(),
+        }),
+    );
+    report.target(
+        "memory: bytes retained per resource (memo with 2 keys)",
+        with_memo.median(),
+        Goal::AtMost,
+        300.0,
+    );
+}
+
+fn bytes(samples: &Samples) -> String {
+    format!("{:.0} bytes", samples.median())
+}
+
+fn per_resource(bytes: isize, resources: usize) -> f64 {
+    bytes as f64 / resources as f64
+}
+
+/// Net bytes allocated while an operator holds `resources` resources of `kind`, each after one
+/// `ADDED` event.
+///
+/// The events are built inside the counting window: the operator frees each one after handling
+/// it, and those frees must cancel their allocations rather than lower the count. The producer
+/// frees the event buffer before the count is read and keeps the source open until then, so
+/// the operator still holds every resource.
+fn held_by_operator(runtime: &Runtime, kind: &str, resources: usize) -> isize {
+    handlers::expect(1);
+    alloc::start();
+    let events = workload::all_new(kind, resources);
+    let retained = runtime.block_on(async {
+        let mut operator = workload::HeldOperator::start(events, 1, Memo::new());
+        operator.all_sent().await;
+        while handlers::events_seen() < resources {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let retained = alloc::live();
+        operator.finish().await;
+        retained
+    });
+    alloc::stop();
+    retained
+}
+
+/// Net bytes of `count` memos holding the same two keys as the `Keep` handler writes.
+fn two_key_memos(count: usize) -> isize {
+    let mut memos: Vec<Memo> = Vec::with_capacity(count);
+    alloc::start();
+    for _ in 0..count {
+        let mut memo = Memo::new();
+        memo.insert("counter", 1u64);
+        memo.insert("seen", true);
+        memos.push(memo);
+    }
+    let retained = alloc::live();
+    alloc::stop();
+    drop(memos);
+    retained
+}
+
+/// Net bytes of a hand-written map from uid to the same two values.
+fn hand_written(count: usize) -> isize {
+    alloc::start();
+    let map: HashMap<String, (u64, bool)> = (0..count)
+        .map(|index| (format!("uid-{KEEP}-{index}"), (1, true)))
+        .collect();
+    let retained = alloc::live();
+    alloc::stop();
+    drop(map);
+    retained
+}

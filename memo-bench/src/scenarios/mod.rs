@@ -1,0 +1,45 @@
+//! The six measurements of issue 5, in the order they are run and printed.
+
+mod dispatch;
+mod injection;
+mod memo_cost;
+mod memory;
+mod scaling;
+mod shared;
+
+use crate::report::Report;
+use crate::Config;
+use tokio::runtime::Runtime;
+
+/// One measurement: it runs its rounds and adds its rows, figures and targets to the report.
+pub struct Scenario {
+    pub name: &'static str,
+    pub run: fn(&Runtime, &Config, &mut Report),
+}
+
+pub const ALL: [Scenario; 6] = [
+    Scenario {
+        name: "dispatch throughput",
+        run: dispatch::run,
+    },
+    Scenario {
+        name: "parallel scaling",
+        run: scaling::run,
+    },
+    Scenario {
+        name: "memo creation cost",
+        run: memo_cost::run,
+    },
+    Scenario {
+        name: "memory per resource",
+        run: memory::run,
+    },
+    Scenario {
+        name: "shared memory",
+        run: shared::run,
+    },
+    Scenario {
+        name: "handler injection cost",
+        run: injection::run,
+    },
+];
