@@ -9,7 +9,6 @@ use crate::{Event, Logger, Shared};
 use serde_json::Value;
 use std::any::Any;
 use std::fmt::{self, Display};
-use std::sync::OnceLock;
 
 /// What a handler call came to: `Ok` or the handler's error, already rendered.
 pub type Outcome = Result<(), HandlerError>;
@@ -49,7 +48,7 @@ pub struct Context<'a> {
 pub struct Env<'a> {
     pub(crate) body: Option<&'a Value>,
     pub(crate) event: Option<&'a Event>,
-    pub(crate) logger: &'a OnceLock<Box<Logger>>,
+    pub(crate) logger: &'a once_cell::race::OnceBox<Logger>,
 }
 
 impl<'a> Env<'a> {

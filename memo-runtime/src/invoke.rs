@@ -10,7 +10,6 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
 
 /// A handler with the shared memory it asks for resolved once, at startup.
@@ -66,7 +65,7 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
 
 /// Runs one preparer on its memory.
 pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) -> Outcome {
-    let logger = OnceLock::from(Box::new(Logger::operator()));
+    let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
     let env = Env {
         body: None,
         event: None,

@@ -9,7 +9,6 @@ use crate::registry::{self, MemoType, Registration, Trigger};
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
 use crate::{invoke, Error, Logger, Memo, Result, Shared};
-use std::sync::OnceLock;
 
 /// Runs the registered handlers over a source of events, owning the memo hierarchy.
 ///
@@ -194,7 +193,7 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
     wanted: fn(&Trigger) -> bool,
     memo: &mut M,
 ) {
-    let logger = OnceLock::from(Box::new(Logger::operator()));
+    let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
     let env = Env {
         body: None,
         event: None,

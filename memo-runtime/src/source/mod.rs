@@ -20,6 +20,15 @@ enum Inner {
 }
 
 impl EventSource {
+    /// The next event if one is ready now, without waiting. `None` says nothing is ready (or the
+    /// source cannot tell without waiting); call [`next`](EventSource::next) to wait.
+    pub fn try_next(&mut self) -> Option<Event> {
+        match &mut self.inner {
+            Inner::Channel(receiver) => receiver.try_recv().ok(),
+            Inner::Json(_) => None,
+        }
+    }
+
     /// The next event, or `None` once the source has ended.
     pub async fn next(&mut self) -> Option<Event> {
         match &mut self.inner {
