@@ -42,15 +42,17 @@ pub struct Shared {
 struct Space {
     component: Option<String>,
     preparers: Vec<&'static Preparer>,
-    values: Mutex<HashMap<String, Value>>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Values, spread over shards by key so that workers on different keys do not contend.
+    shards: Box<[Shard]>,
+    hasher: ahash::RandomState,
+    locks: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>, ahash::RandomState>>,
     prepared: tokio::sync::OnceCell<()>,
 }
 
 /// Holds a named lock of a [`Shared`] memory until dropped or [`released`](LockGuard::release).
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard {
-    name: String,
+    name: Arc<str>,
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -72,8 +74,7 @@ impl fmt::Debug for LockGuard {
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<String> = self.values().keys().cloned().collect();
-        keys.sort();
+        let keys = self.sorted_keys();
         f.debug_struct("Shared")
             .field("component", &self.space.component)
             .field("keys", &keys)
@@ -109,7 +110,8 @@ impl Shared {
             space: Arc::new(Space {
                 component: component.map(str::to_owned),
                 preparers,
-                values: Mutex::default(),
+                shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+                hasher: ahash::RandomState::new(),
                 locks: Mutex::default(),
                 prepared: tokio::sync::OnceCell::new(),
             }),
@@ -121,20 +123,35 @@ impl Shared {
         self.space.component.as_deref()
     }
 
-    fn values(&self) -> MutexGuard<'_, HashMap<String, Value>> {
-        // A panic while holding the lock cannot leave a half-written value: every write is a
-        // single `insert` of a fully built value.
-        self.space
-            .values
+    /// The shard holding `key`, locked. A panic while holding it cannot leave a half-written
+    /// value (every write stores a fully built value), so a poisoned lock is still good.
+    fn shard(&self, key: &str) -> MutexGuard<'_, Values> {
+        let index = self.space.hasher.hash_one(key) as usize % SHARDS;
+        self.space.shards[index]
+            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sorted_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .space
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let values = shard.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                values.keys().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// A copy of the value under `key`, or `None` if there is none.
     ///
     /// Fails if the stored value is not a `T`, naming the key and the type.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let values = self.values();
+        let values = self.shard(key);
         match values.get(key) {
             Some(value) => decode(key, value).map(Some),
             None => Ok(None),
@@ -146,7 +163,7 @@ impl Shared {
     /// Fails (storing nothing) if the value cannot be serialized.
     pub async fn set(&self, key: &str, value: impl Serialize) -> Result<()> {
         let value = encode(key, &value)?;
-        self.values().insert(key.to_owned(), value);
+        store(&mut self.shard(key), key, value);
         Ok(())
     }
 
@@ -167,32 +184,29 @@ impl Shared {
     where
         T: Serialize + DeserializeOwned + Default,
     {
-        let mut values = self.values();
+        let mut values = self.shard(key);
         let mut current: T = match values.get(key) {
             Some(value) => decode(key, value)?,
             None => T::default(),
         };
         let result = f(&mut current);
-        let value = encode(key, &current)?;
-        values.insert(key.to_owned(), value);
+        store(&mut values, key, encode(key, &current)?);
         Ok(result)
     }
 
     /// Removes `key`; returns whether it was there.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        Ok(self.values().remove(key).is_some())
+        Ok(self.shard(key).remove(key).is_some())
     }
 
     /// Whether a value is stored under `key`.
     pub async fn contains(&self, key: &str) -> Result<bool> {
-        Ok(self.values().contains_key(key))
+        Ok(self.shard(key).contains_key(key))
     }
 
     /// Every key, sorted.
     pub async fn keys(&self) -> Result<Vec<String>> {
-        let mut keys: Vec<String> = self.values().keys().cloned().collect();
-        keys.sort();
-        Ok(keys)
+        Ok(self.sorted_keys())
     }
 
     /// Takes the named lock of this memory, waiting while another holder has it. Lock names are
@@ -210,12 +224,20 @@ impl Shared {
     /// # }
     /// ```
     pub async fn lock(&self, name: &str) -> Result<LockGuard> {
-        let lock = {
+        let (name, lock) = {
             let mut locks = self.space.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            Arc::clone(locks.entry(name.to_owned()).or_default())
+            match locks.get_key_value(name) {
+                Some((name, lock)) => (Arc::clone(name), Arc::clone(lock)),
+                None => {
+                    let name: Arc<str> = name.into();
+                    let lock = Arc::default();
+                    locks.insert(Arc::clone(&name), Arc::clone(&lock));
+                    (name, lock)
+                }
+            }
         };
         Ok(LockGuard {
-            name: name.to_owned(),
+            name,
             _guard: lock.lock_owned().await,
         })
     }
@@ -239,6 +261,27 @@ impl Shared {
             })
             .await
             .map(|_| ())
+    }
+}
+
+/// Shards per memory: enough that a few workers on different keys rarely meet.
+const SHARDS: usize = 16;
+
+type Values = HashMap<String, Value, ahash::RandomState>;
+
+/// One shard, alone on its cache lines so that shards used by different cores do not slow each
+/// other down.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Values>);
+
+/// Replaces the value in place, allocating the key only when it is new.
+fn store(values: &mut Values, key: &str, value: Value) {
+    match values.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            values.insert(key.to_owned(), value);
+        }
     }
 }
 
