@@ -195,7 +195,12 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     reading = false;
                     self.stop_timers();
                 }
-                Some(finished) = done.recv() => self.finish(finished, &jobs),
+                Some(finished) = done.recv() => {
+                    self.finish(finished, &jobs);
+                    while let Ok(finished) = done.try_recv() {
+                        self.finish(finished, &jobs);
+                    }
+                }
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if reading && !self.timers.is_empty() => {
                     let (key, timer) = expired.into_inner();
                     if let Some(slot) = self.resources.get_mut(&key) {
