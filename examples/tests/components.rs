@@ -17,16 +17,11 @@ fn registers_exactly_its_four_handlers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_component_counts_in_its_own_memory() {
-    let file = tokio::fs::File::open(common::data_file()).await.unwrap();
     let operator = Operator::new().workers(4).handle_signals(false);
     let per_name = operator.component_shared("per-name");
     let per_namespace = operator.component_shared("per-namespace");
     let bot = operator.shared();
-    operator
-        .source(memo_runtime::source::json_stream(file))
-        .run()
-        .await
-        .unwrap();
+    operator.source(common::bundled_stream().await).run().await.unwrap();
 
     let by_name: HashMap<String, u64> = per_name.get("messages").await.unwrap().unwrap();
     let expected: HashMap<String, u64> = [("kopf-example-1", 3), ("kopf-example-2", 4), ("kopf-example-3", 2)]

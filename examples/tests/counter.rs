@@ -6,7 +6,6 @@ mod example;
 
 mod common;
 
-use memo_runtime::prelude::*;
 use std::sync::atomic::Ordering;
 
 #[test]
@@ -16,17 +15,7 @@ fn registers_exactly_its_two_handlers() {
 
 #[tokio::test]
 async fn runs_on_the_bundled_stream_without_errors() {
-    let (_guard, errors) = common::count_errors();
-    let file = tokio::fs::File::open(common::data_file()).await.unwrap();
-    let source = memo_runtime::source::json_stream(file);
-    Operator::new()
-        .workers(2)
-        .handle_signals(false)
-        .source(source)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    assert_eq!(common::errors_on_bundled_stream().await, 0);
 }
 
 #[test]

@@ -16,13 +16,8 @@ fn registers_exactly_its_three_handlers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_every_event_of_the_bundled_stream() {
-    let file = tokio::fs::File::open(common::data_file()).await.unwrap();
     let operator = Operator::new().workers(4).handle_signals(false);
     let shared = operator.shared();
-    operator
-        .source(memo_runtime::source::json_stream(file))
-        .run()
-        .await
-        .unwrap();
+    operator.source(common::bundled_stream().await).run().await.unwrap();
     assert_eq!(shared.get::<u64>("messages").await.unwrap(), Some(9));
 }

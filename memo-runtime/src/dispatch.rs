@@ -54,6 +54,11 @@ struct Cold {
 }
 
 impl<M> Slot<M> {
+    /// The plan and the state, which inline never leave the slot.
+    fn inline_parts(&mut self) -> Option<(&KindPlan, &mut ResourceState<M>)> {
+        Some((&self.plan, self.state.as_mut()?))
+    }
+
     fn cold(&mut self) -> &mut Cold {
         self.cold.get_or_insert_with(Box::default)
     }
@@ -143,13 +148,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some((key, slot)) = self.admit(&event) else {
             return;
         };
-        // Inline, a resource's state never leaves its slot.
-        let Slot {
-            plan,
-            state: Some(state),
-            ..
-        } = slot
-        else {
+        let Some((plan, state)) = slot.inline_parts() else {
             return;
         };
         run_work(plan, state, Work::Event(event)).await;
@@ -165,12 +164,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         if let Some(cold) = slot.cold.as_mut() {
             cold.timer_keys[usize::from(timer)] = None;
         }
-        let Slot {
-            plan,
-            state: Some(state),
-            ..
-        } = slot
-        else {
+        let Some((plan, state)) = slot.inline_parts() else {
             return;
         };
         run_work(plan, state, Work::Timer(timer)).await;

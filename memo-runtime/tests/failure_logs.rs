@@ -6,26 +6,8 @@ mod common;
 use common::*;
 use memo_runtime::prelude::*;
 
-#[handler(event = "KopfExample")]
-fn fails(name: &str) -> Result<(), String> {
-    if name == "bad" {
-        return Err(format!("{name} is bad"));
-    }
-    Ok(())
-}
-
-#[handler(event = "KopfExample")]
-async fn panics(name: &str) {
-    if name == "boom" {
-        panic!("handler exploded on {name}");
-    }
-}
-
-#[handler(event = "KopfExample")]
-fn still_runs(memo: &Memo, name: &str) -> memo_runtime::Result<()> {
-    push(memo, name);
-    Ok(())
-}
+#[path = "common/failing.rs"]
+mod failing;
 
 #[tokio::test(flavor = "current_thread")]
 async fn failures_are_logged_with_the_handler_and_the_resource() {
@@ -46,7 +28,7 @@ async fn failures_are_logged_with_the_handler_and_the_resource() {
     let has = |parts: &[&str]| errors.iter().any(|line| parts.iter().all(|part| line.contains(part)));
     assert!(
         has(&[
-            "handler `failure_logs::fails` failed: bad is bad",
+            "handler `failure_logs::failing::fails` failed: bad is bad",
             "kind=\"KopfExample\"",
             "name=\"bad\"",
             "namespace=\"default\""
@@ -55,7 +37,7 @@ async fn failures_are_logged_with_the_handler_and_the_resource() {
     );
     assert!(
         has(&[
-            "handler `failure_logs::panics` failed: panicked: handler exploded on boom",
+            "handler `failure_logs::failing::panics` failed: panicked: handler exploded on boom",
             "name=\"boom\""
         ]),
         "{errors:#?}"

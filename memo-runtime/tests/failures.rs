@@ -6,26 +6,8 @@ mod common;
 use common::*;
 use memo_runtime::prelude::*;
 
-#[handler(event = "KopfExample")]
-fn fails(name: &str) -> Result<(), String> {
-    if name == "bad" {
-        return Err(format!("{name} is bad"));
-    }
-    Ok(())
-}
-
-#[handler(event = "KopfExample")]
-async fn panics(name: &str) {
-    if name == "boom" {
-        panic!("handler exploded on {name}");
-    }
-}
-
-#[handler(event = "KopfExample")]
-fn still_runs(memo: &Memo, name: &str) -> memo_runtime::Result<()> {
-    push(memo, name);
-    Ok(())
-}
+#[path = "common/failing.rs"]
+mod failing;
 
 #[tokio::test]
 async fn errors_and_panics_are_contained() {

@@ -38,15 +38,7 @@ async fn memo_is_dropped_after_delete_and_fresh_on_recreate() {
         let log = log_in(&mut memo);
         let token = Arc::new(Token);
         memo.insert("tokens", Arc::new(Arc::clone(&token)));
-        let (sender, source) = memo_runtime::source::channel(8);
-        let running = tokio::spawn(
-            Operator::new()
-                .memo(memo)
-                .workers(workers)
-                .handle_signals(false)
-                .source(source)
-                .run(),
-        );
+        let (sender, running) = spawn_operator(memo, workers);
         for event in [
             Event::added(example("a", "u-1")),
             Event::modified(example("a", "u-1")),

@@ -35,15 +35,7 @@ async fn timeline(workers: usize) -> Vec<String> {
     let mut memo = Memo::new();
     let log = log_in(&mut memo);
     memo.insert("start", Instant::now());
-    let (events, source) = memo_runtime::source::channel(8);
-    let running = tokio::spawn(
-        Operator::new()
-            .memo(memo)
-            .workers(workers)
-            .handle_signals(false)
-            .source(source)
-            .run(),
-    );
+    let (events, running) = spawn_operator(memo, workers);
     events.send(Event::added(with_size("a", "u-a", 1))).await.unwrap();
     sleep(Duration::from_secs(15)).await;
     events.send(Event::modified(with_size("a", "u-a", 2))).await.unwrap();
@@ -71,15 +63,7 @@ async fn timer_never_overlaps_itself_and_waits_initial_delay() {
     let mut memo = Memo::new();
     let log = log_in(&mut memo);
     memo.insert("start", Instant::now());
-    let (events, source) = memo_runtime::source::channel(8);
-    let running = tokio::spawn(
-        Operator::new()
-            .memo(memo)
-            .workers(2)
-            .handle_signals(false)
-            .source(source)
-            .run(),
-    );
+    let (events, running) = spawn_operator(memo, 2);
     events
         .send(Event::added(common::object("Slow", "s", None, Some("u-s"))))
         .await

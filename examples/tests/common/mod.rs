@@ -31,3 +31,23 @@ pub fn count_errors() -> (tracing::subscriber::DefaultGuard, Arc<AtomicUsize>) {
 pub fn data_file() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/data/kopfexamples.json")
 }
+
+/// The bundled watch stream as a source.
+pub async fn bundled_stream() -> memo_runtime::source::EventSource {
+    let file = tokio::fs::File::open(data_file())
+        .await
+        .expect("the bundled watch stream");
+    memo_runtime::source::json_stream(file)
+}
+
+/// Runs an operator with 2 workers on the bundled stream; returns how many errors it logged.
+pub async fn errors_on_bundled_stream() -> usize {
+    let (_guard, errors) = count_errors();
+    let operator = memo_runtime::Operator::new().workers(2).handle_signals(false);
+    operator
+        .source(bundled_stream().await)
+        .run()
+        .await
+        .expect("the operator runs");
+    errors.load(Ordering::SeqCst)
+}

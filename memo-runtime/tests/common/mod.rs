@@ -42,17 +42,26 @@ pub fn entries(log: &Log) -> Vec<String> {
     log.lock().unwrap().clone()
 }
 
+/// Starts an operator with `memo` on a channel source; returns the sender and the running task.
+pub fn spawn_operator(
+    memo: Memo,
+    workers: usize,
+) -> (
+    memo_runtime::source::EventSender,
+    tokio::task::JoinHandle<memo_runtime::Result<()>>,
+) {
+    let (sender, source) = memo_runtime::source::channel(64);
+    let operator = Operator::new()
+        .memo(memo)
+        .workers(workers)
+        .handle_signals(false)
+        .source(source);
+    (sender, tokio::spawn(operator.run()))
+}
+
 /// Runs an operator with `memo` over `events` and waits until it has finished.
 pub async fn run_events(memo: Memo, workers: usize, events: Vec<Event>) -> memo_runtime::Result<()> {
-    let (sender, source) = memo_runtime::source::channel(64);
-    let running = tokio::spawn(
-        Operator::new()
-            .memo(memo)
-            .workers(workers)
-            .handle_signals(false)
-            .source(source)
-            .run(),
-    );
+    let (sender, running) = spawn_operator(memo, workers);
     for event in events {
         sender.send(event).await?;
     }
