@@ -63,6 +63,18 @@ impl<M> Slot<M> {
         self.cold.get_or_insert_with(Box::default)
     }
 
+    /// Frees the cold part once it holds nothing: a kind without timers that was busy for a while
+    /// goes back to its small idle size.
+    fn release_idle_cold(&mut self) {
+        if self
+            .cold
+            .as_ref()
+            .is_some_and(|cold| cold.pending.is_empty() && cold.timer_keys.is_empty())
+        {
+            self.cold = None;
+        }
+    }
+
     fn take_pending(&mut self) -> VecDeque<Work> {
         self.cold
             .as_mut()
@@ -272,7 +284,10 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 };
                 send(jobs, job);
             }
-            None => slot.state = Some(done.state),
+            None => {
+                slot.state = Some(done.state);
+                slot.release_idle_cold();
+            }
         }
     }
 
