@@ -14,8 +14,8 @@ use crate::Config;
 use memo_runtime::Shared;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::runtime::Runtime;
 
@@ -68,7 +68,7 @@ pub fn run(_runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut atomic = [Samples::default(), Samples::default()];
     for _ in 0..config.rounds {
         for threads in [1, 2] {
-            atomic[threads - 1].push(atomic_alone(threads, config.shared_ops));
+            atomic[threads - 1].push(atomic_alone(threads, config.shared_ops * ATOMIC_OPS_FACTOR));
         }
         for (op, figures) in OPS.iter().zip(&mut figures) {
             let ops = if *op == Op::LockCycle {
@@ -187,26 +187,42 @@ fn figures_json(figures: &Figures) -> Value {
 
 /// Runs `work` on `threads` threads at once and returns the total operations per second. Each
 /// thread sets itself up (`setup`) before the clock starts; both get the thread's index.
+///
+/// The threads start together by spinning until all are ready (waking threads parked in a
+/// `Barrier` took milliseconds here, so short runs barely overlapped), and read the clock
+/// themselves, from the first start to the last end (a clock read by a third thread started late
+/// whenever that thread waited for a core, which inflated 2-thread figures).
 fn on_threads<S>(
     threads: usize,
     ops_per_thread: usize,
     setup: impl Fn(usize) -> S + Sync,
     work: impl Fn(&S, usize) + Sync,
 ) -> f64 {
-    let barrier = Barrier::new(threads + 1);
-    let start = std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let (setup, work, barrier) = (&setup, &work, &barrier);
-            scope.spawn(move || {
-                let state = setup(thread);
-                barrier.wait();
-                work(&state, thread);
-            });
-        }
-        barrier.wait();
-        Instant::now()
+    let ready = AtomicUsize::new(0);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let (setup, work, ready) = (&setup, &work, &ready);
+                scope.spawn(move || {
+                    let state = setup(thread);
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    while ready.load(Ordering::SeqCst) < threads {
+                        std::hint::spin_loop();
+                    }
+                    let start = Instant::now();
+                    work(&state, thread);
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a measuring thread panicked"))
+            .collect()
     });
-    per_second(threads * ops_per_thread, start.elapsed())
+    let start = spans.iter().map(|span| span.0).min().expect("at least one thread");
+    let end = spans.iter().map(|span| span.1).max().expect("at least one thread");
+    per_second(threads * ops_per_thread, end - start)
 }
 
 fn current_thread_runtime() -> tokio::runtime::Runtime {
@@ -214,6 +230,10 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("cannot start a tokio runtime")
 }
+
+/// The bare atomic is some 20 times faster than the stores, so it gets ten times their operations:
+/// its runs then last tens of milliseconds, long enough for the threads to overlap.
+const ATOMIC_OPS_FACTOR: usize = 10;
 
 /// The floor under any shared counter: a bare atomic increment, on one cache line.
 fn atomic_alone(threads: usize, ops: usize) -> f64 {
