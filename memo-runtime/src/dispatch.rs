@@ -21,6 +21,9 @@ use tokio_util::time::delay_queue::{self, DelayQueue};
 
 /// What a resource keeps between events.
 pub(crate) struct ResourceState<M> {
+    /// The handlers of the resource's kind. Part of the state, so that it travels to a worker
+    /// and back by move, without touching a reference count shared by every resource of the kind.
+    plan: Arc<KindPlan>,
     memo: M,
     /// Made when a handler first asks for it; one pointer until then.
     logger: OnceBox<Logger>,
@@ -37,7 +40,6 @@ enum Work {
 /// A resource as the loop keeps it. Kept small: the map holds one per resource, so every byte
 /// here is paid 100,000 times at 100,000 resources.
 struct Slot<M> {
-    plan: Arc<KindPlan>,
     /// `None` while a worker holds it.
     state: Option<ResourceState<M>>,
     /// What only some resources need, allocated when first needed.
@@ -54,11 +56,6 @@ struct Cold {
 }
 
 impl<M> Slot<M> {
-    /// The plan and the state, which inline never leave the slot.
-    fn inline_parts(&mut self) -> Option<(&KindPlan, &mut ResourceState<M>)> {
-        Some((&self.plan, self.state.as_mut()?))
-    }
-
     fn cold(&mut self) -> &mut Cold {
         self.cold.get_or_insert_with(Box::default)
     }
@@ -87,7 +84,6 @@ type Resources<M> = hashbrown::HashMap<Arc<str>, Slot<M>, ahash::RandomState>;
 
 struct Job<M> {
     key: Arc<str>,
-    plan: Arc<KindPlan>,
     state: ResourceState<M>,
     first: Work,
     rest: VecDeque<Work>,
@@ -160,10 +156,11 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some((key, slot)) = self.admit(&event) else {
             return;
         };
-        let Some((plan, state)) = slot.inline_parts() else {
+        // Inline, a resource's state never leaves its slot.
+        let Some(state) = slot.state.as_mut() else {
             return;
         };
-        run_work(plan, state, Work::Event(event)).await;
+        run_work(state, Work::Event(event)).await;
         if deleted {
             self.forget(&key);
         }
@@ -176,11 +173,12 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         if let Some(cold) = slot.cold.as_mut() {
             cold.timer_keys[usize::from(timer)] = None;
         }
-        let Some((plan, state)) = slot.inline_parts() else {
+        let Some(state) = slot.state.as_mut() else {
             return;
         };
-        run_work(plan, state, Work::Timer(timer)).await;
-        self.reschedule(&key, timer);
+        run_work(state, Work::Timer(timer)).await;
+        let interval = state.plan.timers[usize::from(timer)].interval;
+        self.reschedule(&key, timer, interval);
     }
 
     async fn run_workers(&mut self, mut source: EventSource, shutdown: impl Future<Output = ()>, workers: usize) {
@@ -266,8 +264,9 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             }
             return;
         }
-        for timer in done.timers_ran {
-            self.reschedule(&key, timer);
+        for &timer in &done.timers_ran {
+            let interval = done.state.plan.timers[usize::from(timer)].interval;
+            self.reschedule(&key, timer, interval);
         }
         let Some(slot) = self.resources.get_mut(&key) else {
             return;
@@ -276,7 +275,6 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         match rest.pop_front() {
             Some(first) => {
                 let job = Job {
-                    plan: Arc::clone(&slot.plan),
                     key,
                     state: done.state,
                     first,
@@ -328,8 +326,8 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     })
                 });
                 let slot = Slot {
-                    plan: Arc::clone(plan),
                     state: Some(ResourceState {
+                        plan: Arc::clone(plan),
                         memo: self.operator_memo.clone(),
                         logger: OnceBox::new(),
                         body: None,
@@ -341,12 +339,11 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         }
     }
 
-    fn reschedule(&mut self, key: &Arc<str>, timer: u16) {
+    fn reschedule(&mut self, key: &Arc<str>, timer: u16, interval: std::time::Duration) {
         if !self.accepting_timers {
             return;
         }
         if let Some(slot) = self.resources.get_mut(key) {
-            let interval = slot.plan.timers[usize::from(timer)].interval;
             let scheduled = self.timers.insert((Arc::clone(key), timer), interval);
             slot.cold().timer_keys[usize::from(timer)] = Some(scheduled);
         }
@@ -372,7 +369,6 @@ fn enqueue<M>(key: Arc<str>, slot: &mut Slot<M>, work: Work, jobs: &async_channe
     match slot.state.take() {
         Some(state) => {
             let job = Job {
-                plan: Arc::clone(&slot.plan),
                 key,
                 state,
                 first: work,
@@ -410,7 +406,6 @@ async fn worker<M: Send + Sync + 'static>(jobs: async_channel::Receiver<Job<M>>,
     while let Ok(job) = jobs.recv().await {
         let Job {
             key,
-            plan,
             mut state,
             first,
             mut rest,
@@ -423,7 +418,7 @@ async fn worker<M: Send + Sync + 'static>(jobs: async_channel::Receiver<Job<M>>,
             if let Work::Timer(timer) = work {
                 timers_ran.push(timer);
             }
-            if run_work(&plan, &mut state, work).await {
+            if run_work(&mut state, work).await {
                 deleted = true;
                 break;
             }
@@ -444,31 +439,37 @@ async fn worker<M: Send + Sync + 'static>(jobs: async_channel::Receiver<Job<M>>,
 }
 
 /// Runs one unit of work for a resource. Returns whether the resource was deleted.
-async fn run_work<M: Send + Sync + 'static>(plan: &KindPlan, state: &mut ResourceState<M>, work: Work) -> bool {
+async fn run_work<M: Send + Sync + 'static>(state: &mut ResourceState<M>, work: Work) -> bool {
+    let ResourceState {
+        plan,
+        memo,
+        logger,
+        body,
+    } = state;
     match work {
         Work::Event(event) => {
             let env = Env {
                 body: Some(&event.object),
                 event: Some(&event),
-                logger: &state.logger,
+                logger,
             };
             for handler in plan.handlers(event.r#type) {
-                invoke::call(handler, &mut state.memo, &env).await;
+                invoke::call(handler, memo, &env).await;
             }
             let deleted = event.r#type == EventType::Deleted;
             if plan.has_timers() && !deleted {
-                state.body = Some(Box::new(event.object));
+                *body = Some(Box::new(event.object));
             }
             deleted
         }
         Work::Timer(timer) => {
             let spec = &plan.timers[usize::from(timer)];
             let env = Env {
-                body: state.body.as_deref(),
+                body: body.as_deref(),
                 event: None,
-                logger: &state.logger,
+                logger,
             };
-            invoke::call(&spec.handler, &mut state.memo, &env).await;
+            invoke::call(&spec.handler, memo, &env).await;
             false
         }
     }

@@ -931,64 +931,6 @@ mod tests {
         assert_eq!(events[0].object["data"]["blob"].as_str().map(str::len), Some(300_000));
     }
 
-    /// Collects formatted log output.
-    #[derive(Clone, Default)]
-    struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl io::Write for LogSink {
-        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(data);
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn skips_and_read_errors_are_logged() {
-        let sink = LogSink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        // Callsites first hit by other tests' threads before this subscriber existed cached
-        // "not interested"; recompute now that it exists.
-        tracing::callsite::rebuild_interest_cache();
-        let input = format!(
-            "{}
-{{\"type\": \"BOOKMARK\", \"object\": {{}}}}
-{{\"type\": \"ERROR\", \"object\": {{\"message\": \"gone\"}}}}\ngarbage here\n",
-            pod("ADDED", "a")
-        );
-        let mut reader = Trickle::new(input.as_bytes());
-        reader.fail_at_end = true;
-        let (events, _) = run_reader(Box::new(reader)).await;
-        assert_eq!(events.len(), 1);
-        let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = logs.lines().collect();
-        assert_eq!(lines.len(), 4, "{logs}");
-        assert!(
-            lines[0].contains("DEBUG") && lines[0].contains("line=2") && lines[0].contains("BOOKMARK"),
-            "{logs}"
-        );
-        assert!(
-            lines[1].contains("WARN") && lines[1].contains("line=3") && lines[1].contains("ERROR event: gone"),
-            "{logs}"
-        );
-        assert!(
-            lines[2].contains("ERROR") && lines[2].contains("line=4 column=1") && lines[2].contains("expected"),
-            "{logs}"
-        );
-        assert!(
-            lines[3].contains("ERROR") && lines[3].contains("read failed") && lines[3].contains("connection reset"),
-            "{logs}"
-        );
-    }
-
     #[test]
     fn never_panics_on_arbitrary_bytes() {
         let alphabet = b"{}[]\":,\\ \n\r\tax01-.eE\xff\x80nulltrue";
