@@ -4,6 +4,8 @@
 //! The entry points are thin: arguments are parsed in `args`, the signature is read in `sig`,
 //! cross-checks live in `check`, and `codegen` writes the wrapper and its registration.
 
+#![warn(missing_docs)]
+
 mod args;
 mod check;
 mod codegen;

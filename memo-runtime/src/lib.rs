@@ -44,6 +44,7 @@
 //! Mistakes in handler signatures are compile errors (see [`handler`]). What needs the whole
 //! program is checked when [`Operator::run`] starts, with the codes listed in [`diagnostics`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod catalog;
 pub mod cli;
