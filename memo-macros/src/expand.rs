@@ -18,8 +18,6 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let Some(func) = function(&item, "#[handler]", &mut errors) else {
         return with_errors(item, errors);
     };
-    check::single_attribute(&func, &mut errors);
-    sig::check_function(&func.sig, "#[handler]", &mut errors);
     // Without a valid trigger, check the parameters against the most permissive kind, so that
     // their own mistakes are still reported in the same pass.
     let kind = parsed
@@ -30,8 +28,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         injectables: check::available(kind),
         what: kind.describe(),
     };
-    let params = sig::params(&func.sig, &availability, &mut errors);
-    let output_checkable = sig::check_return(&func.sig, &mut errors);
+    let (params, output_checkable) = read_signature(&func, "#[handler]", &availability, &mut errors);
     check::shared_needs_async(&func, &params, &mut errors);
     if !errors.is_empty() {
         return rejected(item, &func, &params, output_checkable, "handler", errors);
@@ -47,14 +44,11 @@ pub(crate) fn prepare_memory(args: TokenStream, item: TokenStream) -> TokenStrea
     let Some(func) = function(&item, "#[prepare_memory]", &mut errors) else {
         return with_errors(item, errors);
     };
-    check::single_attribute(&func, &mut errors);
-    sig::check_function(&func.sig, "#[prepare_memory]", &mut errors);
     let availability = Availability {
         injectables: &[Injectable::Shared],
         what: "a memory preparer",
     };
-    let params = sig::params(&func.sig, &availability, &mut errors);
-    let output_checkable = sig::check_return(&func.sig, &mut errors);
+    let (params, output_checkable) = read_signature(&func, "#[prepare_memory]", &availability, &mut errors);
     if func.sig.asyncness.is_none() {
         errors.spanned(
             func.sig.fn_token,
@@ -72,6 +66,22 @@ pub(crate) fn prepare_memory(args: TokenStream, item: TokenStream) -> TokenStrea
     }
     let generated = codegen::preparer(&func, component.as_ref(), &params);
     quote!(#func #generated)
+}
+
+/// The checks both attributes make of the function: one attribute only, a plain `fn`, parameters
+/// this kind of function can receive, a supported return type. Returns the parameters and whether
+/// the return type can still be type-checked.
+fn read_signature(
+    func: &ItemFn,
+    attribute: &str,
+    availability: &Availability<'_>,
+    errors: &mut Errors,
+) -> (Vec<sig::Param>, bool) {
+    check::single_attribute(func, errors);
+    sig::check_function(&func.sig, attribute, errors);
+    let params = sig::params(&func.sig, availability, errors);
+    let output_checkable = sig::check_return(&func.sig, errors);
+    (params, output_checkable)
 }
 
 fn function(item: &TokenStream, attribute: &str, errors: &mut Errors) -> Option<ItemFn> {
