@@ -34,7 +34,7 @@ impl<'s> Selector<'s> {
     /// is selected.
     pub(crate) fn matches(&self, kind: &str, api_version: &str) -> bool {
         if let Some(group) = self.group {
-            let object_group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+            let object_group = crate::resource::api_group(api_version);
             if !group.eq_ignore_ascii_case(object_group) {
                 return false;
             }
@@ -57,6 +57,8 @@ pub(crate) struct TimerSpec {
 
 /// The handlers of one kind (in one API version), by event type, in registry order.
 pub(crate) struct KindPlan {
+    /// The kind, as its objects spell it.
+    pub(crate) kind: Box<str>,
     added: Box<[Bound]>,
     modified: Box<[Bound]>,
     deleted: Box<[Bound]>,
@@ -174,6 +176,7 @@ fn build_plan(
         return None;
     }
     Some(KindPlan {
+        kind: kind.into(),
         added: added.into(),
         modified: modified.into(),
         deleted: deleted.into(),

@@ -6,15 +6,17 @@
 //! with more, a resource's state travels to a worker task with its queued work and comes back.
 
 use crate::catalog::{Catalog, KindPlan};
+use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
+use crate::resource::{Admitted, Lookup, Resource, ResourceKey};
 use crate::source::EventSource;
-use crate::{invoke, Event, EventType, Logger};
+use crate::stop::Stop;
+use crate::{invoke, Event, EventType, Logger, Result};
 use hashbrown::hash_map::EntryRef;
 use once_cell::race::OnceBox;
 use serde_json::Value;
-use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::time::delay_queue::{self, DelayQueue};
@@ -80,22 +82,25 @@ impl<M> Slot<M> {
     }
 }
 
-type Resources<M> = hashbrown::HashMap<Arc<str>, Slot<M>, ahash::RandomState>;
+type Resources<M> = hashbrown::HashMap<ResourceKey, Slot<M>, ahash::RandomState>;
 
 struct Job<M> {
-    key: Arc<str>,
+    key: ResourceKey,
     state: ResourceState<M>,
     first: Work,
     rest: VecDeque<Work>,
 }
 
 struct Done<M> {
-    key: Arc<str>,
+    key: ResourceKey,
     state: ResourceState<M>,
     deleted: bool,
     /// Work after a `DELETED` event, not run: it belongs to a new incarnation of the resource.
     leftover: VecDeque<Work>,
+    /// Units of work run, or skipped because of a stop.
     finished: usize,
+    /// Events skipped because of a stop.
+    dropped: usize,
     timers_ran: Vec<u16>,
 }
 
@@ -103,13 +108,16 @@ pub(crate) struct Dispatcher<M> {
     operator_memo: M,
     catalog: Catalog,
     resources: Resources<M>,
-    timers: DelayQueue<(Arc<str>, u16)>,
+    timers: DelayQueue<(ResourceKey, u16)>,
     in_flight: usize,
     accepting_timers: bool,
+    stop: Stop,
+    /// Reused to build the lookup text of objects without a uid.
+    lookup_buffer: String,
 }
 
 impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
-    pub(crate) fn new(operator_memo: M, catalog: Catalog) -> Self {
+    pub(crate) fn new(operator_memo: M, catalog: Catalog, stop: Stop) -> Self {
         Dispatcher {
             operator_memo,
             catalog,
@@ -117,41 +125,48 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             timers: DelayQueue::new(),
             in_flight: 0,
             accepting_timers: true,
+            stop,
+            lookup_buffer: String::new(),
         }
     }
 
-    /// Runs until the source ends or `shutdown` completes, then drains what is in flight, drops
-    /// every resource memo, and gives back the operator memo.
-    pub(crate) async fn run(mut self, source: EventSource, shutdown: impl Future<Output = ()>, workers: usize) -> M {
-        if workers <= 1 {
-            self.run_inline(source, shutdown).await;
+    /// Runs until the source ends (then drains what is queued) or a stop is requested (then
+    /// starts nothing new and waits for what runs), and drops every resource memo. Fails with
+    /// the source's failure, after the same steps.
+    pub(crate) async fn run(mut self, source: EventSource, workers: usize, in_flight: InFlight) -> Result<()> {
+        let outcome = if workers <= 1 {
+            self.run_inline(source, &in_flight.watch()).await
         } else {
-            self.run_workers(source, shutdown, workers).await;
-        }
+            self.run_workers(source, workers, &in_flight).await
+        };
         self.timers.clear();
         self.resources.clear();
-        self.operator_memo
+        outcome
     }
 
-    async fn run_inline(&mut self, mut source: EventSource, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
+    async fn run_inline(&mut self, mut source: EventSource, watch: &Watch) -> Result<()> {
+        let stop = self.stop.clone();
         loop {
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = stop.requested() => return Ok(()),
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
                     let (key, timer) = expired.into_inner();
-                    self.run_timer_inline(key, timer).await;
+                    self.run_timer_inline(key, timer, watch).await;
                 }
-                event = source.next() => match event {
-                    Some(event) => self.run_event_inline(event).await,
-                    None => break,
+                event = source.next_or_failure() => match event {
+                    Ok(Some(event)) => self.run_event_inline(event, watch).await,
+                    Ok(None) => {
+                        tracing::info!(target: "memo", "the source ended; stopping");
+                        return Ok(());
+                    }
+                    Err(err) => return Err(err),
                 },
             }
         }
     }
 
-    async fn run_event_inline(&mut self, event: Event) {
+    async fn run_event_inline(&mut self, event: Event, watch: &Watch) {
         let deleted = event.r#type == EventType::Deleted;
         let Some((key, slot)) = self.admit(&event) else {
             return;
@@ -160,14 +175,14 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some(state) = slot.state.as_mut() else {
             return;
         };
-        run_work(state, Work::Event(event)).await;
+        run_work(&key, state, Work::Event(event), watch).await;
         if deleted {
-            self.forget(&key);
+            self.forget(key.lookup());
         }
     }
 
-    async fn run_timer_inline(&mut self, key: Arc<str>, timer: u16) {
-        let Some(slot) = self.resources.get_mut(&key) else {
+    async fn run_timer_inline(&mut self, key: ResourceKey, timer: u16, watch: &Watch) {
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
             return;
         };
         if let Some(cold) = slot.cold.as_mut() {
@@ -176,28 +191,39 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some(state) = slot.state.as_mut() else {
             return;
         };
-        run_work(state, Work::Timer(timer)).await;
+        run_work(&key, state, Work::Timer(timer), watch).await;
         let interval = state.plan.timers[usize::from(timer)].interval;
         self.reschedule(&key, timer, interval);
     }
 
-    async fn run_workers(&mut self, mut source: EventSource, shutdown: impl Future<Output = ()>, workers: usize) {
+    async fn run_workers(&mut self, mut source: EventSource, workers: usize, in_flight: &InFlight) -> Result<()> {
         let (jobs, job_queue) = async_channel::unbounded::<Job<M>>();
         let (done_sender, mut done) = mpsc::unbounded_channel::<Done<M>>();
-        let mut pool = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            pool.spawn(worker(job_queue.clone(), done_sender.clone()));
-        }
+        let pool: Vec<_> = (0..workers)
+            .map(|index| {
+                let work = worker(
+                    job_queue.clone(),
+                    done_sender.clone(),
+                    self.stop.clone(),
+                    in_flight.watch(),
+                );
+                crate::dedicated::spawn(format!("memo-worker-{index}"), work)
+            })
+            .collect();
         drop((job_queue, done_sender));
         let in_flight_limit = 1024.max(workers * 256);
         let mut reading = true;
-        tokio::pin!(shutdown);
+        let mut stopping = false;
+        let mut outcome = Ok(());
+        let stop = self.stop.clone();
         while reading || self.in_flight > 0 {
             tokio::select! {
                 biased;
-                () = &mut shutdown, if reading => {
+                () = stop.requested(), if !stopping => {
+                    stopping = true;
                     reading = false;
                     self.stop_timers();
+                    self.drop_pending();
                 }
                 Some(finished) = done.recv() => {
                     self.finish(finished, &jobs);
@@ -207,7 +233,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 }
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if reading && !self.timers.is_empty() => {
                     let (key, timer) = expired.into_inner();
-                    if let Some(slot) = self.resources.get_mut(&key) {
+                    if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
                         if let Some(cold) = slot.cold.as_mut() {
                             cold.timer_keys[usize::from(timer)] = None;
                         }
@@ -215,29 +241,35 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                         self.in_flight += 1;
                     }
                 }
-                event = source.next(), if reading && self.in_flight < in_flight_limit => match event {
-                    Some(event) => {
+                event = source.next_or_failure(), if reading && self.in_flight < in_flight_limit => match event {
+                    Ok(Some(event)) => {
                         self.route(event, &jobs);
                         // Take what else is ready without going back to `select!`: one wake-up
                         // then serves a batch.
-                        while self.in_flight < in_flight_limit {
+                        while self.in_flight < in_flight_limit && !stop.is_requested() {
                             let Some(event) = source.try_next() else { break };
                             self.route(event, &jobs);
                         }
                     }
-                    None => {
+                    Ok(None) => {
+                        tracing::info!(target: "memo", "the source ended; finishing the queued events");
                         reading = false;
                         self.stop_timers();
+                    }
+                    Err(err) => {
+                        reading = false;
+                        self.stop_timers();
+                        outcome = Err(err);
                     }
                 },
             }
         }
         jobs.close();
-        while let Some(result) = pool.join_next().await {
-            if let Err(err) = result {
-                tracing::error!(target: "memo", "a worker task failed: {err}");
-            }
+        for worker in pool {
+            // A worker ends once the queue is closed and empty; one that is gone has nothing to say.
+            let _ = worker.await;
         }
+        outcome
     }
 
     fn route(&mut self, event: Event, jobs: &async_channel::Sender<Job<M>>) {
@@ -247,19 +279,36 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         }
     }
 
+    /// A stop was requested: work waiting behind busy resources will not start.
+    fn drop_pending(&mut self) {
+        let mut dropped = 0;
+        for slot in self.resources.values_mut() {
+            let pending = slot.take_pending();
+            self.in_flight -= pending.len();
+            dropped += pending.iter().filter(|work| matches!(work, Work::Event(_))).count();
+        }
+        self.stop.count_dropped(dropped);
+    }
+
     fn finish(&mut self, done: Done<M>, jobs: &async_channel::Sender<Job<M>>) {
         self.in_flight -= done.finished;
+        self.stop.count_dropped(done.dropped);
         let key = done.key;
         if done.deleted {
             let pending = self
-                .forget(&key)
+                .forget(key.lookup())
                 .map(|mut slot| slot.take_pending())
                 .unwrap_or_default();
+            let stopping = self.stop.is_requested();
             for work in done.leftover.into_iter().chain(pending) {
                 self.in_flight -= 1;
                 if let Work::Event(event) = work {
-                    // A new incarnation: admitted afresh, with a fresh memo.
-                    self.route(event, jobs);
+                    if stopping {
+                        self.stop.count_dropped(1);
+                    } else {
+                        // A new incarnation: admitted afresh, with a fresh memo.
+                        self.route(event, jobs);
+                    }
                 }
             }
             return;
@@ -268,7 +317,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             let interval = done.state.plan.timers[usize::from(timer)].interval;
             self.reschedule(&key, timer, interval);
         }
-        let Some(slot) = self.resources.get_mut(&key) else {
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
             return;
         };
         let mut rest = slot.take_pending();
@@ -291,34 +340,28 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
 
     /// Validates an event and finds or creates its resource, in one lookup. Returns the resource
     /// key and slot, or `None` (logged) if the event is invalid or no handler wants its kind.
-    fn admit(&mut self, event: &Event) -> Option<(Arc<str>, &mut Slot<M>)> {
-        let object = &event.object;
-        let metadata = object.get("metadata");
-        let field = |name: &str| metadata.and_then(|metadata| metadata.get(name)).and_then(Value::as_str);
-        let (Some(kind), Some(name)) = (object.get("kind").and_then(Value::as_str), field("name")) else {
-            reject(event);
+    /// A new resource's identity is read here, once, and travels with it from then on.
+    fn admit(&mut self, event: &Event) -> Option<(ResourceKey, &mut Slot<M>)> {
+        let admitted = match Admitted::read(&event.object) {
+            Ok(admitted) => admitted,
+            Err(missing) => {
+                reject(event, &missing);
+                return None;
+            }
+        };
+        let Some(plan) = self.catalog.plan(admitted.kind, admitted.api_version) else {
+            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
             return None;
         };
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let Some(plan) = self.catalog.plan(kind, api_version) else {
-            tracing::trace!(target: "memo", kind, name, "no handler for this kind; event ignored");
-            return None;
-        };
-        let key = match field("uid") {
-            Some(uid) => Cow::Borrowed(uid),
-            None => Cow::Owned(match field("namespace") {
-                Some(namespace) => format!("{namespace}/{name}"),
-                None => name.to_owned(),
-            }),
-        };
-        match self.resources.entry_ref(&*key) {
-            EntryRef::Occupied(entry) => Some((Arc::clone(entry.key()), entry.into_mut())),
+        let lookup = admitted.lookup(&mut self.lookup_buffer);
+        match self.resources.entry_ref(&Lookup(lookup)) {
+            EntryRef::Occupied(entry) => Some((entry.key().clone(), entry.into_mut())),
             EntryRef::Vacant(entry) => {
-                let key: Arc<str> = Arc::from(&*key);
+                let key = ResourceKey::new(lookup, &admitted);
                 let cold = plan.has_timers().then(|| {
                     let timer_keys = (0..=u16::MAX)
                         .zip(plan.timers.iter())
-                        .map(|(index, spec)| Some(self.timers.insert((Arc::clone(&key), index), spec.initial_delay)))
+                        .map(|(index, spec)| Some(self.timers.insert((key.clone(), index), spec.initial_delay)))
                         .collect();
                     Box::new(Cold {
                         pending: VecDeque::new(),
@@ -334,24 +377,24 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     }),
                     cold,
                 };
-                Some((Arc::clone(&key), entry.insert_with_key(key, slot)))
+                Some((key.clone(), entry.insert_with_key(key, slot)))
             }
         }
     }
 
-    fn reschedule(&mut self, key: &Arc<str>, timer: u16, interval: std::time::Duration) {
+    fn reschedule(&mut self, key: &ResourceKey, timer: u16, interval: std::time::Duration) {
         if !self.accepting_timers {
             return;
         }
-        if let Some(slot) = self.resources.get_mut(key) {
-            let scheduled = self.timers.insert((Arc::clone(key), timer), interval);
+        if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
+            let scheduled = self.timers.insert((key.clone(), timer), interval);
             slot.cold().timer_keys[usize::from(timer)] = Some(scheduled);
         }
     }
 
     /// Drops a resource (and its memo) and cancels its timers.
-    fn forget(&mut self, key: &str) -> Option<Slot<M>> {
-        let slot = self.resources.remove(key)?;
+    fn forget(&mut self, lookup: &str) -> Option<Slot<M>> {
+        let slot = self.resources.remove(&Lookup(lookup))?;
         for timer_key in slot.cold.iter().flat_map(|cold| cold.timer_keys.iter().flatten()) {
             self.timers.try_remove(timer_key);
         }
@@ -365,7 +408,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
 }
 
 /// Queues work for a resource, or sends it to a worker right away if the resource is idle.
-fn enqueue<M>(key: Arc<str>, slot: &mut Slot<M>, work: Work, jobs: &async_channel::Sender<Job<M>>) {
+fn enqueue<M>(key: ResourceKey, slot: &mut Slot<M>, work: Work, jobs: &async_channel::Sender<Job<M>>) {
     match slot.state.take() {
         Some(state) => {
             let job = Job {
@@ -387,12 +430,7 @@ fn send<M>(jobs: &async_channel::Sender<Job<M>>, job: Job<M>) {
     }
 }
 
-fn reject(event: &Event) {
-    let missing = match (event.kind(), event.name()) {
-        (None, None) => "`kind` and `metadata.name`",
-        (None, Some(_)) => "`kind`",
-        _ => "`metadata.name`",
-    };
+fn reject(event: &Event, missing: &crate::resource::Missing) {
     tracing::error!(
         target: "memo",
         r#type = event.r#type.as_str(),
@@ -402,56 +440,88 @@ fn reject(event: &Event) {
     );
 }
 
-async fn worker<M: Send + Sync + 'static>(jobs: async_channel::Receiver<Job<M>>, done: mpsc::UnboundedSender<Done<M>>) {
-    while let Ok(job) = jobs.recv().await {
-        let Job {
-            key,
-            mut state,
-            first,
-            mut rest,
-        } = job;
-        let queued = 1 + rest.len();
-        let mut timers_ran = Vec::new();
-        let mut deleted = false;
-        let mut next = Some(first);
-        while let Some(work) = next.take().or_else(|| rest.pop_front()) {
-            if let Work::Timer(timer) = work {
-                timers_ran.push(timer);
-            }
-            if run_work(&mut state, work).await {
-                deleted = true;
-                break;
+async fn worker<M: Send + Sync + 'static>(
+    jobs: async_channel::Receiver<Job<M>>,
+    done: mpsc::UnboundedSender<Done<M>>,
+    stop: Stop,
+    watch: Arc<Watch>,
+) {
+    let work = async {
+        while let Ok(job) = jobs.recv().await {
+            if done.send(run_job(job, &stop, &watch).await).is_err() {
+                return;
             }
         }
-        let finished = queued - rest.len();
-        let report = Done {
-            key,
-            state,
-            deleted,
-            leftover: rest,
-            finished,
-            timers_ran,
-        };
-        if done.send(report).is_err() {
-            return;
+    };
+    // Past the shutdown deadline, what still runs is cancelled (an async handler) or left behind
+    // on this thread (a sync one, which nothing can interrupt).
+    tokio::select! {
+        biased;
+        () = stop.abandoned() => {}
+        () = work => {}
+    }
+}
+
+/// Runs a resource's queued work in order, stopping after a `DELETED` event, and skipping what
+/// has not started once a stop is requested.
+async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Watch) -> Done<M> {
+    let Job {
+        key,
+        mut state,
+        first,
+        mut rest,
+    } = job;
+    let queued = 1 + rest.len();
+    let mut timers_ran = Vec::new();
+    let mut deleted = false;
+    let mut dropped = 0;
+    let mut next = Some(first);
+    while let Some(work) = next.take().or_else(|| rest.pop_front()) {
+        if stop.is_requested() {
+            dropped += usize::from(matches!(work, Work::Event(_)));
+            continue;
         }
+        if let Work::Timer(timer) = work {
+            timers_ran.push(timer);
+        }
+        if run_work(&key, &mut state, work, watch).await {
+            deleted = true;
+            break;
+        }
+    }
+    Done {
+        finished: queued - rest.len(),
+        key,
+        state,
+        deleted,
+        leftover: rest,
+        dropped,
+        timers_ran,
     }
 }
 
 /// Runs one unit of work for a resource. Returns whether the resource was deleted.
-async fn run_work<M: Send + Sync + 'static>(state: &mut ResourceState<M>, work: Work) -> bool {
+async fn run_work<M: Send + Sync + 'static>(
+    key: &ResourceKey,
+    state: &mut ResourceState<M>,
+    work: Work,
+    watch: &Watch,
+) -> bool {
     let ResourceState {
         plan,
         memo,
         logger,
         body,
     } = state;
+    let resource = Some(Resource { kind: &plan.kind, key });
     match work {
         Work::Event(event) => {
             let env = Env {
                 body: Some(&event.object),
                 event: Some(&event),
+                resource,
                 logger,
+                watch,
             };
             for handler in plan.handlers(event.r#type) {
                 invoke::call(handler, memo, &env).await;
@@ -467,7 +537,9 @@ async fn run_work<M: Send + Sync + 'static>(state: &mut ResourceState<M>, work: 
             let env = Env {
                 body: body.as_deref(),
                 event: None,
+                resource,
                 logger,
+                watch,
             };
             invoke::call(&spec.handler, memo, &env).await;
             false

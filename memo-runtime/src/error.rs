@@ -40,6 +40,18 @@ pub enum Error {
         /// What serde said.
         reason: String,
     },
+    /// A startup handler failed (an error or a panic, logged with it): the operator handled no
+    /// event.
+    StartupFailed {
+        /// The handler's id.
+        handler: String,
+        /// Its source location, `file:line:column`.
+        location: String,
+    },
+    /// A second signal arrived during a graceful stop and cut it short. A shell reports a process
+    /// killed by the signal with [`Signal::exit_code`](crate::Signal::exit_code) (130, 143); so
+    /// does [`run`](crate::run).
+    Forced(crate::Signal),
     /// A free-form error, usually raised by a handler.
     Custom(String),
 }
@@ -48,6 +60,23 @@ impl Error {
     /// An error with the given message.
     pub fn custom(message: impl fmt::Display) -> Self {
         Error::Custom(message.to_string())
+    }
+}
+
+impl Error {
+    /// The exit code a process should end with after this error: 130 or 143 for a stop forced
+    /// by SIGINT or SIGTERM (as a shell reports them), 1 otherwise.
+    ///
+    /// ```
+    /// use memo_runtime::{Error, Signal};
+    /// assert_eq!(Error::Forced(Signal::Terminate).exit_code(), 143);
+    /// assert_eq!(Error::custom("boom").exit_code(), 1);
+    /// ```
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Forced(signal) => signal.exit_code(),
+            _ => 1,
+        }
     }
 }
 
@@ -74,6 +103,10 @@ impl fmt::Display for Error {
                     "shared memory key `{key}` cannot be used as a `{type_name}`: {reason}"
                 )
             }
+            Error::StartupFailed { handler, location } => {
+                write!(f, "startup handler `{handler}` at {location} failed")
+            }
+            Error::Forced(signal) => write!(f, "stopped at once by a second {signal}"),
             Error::Custom(message) => f.write_str(message),
         }
     }

@@ -5,6 +5,8 @@
 //! accepted types, so a wrong type is a compile error on the user's type that says what is
 //! accepted (`#[diagnostic::on_unimplemented]`).
 
+use crate::in_flight::Watch;
+use crate::resource::Resource;
 use crate::{Event, Logger, Shared};
 use serde_json::Value;
 use std::any::Any;
@@ -48,7 +50,11 @@ pub struct Context<'a> {
 pub struct Env<'a> {
     pub(crate) body: Option<&'a Value>,
     pub(crate) event: Option<&'a Event>,
+    /// Who the resource is, read once when its first event was admitted.
+    pub(crate) resource: Option<Resource<'a>>,
     pub(crate) logger: &'a once_cell::race::OnceBox<Logger>,
+    /// Where the running handler is marked, for a stop that has to abandon it.
+    pub(crate) watch: &'a Watch,
 }
 
 impl<'a> Env<'a> {
@@ -56,8 +62,8 @@ impl<'a> Env<'a> {
         self.body.ok_or(InjectError(what))
     }
 
-    fn metadata(&self, what: &'static str, field: &str) -> Result<Option<&'a str>, InjectError> {
-        Ok(crate::event::metadata_str(self.body(what)?, field))
+    fn resource(&self, what: &'static str) -> Result<Resource<'a>, InjectError> {
+        self.resource.ok_or(InjectError(what))
     }
 }
 
@@ -133,7 +139,7 @@ pub trait NameArg<'a>: Sized {
 impl<'a> NameArg<'a> for &'a str {
     #[inline]
     fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
-        Ok(env.metadata("name", "name")?.unwrap_or_default())
+        Ok(env.resource("name")?.name())
     }
 }
 
@@ -157,7 +163,7 @@ pub trait UidArg<'a>: Sized {
 impl<'a> UidArg<'a> for &'a str {
     #[inline]
     fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
-        Ok(env.metadata("uid", "uid")?.unwrap_or_default())
+        Ok(env.resource("uid")?.uid())
     }
 }
 
@@ -182,14 +188,14 @@ pub trait NamespaceArg<'a>: Sized {
 impl<'a> NamespaceArg<'a> for Option<&'a str> {
     #[inline]
     fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
-        env.metadata("namespace", "namespace")
+        Ok(env.resource("namespace")?.namespace())
     }
 }
 
 impl<'a> NamespaceArg<'a> for Option<String> {
     #[inline]
     fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
-        Ok(env.metadata("namespace", "namespace")?.map(str::to_owned))
+        Ok(env.resource("namespace")?.namespace().map(str::to_owned))
     }
 }
 
@@ -241,12 +247,8 @@ impl<'a> LoggerArg<'a> for &'a Logger {
     #[inline]
     fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
         Ok(env.logger.get_or_init(|| {
-            Box::new(match env.body {
-                Some(body) => Logger::resource(
-                    body.get("kind").and_then(Value::as_str).unwrap_or_default(),
-                    crate::event::metadata_str(body, "namespace"),
-                    crate::event::metadata_str(body, "name").unwrap_or_default(),
-                ),
+            Box::new(match env.resource {
+                Some(resource) => Logger::resource(resource.kind, resource.namespace(), resource.name()),
                 None => Logger::operator(),
             })
         }))

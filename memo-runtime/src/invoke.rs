@@ -5,7 +5,6 @@ use crate::inject::{Context, Env, HandlerError, Outcome};
 use crate::registry::{Invoke, Preparer, Registration};
 use crate::shared::SharedMemory;
 use crate::{Logger, Shared};
-use serde_json::Value;
 use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,10 +27,11 @@ impl Bound {
 }
 
 /// Runs a handler and logs its failure (an `Err` or a panic) with the handler and the resource.
-/// A failing handler never stops the operator. A handler whose shared memory cannot be prepared
-/// is not run, and that is logged too.
-pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) {
+/// A failing handler never stops the operator; the caller learns whether it succeeded. A handler
+/// whose shared memory cannot be prepared is not run, and that is logged (and a failure) too.
+pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> bool {
     let handler = bound.handler;
+    let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared {
         if let Err(err) = shared.ensure_prepared().await {
             let component = shared
@@ -39,12 +39,12 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
                 .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));
             report(
                 handler,
-                env.body,
+                env,
                 &HandlerError(format!(
                     "not run: the shared memory of {component} is not prepared: {err}"
                 )),
             );
-            return;
+            return false;
         }
     }
     let mut cx = Context {
@@ -58,18 +58,25 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
         }
         Invoke::Async(wrapper) => CatchUnwind(wrapper(&mut cx)).await,
     };
-    if let Err(err) = outcome {
-        report(handler, env.body, &err);
+    match outcome {
+        Ok(()) => true,
+        Err(err) => {
+            report(handler, env, &err);
+            false
+        }
     }
 }
 
 /// Runs one preparer on its memory.
 pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) -> Outcome {
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
+    let watch = crate::in_flight::Watch::default();
     let env = Env {
         body: None,
         event: None,
+        resource: None,
         logger: &logger,
+        watch: &watch,
     };
     let mut no_memo = ();
     let mut cx = Context {
@@ -80,18 +87,24 @@ pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) 
     CatchUnwind((preparer.invoke)(&mut cx)).await
 }
 
-fn report(handler: &'static Registration, body: Option<&Value>, err: &HandlerError) {
-    match body {
-        Some(body) => tracing::error!(
+fn report(handler: &'static Registration, env: &Env<'_>, err: &HandlerError) {
+    match env.resource {
+        Some(resource) => tracing::error!(
             target: "memo",
             handler = handler.id,
-            kind = body.get("kind").and_then(serde_json::Value::as_str).unwrap_or_default(),
-            namespace = crate::event::metadata_str(body, "namespace").unwrap_or_default(),
-            name = crate::event::metadata_str(body, "name").unwrap_or_default(),
+            kind = resource.kind,
+            namespace = resource.namespace().unwrap_or_default(),
+            name = resource.name(),
             "handler `{}` failed: {err}",
             handler.id,
         ),
-        None => tracing::error!(target: "memo", handler = handler.id, "handler `{}` failed: {err}", handler.id),
+        None => tracing::error!(
+            target: "memo",
+            handler = handler.id,
+            "handler `{}` at {} failed: {err}",
+            handler.id,
+            handler.location(),
+        ),
     }
 }
 

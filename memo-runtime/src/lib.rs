@@ -48,19 +48,23 @@
 
 mod catalog;
 pub mod cli;
+mod dedicated;
 #[doc = include_str!("docs/diagnostics.md")]
 pub mod diagnostics {}
 mod dispatch;
 mod error;
 mod event;
+mod in_flight;
 mod inject;
 mod invoke;
 mod logger;
 mod memo;
 mod operator;
 pub mod registry;
+mod resource;
 mod shared;
 pub mod source;
+mod stop;
 
 pub use cli::{run, run_with};
 pub use error::{Error, Result};
@@ -71,9 +75,10 @@ pub use memo::{Memo, MemoError};
 pub use memo_macros::handler;
 #[doc = include_str!("docs/prepare_memory.md")]
 pub use memo_macros::prepare_memory;
-pub use operator::Operator;
+pub use operator::{Operator, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use registry::registered_handler_count;
 pub use shared::{LockGuard, Shared};
+pub use stop::Signal;
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {

@@ -3,12 +3,20 @@
 
 use crate::catalog::Catalog;
 use crate::dispatch::Dispatcher;
+use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
 use crate::invoke::Bound;
 use crate::registry::{self, MemoType, Registration, Trigger};
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
+use crate::stop::{humanize, Stop, Supervised};
 use crate::{invoke, Error, Logger, Memo, Result, Shared};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long a stop waits for running handlers by default: a pod's grace period.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the registered handlers over a source of events, owning the memo hierarchy.
 ///
@@ -45,6 +53,7 @@ pub struct Operator<M = Memo> {
     workers: usize,
     source: Option<EventSource>,
     handle_signals: bool,
+    shutdown_timeout: Duration,
 }
 
 impl Operator<Memo> {
@@ -57,6 +66,7 @@ impl Operator<Memo> {
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             source: None,
             handle_signals: true,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -74,6 +84,7 @@ impl<M> std::fmt::Debug for Operator<M> {
             .field("workers", &self.workers)
             .field("source", &self.source)
             .field("handle_signals", &self.handle_signals)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
     }
 }
@@ -102,6 +113,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             workers: self.workers,
             source: self.source,
             handle_signals: self.handle_signals,
+            shutdown_timeout: self.shutdown_timeout,
         }
     }
 
@@ -133,9 +145,29 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         self
     }
 
-    /// Whether SIGINT and SIGTERM stop the operator gracefully (default: yes).
+    /// Whether SIGINT and SIGTERM stop the operator gracefully (default: yes). A second signal
+    /// during a stop forces it at once: [`run`](Operator::run) returns [`Error::Forced`].
     pub fn handle_signals(mut self, handle_signals: bool) -> Self {
         self.handle_signals = handle_signals;
+        self
+    }
+
+    /// How long a stop waits for running handlers (default: 30 s, a pod's grace period).
+    ///
+    /// On a stop by signal, no new event starts; handlers already running get this long to
+    /// finish, then they are abandoned — async ones cancelled, sync ones left behind on their
+    /// thread — each logged with handler and resource. Events read but not started are dropped
+    /// and counted in one log line. Cleanup handlers then get the same time of their own.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let operator = Operator::new().shutdown_timeout(Duration::from_secs(10));
+    /// # drop(operator);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 
@@ -143,9 +175,17 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     ///
     /// First checks the registered handlers (memo types, duplicate ids) and fails with
     /// [`Error::Startup`] before handling anything if they are wrong. Then runs the startup
-    /// handlers on the operator memo, handles events until the source ends or a signal arrives,
-    /// drains what is in flight, stops timers, drops the resource memos, and runs the cleanup
-    /// handlers.
+    /// handlers on the operator memo — if one fails, no event is handled and `run` fails with
+    /// [`Error::StartupFailed`] — handles events until the source ends or a signal arrives,
+    /// finishes what runs (bounded by [`shutdown_timeout`](Operator::shutdown_timeout) when a
+    /// signal asked), stops timers, drops the resource memos, and runs the cleanup handlers.
+    ///
+    /// Returns `Ok` after a stop by the end of the source or by a signal; the source's error if
+    /// it failed (after cleanup); [`Error::Forced`] if a second signal cut the stop short.
+    ///
+    /// On a multi-threaded runtime, handlers run on threads of their own (one per worker), so a
+    /// blocking sync handler holds up one worker and never the runtime's timers, signals or
+    /// source.
     pub async fn run(self) -> Result<()> {
         let handlers = registry::registered();
         let problems = registry::validate(&handlers, &registry::registered_preparers(), MemoType::of::<M>());
@@ -156,11 +196,12 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             return Err(Error::Startup(problems));
         }
         let Operator {
-            mut memo,
+            memo,
             memory,
             workers,
             source,
             handle_signals,
+            shutdown_timeout,
         } = self;
         // Without a source the operator runs until a signal: its placeholder channel stays open.
         let mut idle_sender = None;
@@ -177,59 +218,189 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
                 ))
             }
         };
-
-        run_lifecycle(&handlers, &memory, Trigger::is_startup, &mut memo).await;
-        let dispatcher = Dispatcher::new(memo, Catalog::new(&handlers, memory.clone()));
-        let mut memo = dispatcher.run(source, shutdown_signal(handle_signals), workers).await;
+        let stop = Stop::default();
+        let signals = handle_signals.then(|| tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout)));
+        let phases = Phases {
+            handlers: handlers.into(),
+            memory,
+            stop,
+            grace: shutdown_timeout,
+        };
+        let result = phases.run(memo, source, workers).await;
         drop(idle_sender);
-        run_lifecycle(&handlers, &memory, Trigger::is_cleanup, &mut memo).await;
-        Ok(())
+        if let Some(signals) = signals {
+            signals.abort();
+        }
+        result
     }
 }
 
+/// The steps of one run: startup, events, cleanup, each supervised by the stop.
+struct Phases {
+    handlers: Arc<[&'static Registration]>,
+    memory: SharedMemory,
+    stop: Stop,
+    grace: Duration,
+}
+
+impl Phases {
+    async fn run<M: Clone + Send + Sync + 'static>(&self, memo: M, source: EventSource, workers: usize) -> Result<()> {
+        let stop = &self.stop;
+        let memo = match self.lifecycle("startup", Trigger::is_startup, memo, false).await? {
+            Lifecycle::Done(memo) => memo,
+            Lifecycle::Failed(failure) => {
+                tracing::error!(target: "memo", "stopped: {failure}; no event was handled and cleanup handlers do not run");
+                return Err(failure);
+            }
+            Lifecycle::Abandoned => {
+                tracing::info!(target: "memo", "stopped during startup: no event was handled");
+                return Ok(());
+            }
+        };
+        let outcome = if stop.is_requested() {
+            Ok(())
+        } else {
+            self.events(memo.clone(), source, workers).await?
+        };
+        let why = match (&outcome, stop.signal()) {
+            (Err(err), _) => format!("the source failed: {err}"),
+            (Ok(()), Some(signal)) => format!("{signal} received"),
+            (Ok(()), None) => "the source ended".to_owned(),
+        };
+        match self.lifecycle("cleanup", Trigger::is_cleanup, memo, true).await? {
+            Lifecycle::Done(_) | Lifecycle::Failed(_) | Lifecycle::Abandoned => {}
+        }
+        match &outcome {
+            Ok(()) => tracing::info!(target: "memo", "stopped: {why}"),
+            Err(_) => tracing::error!(target: "memo", "stopped: {why}"),
+        }
+        outcome
+    }
+
+    /// Handles events until the source ends or a stop is requested, bounded by the grace period
+    /// once a stop is requested. The outer error is a forced stop; the inner one the source's.
+    async fn events<M: Clone + Send + Sync + 'static>(
+        &self,
+        memo: M,
+        source: EventSource,
+        workers: usize,
+    ) -> Result<Result<()>> {
+        let stop = &self.stop;
+        let in_flight = InFlight::default();
+        let dispatcher = Dispatcher::new(memo, Catalog::new(&self.handlers, self.memory.clone()), stop.clone());
+        let dispatching = {
+            let (stop, in_flight) = (stop.clone(), in_flight.clone());
+            crate::dedicated::spawn("memo-dispatch".to_owned(), async move {
+                tokio::select! {
+                    biased;
+                    () = stop.abandoned() => Ok(()),
+                    outcome = dispatcher.run(source, workers, in_flight) => outcome,
+                }
+            })
+        };
+        let outcome = match stop.supervise(dispatching, self.grace, false, || stop.abandon()).await {
+            Supervised::Finished(outcome) => outcome,
+            Supervised::Abandoned => {
+                let abandoned = in_flight.report_abandoned();
+                tracing::warn!(
+                    target: "memo",
+                    "the shutdown timeout ({}) ran out: {abandoned} handler(s) abandoned",
+                    humanize(self.grace)
+                );
+                Ok(())
+            }
+            Supervised::Forced(signal) => return Err(Error::Forced(signal)),
+            Supervised::Lost => Err(Error::custom("the event loop's thread ended without an answer")),
+        };
+        let dropped = stop.dropped_events();
+        if dropped > 0 {
+            tracing::warn!(target: "memo", dropped, "{dropped} event(s) read but not started were dropped by the stop");
+        }
+        Ok(outcome)
+    }
+
+    /// Runs the startup or cleanup handlers on the operator memo, in registry order, on a
+    /// thread of their own; bounded by the grace period from the start (`bounded_now`) or from
+    /// a stop request. The error is a forced stop.
+    async fn lifecycle<M: Send + Sync + 'static>(
+        &self,
+        phase: &'static str,
+        wanted: fn(&Trigger) -> bool,
+        mut memo: M,
+        bounded_now: bool,
+    ) -> Result<Lifecycle<M>> {
+        let selected: Vec<_> = self.handlers.iter().copied().filter(|h| wanted(&h.trigger)).collect();
+        if selected.is_empty() {
+            return Ok(Lifecycle::Done(memo));
+        }
+        let cancel = CancellationToken::new();
+        let in_flight = InFlight::default();
+        let work = {
+            let (memory, cancel, watch) = (self.memory.clone(), cancel.clone(), in_flight.watch());
+            crate::dedicated::spawn(format!("memo-{phase}"), async move {
+                let failed = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => None,
+                    failed = run_lifecycle(&selected, &memory, &mut memo, &watch) => failed,
+                };
+                (memo, failed)
+            })
+        };
+        match self
+            .stop
+            .supervise(work, self.grace, bounded_now, || cancel.cancel())
+            .await
+        {
+            Supervised::Finished((memo, None)) => Ok(Lifecycle::Done(memo)),
+            Supervised::Finished((_, Some(handler))) if phase == "startup" => {
+                Ok(Lifecycle::Failed(Error::StartupFailed {
+                    handler: handler.id.to_owned(),
+                    location: handler.location().to_string(),
+                }))
+            }
+            Supervised::Finished((memo, Some(_))) => Ok(Lifecycle::Done(memo)),
+            Supervised::Abandoned => {
+                in_flight.report_abandoned();
+                tracing::warn!(target: "memo", "the {phase} handlers did not finish within the shutdown timeout ({})", humanize(self.grace));
+                Ok(Lifecycle::Abandoned)
+            }
+            Supervised::Forced(signal) => Err(Error::Forced(signal)),
+            Supervised::Lost => {
+                tracing::error!(target: "memo", "the {phase} handlers' thread ended without an answer");
+                Ok(Lifecycle::Abandoned)
+            }
+        }
+    }
+}
+
+enum Lifecycle<M> {
+    Done(M),
+    /// A startup handler failed.
+    Failed(Error),
+    Abandoned,
+}
+
+/// Runs lifecycle handlers in order; returns the first startup handler that failed (cleanup
+/// goes on past failures: each cleans up its own part).
 async fn run_lifecycle<M: Send + Sync + 'static>(
     handlers: &[&'static Registration],
     memory: &SharedMemory,
-    wanted: fn(&Trigger) -> bool,
     memo: &mut M,
-) {
+    watch: &Watch,
+) -> Option<&'static Registration> {
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
     let env = Env {
         body: None,
         event: None,
+        resource: None,
         logger: &logger,
+        watch,
     };
-    for &handler in handlers.iter().filter(|h| wanted(&h.trigger)) {
-        invoke::call(&Bound::new(handler, memory), memo, &env).await;
-    }
-}
-
-async fn shutdown_signal(enabled: bool) {
-    if !enabled {
-        return std::future::pending().await;
-    }
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => tracing::info!(target: "memo", "SIGINT received; stopping gracefully"),
-                    _ = terminate.recv() => tracing::info!(target: "memo", "SIGTERM received; stopping gracefully"),
-                }
-            }
-            (Err(err), _) | (_, Err(err)) => {
-                tracing::warn!(target: "memo", "cannot listen for signals ({err}); stop the operator by ending its source");
-                std::future::pending::<()>().await;
-            }
+    for &handler in handlers {
+        let succeeded = invoke::call(&Bound::new(handler, memory), memo, &env).await;
+        if !succeeded && handler.trigger.is_startup() {
+            return Some(handler);
         }
     }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!(target: "memo", "Ctrl-C received; stopping gracefully");
-        } else {
-            std::future::pending::<()>().await;
-        }
-    }
+    None
 }

@@ -450,6 +450,8 @@ pub(crate) struct JsonStream {
     parser: Parser,
     /// A read failed: the stream is over.
     failed: bool,
+    /// Why, until the owner asks.
+    failure: Option<std::io::Error>,
     /// Everything skipped so far, for tests to check.
     #[cfg(test)]
     skipped: Vec<Skipped>,
@@ -461,13 +463,36 @@ impl JsonStream {
             reader,
             parser: Parser::new(),
             failed: false,
+            failure: None,
             #[cfg(test)]
             skipped: Vec::new(),
         }
     }
 
+    /// Why the stream ended early: the read error, once (`None` after a real end of input).
+    pub(crate) fn take_failure(&mut self) -> Option<std::io::Error> {
+        self.failure.take()
+    }
+
+    /// The next event among the bytes already read, without reading more.
+    pub(crate) fn try_next(&mut self) -> Option<Event> {
+        while !self.failed {
+            match self.parser.next_item()? {
+                Item::Event(event) => return Some(event),
+                Item::Skipped(skipped) => self.skip(skipped),
+            }
+        }
+        None
+    }
+
+    fn skip(&mut self, skipped: Skipped) {
+        skipped.log();
+        #[cfg(test)]
+        self.skipped.push(skipped);
+    }
+
     /// The next valid event, or None at end of input (or after an
-    /// unrecoverable read error, which is logged).
+    /// unrecoverable read error, which is logged and kept for [`JsonStream::take_failure`]).
     pub(crate) async fn next(&mut self) -> Option<Event> {
         loop {
             if self.failed {
@@ -476,9 +501,7 @@ impl JsonStream {
             match self.parser.next_item() {
                 Some(Item::Event(event)) => return Some(event),
                 Some(Item::Skipped(skipped)) => {
-                    skipped.log();
-                    #[cfg(test)]
-                    self.skipped.push(skipped);
+                    self.skip(skipped);
                     continue;
                 }
                 None if self.parser.eof => return None,
@@ -493,6 +516,7 @@ impl JsonStream {
                 Err(err) => {
                     tracing::error!(line = self.parser.line, "watch stream: read failed, stopping: {err}");
                     self.failed = true;
+                    self.failure = Some(err);
                 }
             }
         }
@@ -892,7 +916,15 @@ mod tests {
     async fn read_error_ends_the_stream() {
         let mut reader = Trickle::new(format!("{}\n{}", pod("ADDED", "a"), pod("ADDED", "b")).as_bytes());
         reader.fail_at_end = true;
-        let (events, skipped) = run_reader(Box::new(reader)).await;
+        let mut stream = JsonStream::new(Box::new(reader));
+        let mut events = Vec::new();
+        while let Some(event) = stream.next().await {
+            events.push(event);
+        }
+        let failure = stream.take_failure().expect("the read error is kept");
+        assert_eq!(failure.to_string(), "connection reset");
+        assert!(stream.take_failure().is_none(), "and handed over once");
+        let skipped = stream.skipped;
         // "b" closed its brackets before the read failed.
         let got: Vec<String> = names(&events).into_iter().map(|(_, n)| n).collect();
         assert_eq!(got, ["a", "b"]);
@@ -915,6 +947,20 @@ mod tests {
         drop(writer);
         assert_eq!(stream.next().await.unwrap().r#type, EventType::Deleted);
         assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn ready_events_are_taken_without_reading() {
+        let input = format!("{}\nnot json\n{}\n", pod("ADDED", "a"), pod("DELETED", "a"));
+        let mut stream = JsonStream::new(Box::new(io::Cursor::new(input.into_bytes())));
+        assert!(stream.try_next().is_none(), "nothing was read yet");
+        assert_eq!(stream.next().await.unwrap().r#type, EventType::Added);
+        // The first read took the whole input: the rest is served from the buffer.
+        assert_eq!(stream.try_next().unwrap().r#type, EventType::Deleted);
+        assert!(stream.try_next().is_none());
+        assert_eq!(stream.skipped.len(), 1);
+        assert!(stream.next().await.is_none());
+        assert!(stream.take_failure().is_none(), "a real end is no failure");
     }
 
     #[tokio::test]

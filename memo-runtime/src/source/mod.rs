@@ -1,6 +1,7 @@
 //! Where events come from: an in-process channel, or a Kubernetes watch stream.
 
 mod json;
+mod thread_reader;
 
 use crate::{Error, Event, Result};
 use tokio::sync::mpsc;
@@ -8,8 +9,9 @@ use tokio::sync::mpsc;
 /// The stream of events an [`Operator`](crate::Operator) handles, set with
 /// [`Operator::source`](crate::Operator::source).
 ///
-/// Make one with [`channel`] (events sent from your own code) or [`json_stream`] (a
-/// `kubectl --watch` stream). The operator stops, gracefully, when its source ends.
+/// Make one with [`channel`] (events sent from your own code), [`json_stream`] or
+/// [`json_reader`] (a `kubectl --watch` stream). The operator stops, gracefully, when its source
+/// ends; a source that fails (a read error) stops it with that error.
 pub struct EventSource {
     inner: Inner,
 }
@@ -25,15 +27,27 @@ impl EventSource {
     pub fn try_next(&mut self) -> Option<Event> {
         match &mut self.inner {
             Inner::Channel(receiver) => receiver.try_recv().ok(),
-            Inner::Json(_) => None,
+            Inner::Json(stream) => stream.try_next(),
         }
     }
 
-    /// The next event, or `None` once the source has ended.
+    /// The next event, or `None` once the source has ended (or failed: the operator tells the
+    /// two apart and stops with the failure).
     pub async fn next(&mut self) -> Option<Event> {
         match &mut self.inner {
             Inner::Channel(receiver) => receiver.recv().await,
             Inner::Json(stream) => stream.next().await,
+        }
+    }
+
+    /// The next event, `Ok(None)` at a real end of input, or why the source failed.
+    pub(crate) async fn next_or_failure(&mut self) -> Result<Option<Event>> {
+        match &mut self.inner {
+            Inner::Channel(receiver) => Ok(receiver.recv().await),
+            Inner::Json(stream) => match stream.next().await {
+                Some(event) => Ok(Some(event)),
+                None => stream.take_failure().map_or(Ok(None), |err| Err(Error::Io(err))),
+            },
         }
     }
 }
@@ -122,4 +136,33 @@ where
     EventSource {
         inner: Inner::Json(json::JsonStream::new(Box::new(reader))),
     }
+}
+
+/// [`json_stream`] over a blocking reader — standard input, a file, a FIFO — read on a thread of
+/// its own.
+///
+/// Reads from standard input and FIFOs cannot be cancelled: an async reader built on them keeps
+/// the runtime (and the process) waiting for the next byte after the operator has stopped. This
+/// one hands bytes over from its own thread, which a stop simply leaves behind, so a `SIGTERM`
+/// ends the process at once even while the input is silent. A read error fails the source (the
+/// operator stops with it); the end of the input ends it.
+///
+/// ```
+/// use memo_runtime::EventType;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let input = std::io::Cursor::new(
+///     br#"{"type": "ADDED", "object": {"kind": "Pod", "metadata": {"name": "p"}}}"#.to_vec(),
+/// );
+/// let mut source = memo_runtime::source::json_reader(input);
+/// assert_eq!(source.next().await.unwrap().r#type, EventType::Added);
+/// assert!(source.next().await.is_none());
+/// # }
+/// ```
+pub fn json_reader<R>(reader: R) -> EventSource
+where
+    R: std::io::Read + Send + 'static,
+{
+    json_stream(thread_reader::ThreadReader::spawn(reader))
 }

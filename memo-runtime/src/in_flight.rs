@@ -1,0 +1,101 @@
+//! What each worker is running right now, so that a stop that abandons work can name every
+//! handler it left behind and the resource it was handling — even one stuck in a blocking call,
+//! whose thread cannot be asked.
+
+use crate::registry::Registration;
+use crate::resource::ResourceKey;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One place per worker (or per lifecycle run).
+#[derive(Default)]
+pub(crate) struct Watch {
+    busy: AtomicBool,
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    handler: &'static Registration,
+    resource: Option<ResourceKey>,
+}
+
+impl Watch {
+    /// Marks `handler` as running on `resource` until the guard is dropped. Cheap: one
+    /// uncontended lock and one reference count, paid once per handler call.
+    pub(crate) fn enter(&self, handler: &'static Registration, resource: Option<&ResourceKey>) -> Entered<'_> {
+        let running = Running {
+            handler,
+            resource: resource.cloned(),
+        };
+        // The previous entry is dropped outside the lock.
+        let _previous = self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(running);
+        self.busy.store(true, Ordering::Release);
+        Entered(self)
+    }
+
+    /// Logs what runs now, as abandoned by a stop.
+    fn report_abandoned(&self) -> bool {
+        if !self.busy.load(Ordering::Acquire) {
+            return false;
+        }
+        let running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(Running { handler, resource }) = running.as_ref() else {
+            return false;
+        };
+        let location = handler.location();
+        match resource {
+            Some(key) => tracing::warn!(
+                target: "memo",
+                handler = handler.id,
+                trigger = handler.describe_trigger(),
+                namespace = key.namespace().unwrap_or_default(),
+                name = key.name(),
+                "handler `{}` at {location} abandoned: it did not finish within the shutdown timeout",
+                handler.id,
+            ),
+            None => tracing::warn!(
+                target: "memo",
+                handler = handler.id,
+                trigger = handler.describe_trigger(),
+                "handler `{}` at {location} abandoned: it did not finish within the shutdown timeout",
+                handler.id,
+            ),
+        }
+        true
+    }
+}
+
+/// Clears the mark when the handler returns, fails, panics, or is cancelled.
+pub(crate) struct Entered<'a>(&'a Watch);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+/// The watches of every worker of one run.
+#[derive(Clone, Default)]
+pub(crate) struct InFlight(Arc<Mutex<Vec<Arc<Watch>>>>);
+
+impl InFlight {
+    /// A watch for one more worker.
+    pub(crate) fn watch(&self) -> Arc<Watch> {
+        let watch = Arc::<Watch>::default();
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::clone(&watch));
+        watch
+    }
+
+    /// Logs every handler still running; returns how many.
+    pub(crate) fn report_abandoned(&self) -> usize {
+        let watches = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        watches.iter().filter(|watch| watch.report_abandoned()).count()
+    }
+}

@@ -1,0 +1,232 @@
+//! A resource's identity: read from its object once, when its first event is admitted, and
+//! carried with the resource from then on.
+//!
+//! A resource is its API group, kind, namespace and name; the uid tells incarnations apart. Kind
+//! and group are the same for every resource of a kind, so they live in the kind's plan; what is
+//! particular to one resource lives in its [`ResourceKey`], which is also its key in the
+//! dispatcher's map: one allocation per resource for both jobs.
+
+use serde_json::Value;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// What one event's object says about who it is, borrowed from the object.
+pub(crate) struct Admitted<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) api_version: &'a str,
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) name: &'a str,
+    pub(crate) uid: Option<&'a str>,
+}
+
+/// Why an object cannot be admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Missing {
+    Kind,
+    Name,
+    KindAndName,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Missing::Kind => "`kind`",
+            Missing::Name => "`metadata.name`",
+            Missing::KindAndName => "`kind` and `metadata.name`",
+        })
+    }
+}
+
+impl<'a> Admitted<'a> {
+    /// Reads the identity fields of an object.
+    pub(crate) fn read(object: &'a Value) -> Result<Self, Missing> {
+        let metadata = object.get("metadata");
+        let field = |name: &str| metadata.and_then(|metadata| metadata.get(name)).and_then(Value::as_str);
+        let (kind, name) = match (object.get("kind").and_then(Value::as_str), field("name")) {
+            (Some(kind), Some(name)) => (kind, name),
+            (None, Some(_)) => return Err(Missing::Kind),
+            (Some(_), None) => return Err(Missing::Name),
+            (None, None) => return Err(Missing::KindAndName),
+        };
+        Ok(Admitted {
+            kind,
+            api_version: object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+            namespace: field("namespace"),
+            name,
+            uid: field("uid").filter(|uid| !uid.is_empty()),
+        })
+    }
+
+    /// The text the resource is found by: its uid, or without one its group, kind, namespace and
+    /// name (so that a `ConfigMap d/foo` and a `Secret d/foo` stay two resources).
+    pub(crate) fn lookup(&self, buffer: &'a mut String) -> &'a str {
+        match self.uid {
+            Some(uid) => uid,
+            None => {
+                use std::fmt::Write;
+                buffer.clear();
+                // Writing into a String cannot fail.
+                let _ = write!(
+                    buffer,
+                    "{}.{}/{}/{}",
+                    self.kind,
+                    api_group(self.api_version),
+                    self.namespace.unwrap_or_default(),
+                    self.name
+                );
+                buffer
+            }
+        }
+    }
+}
+
+/// The API group of an `apiVersion`: `"kopf.dev"` for `"kopf.dev/v1"`, `""` for the core `"v1"`.
+pub(crate) fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// The part of a resource's identity that is its own, and its key in the dispatcher's map.
+///
+/// One string: `LOOKUP \0 NAMESPACE \0 NAME \0 UID`, hashed and compared by its lookup part only.
+#[derive(Clone)]
+pub(crate) struct ResourceKey(Arc<str>);
+
+const SEPARATOR: char = '\0';
+
+impl ResourceKey {
+    pub(crate) fn new(lookup: &str, admitted: &Admitted<'_>) -> Self {
+        let namespace = admitted.namespace.unwrap_or_default();
+        let uid = admitted.uid.unwrap_or_default();
+        let mut text = String::with_capacity(lookup.len() + namespace.len() + admitted.name.len() + uid.len() + 3);
+        for (index, part) in [lookup, namespace, admitted.name, uid].into_iter().enumerate() {
+            if index > 0 {
+                text.push(SEPARATOR);
+            }
+            // A separator inside a field would shift the others; Kubernetes names cannot hold one.
+            text.extend(part.chars().filter(|&c| c != SEPARATOR));
+        }
+        ResourceKey(text.into())
+    }
+
+    fn part(&self, index: usize) -> &str {
+        self.0.split(SEPARATOR).nth(index).unwrap_or_default()
+    }
+
+    pub(crate) fn lookup(&self) -> &str {
+        self.part(0)
+    }
+
+    pub(crate) fn namespace(&self) -> Option<&str> {
+        Some(self.part(1)).filter(|namespace| !namespace.is_empty())
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.part(2)
+    }
+
+    pub(crate) fn uid(&self) -> &str {
+        self.part(3)
+    }
+}
+
+impl Hash for ResourceKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.lookup().hash(state);
+    }
+}
+
+impl PartialEq for ResourceKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.lookup() == other.lookup()
+    }
+}
+
+impl Eq for ResourceKey {}
+
+/// A lookup text, to find a [`ResourceKey`] in a map without building one.
+#[derive(Hash)]
+pub(crate) struct Lookup<'a>(pub(crate) &'a str);
+
+impl hashbrown::Equivalent<ResourceKey> for Lookup<'_> {
+    fn equivalent(&self, key: &ResourceKey) -> bool {
+        self.0 == key.lookup()
+    }
+}
+
+/// A resource as handlers and logs see it: the kind's part and the resource's own.
+#[derive(Clone, Copy)]
+pub(crate) struct Resource<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) key: &'a ResourceKey,
+}
+
+impl<'a> Resource<'a> {
+    pub(crate) fn namespace(&self) -> Option<&'a str> {
+        self.key.namespace()
+    }
+
+    pub(crate) fn name(&self) -> &'a str {
+        self.key.name()
+    }
+
+    pub(crate) fn uid(&self) -> &'a str {
+        self.key.uid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key_of(object: &Value) -> ResourceKey {
+        let admitted = Admitted::read(object).unwrap();
+        let mut buffer = String::new();
+        let lookup = admitted.lookup(&mut buffer).to_owned();
+        ResourceKey::new(&lookup, &admitted)
+    }
+
+    #[test]
+    fn kinds_without_uids_do_not_collide() {
+        let config_map =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "foo", "namespace": "d"}});
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "foo", "namespace": "d"}});
+        let deployment =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "foo", "namespace": "d"}});
+        let other_group = json!({"apiVersion": "example.com/v1", "kind": "Deployment", "metadata": {"name": "foo", "namespace": "d"}});
+        let keys = [&config_map, &secret, &deployment, &other_group].map(key_of);
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert!(a != b, "{} == {}", a.lookup(), b.lookup());
+            }
+        }
+    }
+
+    #[test]
+    fn the_key_carries_namespace_name_and_uid_and_is_found_by_its_lookup() {
+        let object = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "uid": "u-1"}});
+        let key = key_of(&object);
+        assert_eq!(
+            (key.lookup(), key.namespace(), key.name(), key.uid()),
+            ("u-1", Some("ns"), "p", "u-1")
+        );
+        let hasher = ahash::RandomState::new();
+        assert_eq!(hasher.hash_one(&key), hasher.hash_one(Lookup("u-1")));
+        assert!(hashbrown::Equivalent::equivalent(&Lookup("u-1"), &key));
+
+        let cluster_scoped = key_of(&json!({"kind": "Node", "metadata": {"name": "n1"}}));
+        assert_eq!(cluster_scoped.namespace(), None);
+        assert_eq!(cluster_scoped.uid(), "");
+        assert_eq!(cluster_scoped.lookup(), "Node./ /n1".replace(' ', ""));
+    }
+
+    #[test]
+    fn objects_without_kind_or_name_are_refused() {
+        assert_eq!(
+            Admitted::read(&json!({"metadata": {"name": "x"}})).err(),
+            Some(Missing::Kind)
+        );
+        assert_eq!(Admitted::read(&json!({"kind": "Pod"})).err(), Some(Missing::Name));
+        assert_eq!(Admitted::read(&json!({})).err(), Some(Missing::KindAndName));
+    }
+}
