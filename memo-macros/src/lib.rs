@@ -10,6 +10,7 @@ mod args;
 mod check;
 mod codegen;
 mod duration;
+mod duration_text;
 mod errors;
 mod expand;
 mod resource;

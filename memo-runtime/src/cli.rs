@@ -2,18 +2,29 @@
 
 use crate::{Operator, Result};
 use std::process::ExitCode;
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "\
-usage: OPERATOR [--source FILE|-] [--workers N] [-v|-vv] [-q]
+// The macro reads `interval = "1m30s"` with this very code; flags read durations the same way.
+#[path = "../../memo-macros/src/duration_text.rs"]
+mod duration_text;
 
-  --source FILE|-   read Kubernetes watch events from FILE, or from standard input with `-`
-                    (the default), as `kubectl get KIND -A --watch --output-watch-events -o json`
-                    prints them
-  --workers N       run up to N handlers at once (default: the number of cores)
-  -v, -vv           more logging (debug, trace); RUST_LOG overrides
-  -q                less logging (errors only)
-  -h, --help        show this help";
+const USAGE: &str = "\
+usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [-v|-vv] [-q]
+
+  --source FILE|-             read Kubernetes watch events from FILE (or a FIFO), or from standard
+                              input with `-` (the default), as
+                              `kubectl get KIND -A --watch --output-watch-events -o json` prints them
+  --workers N                 run up to N handlers at once (default: the number of cores)
+  --shutdown-timeout DURATION on SIGTERM/SIGINT, how long running handlers may take to finish
+                              before they are abandoned: seconds (`30`, `2.5`) or `250ms`, `10s`,
+                              `1m`, `1h30m` (default: 30s); a second signal stops at once
+  -v, -vv                     more logging (debug, trace); RUST_LOG overrides
+  -q                          less logging (errors only)
+  -h, --help                  show this help
+
+exit codes: 0 after a stop by the end of the input or by a signal; 1 when the source or a startup
+handler failed; 2 for bad flags; 130/143 when a second SIGINT/SIGTERM cut the stop short";
 
 /// Command-line settings of an operator binary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +35,8 @@ pub struct Cli {
     pub workers: Option<usize>,
     /// -1 for `-q`, 0 by default, 1 for `-v`, 2 for `-vv`.
     pub verbosity: i8,
+    /// `--shutdown-timeout DURATION`, if given.
+    pub shutdown_timeout: Option<Duration>,
 }
 
 impl Cli {
@@ -36,6 +49,10 @@ impl Cli {
     /// assert_eq!(cli.workers, Some(4));
     /// assert_eq!(cli.verbosity, 1);
     /// assert!(Cli::parse(["--wrokers", "4"]).unwrap_err().contains("unknown flag `--wrokers`"));
+    ///
+    /// let cli = Cli::parse(["--shutdown-timeout", "1m30s"]).unwrap();
+    /// assert_eq!(cli.shutdown_timeout, Some(std::time::Duration::from_secs(90)));
+    /// assert_eq!(Cli::parse(["--shutdown-timeout=2.5"]).unwrap().shutdown_timeout.unwrap().as_millis(), 2500);
     /// ```
     pub fn parse<I, S>(args: I) -> std::result::Result<Cli, String>
     where
@@ -46,6 +63,7 @@ impl Cli {
             source: "-".to_owned(),
             workers: None,
             verbosity: 0,
+            shutdown_timeout: None,
         };
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -70,6 +88,12 @@ impl Cli {
                         .ok_or_else(|| format!("`--workers` must be a positive number, not `{text}`"))?;
                     cli.workers = Some(workers);
                 }
+                "--shutdown-timeout" => {
+                    let text = value("--shutdown-timeout")?;
+                    cli.shutdown_timeout = Some(parse_duration(&text).map_err(|reason| {
+                        format!("`--shutdown-timeout {text}` is not a duration: {reason}; write e.g. `30`, `10s`, `1m` or `1h30m`")
+                    })?);
+                }
                 "-v" | "--verbose" => cli.verbosity = cli.verbosity.max(0) + 1,
                 "-vv" => cli.verbosity = 2,
                 "-q" | "--quiet" => cli.verbosity = -1,
@@ -92,19 +116,32 @@ impl Cli {
         })
     }
 
-    async fn source(&self) -> Result<crate::source::EventSource> {
-        Ok(if self.source == "-" {
-            crate::source::json_stream(tokio::io::stdin())
-        } else {
-            let file = tokio::fs::File::open(&self.source).await.map_err(|err| {
-                crate::Error::Io(std::io::Error::new(
-                    err.kind(),
-                    format!("cannot open `{}`: {err}", self.source),
-                ))
-            })?;
-            crate::source::json_stream(file)
-        })
+    fn source(&self) -> Result<crate::source::EventSource> {
+        if self.source == "-" {
+            tracing::info!(target: "memo", "reading watch events from standard input (`--source FILE` reads a file)");
+            return Ok(crate::source::json_reader(std::io::stdin()));
+        }
+        // Opening waits for a FIFO's writer, so the reading thread opens it; whether it exists
+        // can be said before any handler runs.
+        std::fs::metadata(&self.source).map_err(|err| {
+            crate::Error::Io(std::io::Error::new(
+                err.kind(),
+                format!("cannot open `{}`: {err}", self.source),
+            ))
+        })?;
+        tracing::info!(target: "memo", "reading watch events from `{}`", self.source);
+        Ok(crate::source::json_file(&self.source))
     }
+}
+
+/// Seconds as a number (`30`, `2.5`), or a duration string (`250ms`, `1h30m`).
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| "it must be a non-negative number of seconds".to_owned());
+    }
+    duration_text::parse_text(text).map(Duration::from_nanos)
 }
 
 /// Runs the registered handlers as a command-line operator: parses the standard flags, sets up
@@ -129,7 +166,11 @@ pub fn run() -> ExitCode {
 }
 
 /// [`run`] with an operator you configured (a custom memo, a memo filled in advance, a worker
-/// count); the command line's `--source` and `--workers` still apply.
+/// count); the command line's `--source`, `--workers` and `--shutdown-timeout` still apply.
+///
+/// The process's exit code says how the operator stopped: 0 after the end of its input or a
+/// signal, 1 when the source or a startup handler failed, 2 for bad flags, 130 or 143 when a
+/// second SIGINT or SIGTERM cut the stop short.
 pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> ExitCode {
     let cli = match Cli::parse(std::env::args().skip(1)) {
         Ok(cli) => cli,
@@ -155,18 +196,25 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
         }
     };
     let result = runtime.block_on(async {
-        let source = cli.source().await?;
+        let source = cli.source()?;
         let operator = match cli.workers {
             Some(workers) => operator.workers(workers),
             None => operator,
         };
+        let operator = match cli.shutdown_timeout {
+            Some(timeout) => operator.shutdown_timeout(timeout),
+            None => operator,
+        };
         operator.source(source).run().await
     });
+    // Work the stop left behind (a handler stuck in a blocking call, a read of a silent stdin)
+    // must not keep the process alive.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -298,10 +298,15 @@ impl Phases {
                 }
             })
         };
-        let outcome = match stop.supervise(dispatching, self.grace, false, || stop.abandon()).await {
+        // What runs is named before it is cancelled: a cancelled handler no longer says so.
+        let mut abandoned = 0;
+        let abandon = || {
+            abandoned = in_flight.report_abandoned();
+            stop.abandon();
+        };
+        let outcome = match stop.supervise(dispatching, self.grace, false, abandon).await {
             Supervised::Finished(outcome) => outcome,
             Supervised::Abandoned => {
-                let abandoned = in_flight.report_abandoned();
                 tracing::warn!(
                     target: "memo",
                     "the shutdown timeout ({}) ran out: {abandoned} handler(s) abandoned",
@@ -346,11 +351,11 @@ impl Phases {
                 (memo, failed)
             })
         };
-        match self
-            .stop
-            .supervise(work, self.grace, bounded_now, || cancel.cancel())
-            .await
-        {
+        let abandon = || {
+            in_flight.report_abandoned();
+            cancel.cancel();
+        };
+        match self.stop.supervise(work, self.grace, bounded_now, abandon).await {
             Supervised::Finished((memo, None)) => Ok(Lifecycle::Done(memo)),
             Supervised::Finished((_, Some(handler))) if phase == "startup" => {
                 Ok(Lifecycle::Failed(Error::StartupFailed {
@@ -360,7 +365,6 @@ impl Phases {
             }
             Supervised::Finished((memo, Some(_))) => Ok(Lifecycle::Done(memo)),
             Supervised::Abandoned => {
-                in_flight.report_abandoned();
                 tracing::warn!(target: "memo", "the {phase} handlers did not finish within the shutdown timeout ({})", humanize(self.grace));
                 Ok(Lifecycle::Abandoned)
             }

@@ -164,5 +164,36 @@ pub fn json_reader<R>(reader: R) -> EventSource
 where
     R: std::io::Read + Send + 'static,
 {
-    json_stream(thread_reader::ThreadReader::spawn(reader))
+    json_stream(thread_reader::ThreadReader::spawn(move || Ok(reader)))
+}
+
+/// [`json_reader`] over a file or FIFO, opened on the reading thread (opening a FIFO waits for a
+/// writer). A file that cannot be opened or read fails the source, naming the path.
+///
+/// ```no_run
+/// let source = memo_runtime::source::json_file("events.json");
+/// # drop(source);
+/// ```
+pub fn json_file(path: impl Into<std::path::PathBuf>) -> EventSource {
+    let path = path.into();
+    json_stream(thread_reader::ThreadReader::spawn(move || {
+        let file = std::fs::File::open(&path).map_err(|err| named(&path, err))?;
+        Ok(NamedReader { file, path })
+    }))
+}
+
+fn named(path: &std::path::Path, err: std::io::Error) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("`{}`: {err}", path.display()))
+}
+
+/// Names the path in its read errors too.
+struct NamedReader {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl std::io::Read for NamedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut self.file, buf).map_err(|err| named(&self.path, err))
+    }
 }

@@ -21,23 +21,38 @@ pub(crate) struct ThreadReader {
 }
 
 impl ThreadReader {
-    pub(crate) fn spawn<R: Read + Send + 'static>(mut reader: R) -> Self {
+    /// Reads what `open` gives, on a thread of its own; `open` runs there too, since opening a
+    /// FIFO blocks until a writer comes.
+    pub(crate) fn spawn<R, O>(open: O) -> Self
+    where
+        R: Read,
+        O: FnOnce() -> io::Result<R> + Send + 'static,
+    {
         let (sender, chunks) = mpsc::channel(AHEAD);
-        let read = move || loop {
-            let mut chunk = vec![0; CHUNK];
-            let message = match reader.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    Ok(chunk)
+        let read = move || {
+            let mut reader = match open() {
+                Ok(reader) => reader,
+                Err(err) => {
+                    let _ = sender.blocking_send(Err(err));
+                    return;
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => Err(err),
             };
-            let failed = message.is_err();
-            // The consumer is gone (the operator stopped): nothing left to do.
-            if sender.blocking_send(message).is_err() || failed {
-                return;
+            loop {
+                let mut chunk = vec![0; CHUNK];
+                let message = match reader.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(chunk)
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => Err(err),
+                };
+                let failed = message.is_err();
+                // The consumer is gone (the operator stopped): nothing left to do.
+                if sender.blocking_send(message).is_err() || failed {
+                    return;
+                }
             }
         };
         let spawned = std::thread::Builder::new().name("memo-source".into()).spawn(read);
@@ -109,15 +124,24 @@ mod tests {
     #[tokio::test]
     async fn bytes_then_the_end() {
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        let mut reader = ThreadReader::spawn(io::Cursor::new(data.clone()));
+        let input = data.clone();
+        let mut reader = ThreadReader::spawn(move || Ok(io::Cursor::new(input)));
         let mut read = Vec::new();
         reader.read_to_end(&mut read).await.unwrap();
         assert_eq!(read, data);
     }
 
     #[tokio::test]
+    async fn a_failed_open_is_the_first_read_error() {
+        let mut reader = ThreadReader::spawn(|| std::fs::File::open("/nonexistent/memo-test"));
+        let mut read = Vec::new();
+        let err = reader.read_to_end(&mut read).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
     async fn bytes_then_the_error() {
-        let mut reader = ThreadReader::spawn(FailAfter(b"abc".to_vec()));
+        let mut reader = ThreadReader::spawn(|| Ok(FailAfter(b"abc".to_vec())));
         let mut read = Vec::new();
         let err = reader.read_to_end(&mut read).await.unwrap_err();
         assert_eq!(err.to_string(), "disk on fire");

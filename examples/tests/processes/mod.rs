@@ -1,0 +1,160 @@
+//! Example binaries run as real processes: spawned with arguments and a standard input, sent
+//! signals with `kill`, their output collected as it comes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest wait for anything a test expects of a process: far above what it needs, so that only
+/// a hang fails a test.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The path of an example binary, built if `cargo test` did not build it already.
+pub fn example(name: &str) -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let profile_dir = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps");
+    let binary = profile_dir.join("examples").join(name);
+    if !binary.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "memo-examples", "--example", name])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the `{name}` example failed");
+    }
+    binary
+}
+
+/// A running example.
+pub struct Process {
+    child: Child,
+    pub stdin: Option<ChildStdin>,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `example` with `args`; its standard input is a pipe the test holds (`stdin`).
+    pub fn start(example_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Process {
+        let mut child = Command::new(example(example_name))
+            .args(args)
+            .envs(envs.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the example starts");
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        let stdout = collect(child.stdout.take().expect("piped stdout"));
+        Process {
+            stdin: child.stdin.take(),
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn write(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin.write_all(text.as_bytes()).expect("the example reads its input");
+        stdin.flush().expect("the example reads its input");
+    }
+
+    /// Closes standard input: the end of the source.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("`kill` is available");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until standard error holds `needle`; panics with the output after [`PATIENCE`].
+    pub fn wait_for(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.stderr().contains(needle) {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "`{needle}` never appeared; stderr so far:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit; panics (after killing it) if it does not within [`PATIENCE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                // Let the readers take the last output.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!("the process did not exit; stderr:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
+
+/// One watch event as `kubectl --watch -o json` prints it, on one line.
+pub fn watch_event(r#type: &str, kind: &str, name: &str, spec: serde_json::Value) -> String {
+    let event = serde_json::json!({
+        "type": r#type,
+        "object": {
+            "apiVersion": "memo.dev/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+            "spec": spec,
+        }
+    });
+    format!("{event}\n")
+}
