@@ -86,6 +86,16 @@ pub async fn run_operator(events: Vec<Event>, workers: usize, memo: Memo) -> Dur
 ///
 /// This is what a sharded dispatcher inside the runtime could do: every resource lives on one
 /// shard, so its events stay in order, and no state travels between tasks per event.
+/// Runs an operator over a watch stream held in memory, timed from the start of the run to its
+/// end (parsing included, as a real stream is parsed as it is read).
+pub async fn run_stream(bytes: Vec<u8>, workers: usize) -> Duration {
+    let source = source::json_stream(std::io::Cursor::new(bytes));
+    let operator = Operator::new().workers(workers).handle_signals(false).source(source);
+    let start = Instant::now();
+    operator.run().await.expect("the operator failed");
+    start.elapsed()
+}
+
 pub async fn run_sharded(events: Vec<Event>, shards: usize, memo: Memo) -> Duration {
     let (senders, operators): (Vec<_>, Vec<_>) = (0..shards).map(|_| operator(memo.clone(), 1)).unzip();
     let hasher = std::collections::hash_map::RandomState::new();

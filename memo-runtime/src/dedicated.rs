@@ -2,11 +2,15 @@
 //!
 //! A sync handler that blocks (a `std::thread::sleep`, a blocking client, a deadlock) blocks the
 //! thread it runs on. On a tokio worker thread that starves every task of the runtime: timers,
-//! signals, the source, other resources. So on a multi-threaded runtime every worker — the
-//! dispatcher itself with one worker — is a dedicated thread driving its future with
-//! [`Handle::block_on`]: a blocked handler costs exactly one worker, and a stop can leave it
-//! behind. A current-thread runtime has no other thread to keep going, so there the work is a
-//! task as any other (tests with paused time rely on that).
+//! signals, the source, other resources. So on a multi-threaded runtime every worker is a
+//! dedicated thread driving its future with [`Handle::block_on`]: a blocked handler costs
+//! exactly one worker, and a stop can leave it behind. A current-thread runtime has no other
+//! thread to keep going, so there the work is a task as any other (tests with paused time rely
+//! on that).
+//!
+//! With one worker the event loop runs handlers itself, as a task: a hop to another thread per
+//! event would halve its throughput. A blocking handler then holds up that loop (every resource
+//! and timer, as one worker means anyway) and one core thread, but not the signals or the stop.
 
 use std::future::Future;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -20,14 +24,11 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (sender, receiver) = oneshot::channel();
     let handle = Handle::current();
     if handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
-        tokio::spawn(async move {
-            let _ = sender.send(future.await);
-        });
-        return receiver;
+        return task(future);
     }
+    let (sender, receiver) = oneshot::channel();
     let on_thread = {
         let handle = handle.clone();
         move |(future, sender): (F, oneshot::Sender<F::Output>)| {
@@ -55,5 +56,18 @@ where
             });
         }
     }
+    receiver
+}
+
+/// Runs `future` as a task of the current runtime; its output arrives on the receiver.
+pub(crate) fn task<F>(future: F) -> oneshot::Receiver<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (sender, receiver) = oneshot::channel();
+    tokio::spawn(async move {
+        let _ = sender.send(future.await);
+    });
     receiver
 }

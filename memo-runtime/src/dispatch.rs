@@ -102,6 +102,9 @@ struct Done<M> {
     /// Events skipped because of a stop.
     dropped: usize,
     timers_ran: Vec<u16>,
+    /// An event the job is done with, freed by the loop: the loop's thread allocated it (parsing
+    /// a stream), and freeing it there avoids contending for the allocator with the parser.
+    spent: Option<Event>,
 }
 
 pub(crate) struct Dispatcher<M> {
@@ -146,10 +149,16 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
 
     async fn run_inline(&mut self, mut source: EventSource, watch: &Watch) -> Result<()> {
         let stop = self.stop.clone();
+        // Polled last, so only while nothing else is ready: polling it costs more than the
+        // flag checked on every turn.
+        let requested = stop.requested();
+        tokio::pin!(requested);
         loop {
+            if stop.is_requested() {
+                return Ok(());
+            }
             tokio::select! {
                 biased;
-                () = stop.requested() => return Ok(()),
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
                     let (key, timer) = expired.into_inner();
                     self.run_timer_inline(key, timer, watch).await;
@@ -162,6 +171,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     }
                     Err(err) => return Err(err),
                 },
+                () = &mut requested => return Ok(()),
             }
         }
     }
@@ -212,19 +222,26 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             .collect();
         drop((job_queue, done_sender));
         let in_flight_limit = 1024.max(workers * 256);
+        // Reading resumes only once half the window is free, so that it takes events in batches
+        // rather than one per finished job.
+        let resume_below = in_flight_limit / 2;
+        let mut batch = Vec::new();
         let mut reading = true;
         let mut stopping = false;
         let mut outcome = Ok(());
         let stop = self.stop.clone();
+        let requested = stop.requested();
+        tokio::pin!(requested);
         while reading || self.in_flight > 0 {
+            if !stopping && stop.is_requested() {
+                stopping = true;
+                reading = false;
+                self.stop_timers();
+                self.drop_pending();
+                continue;
+            }
             tokio::select! {
                 biased;
-                () = stop.requested(), if !stopping => {
-                    stopping = true;
-                    reading = false;
-                    self.stop_timers();
-                    self.drop_pending();
-                }
                 Some(finished) = done.recv() => {
                     self.finish(finished, &jobs);
                     while let Ok(finished) = done.try_recv() {
@@ -241,13 +258,17 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                         self.in_flight += 1;
                     }
                 }
-                event = source.next_or_failure(), if reading && self.in_flight < in_flight_limit => match event {
+                event = source.next_or_failure(), if reading && self.in_flight <= resume_below => match event {
                     Ok(Some(event)) => {
-                        self.route(event, &jobs);
-                        // Take what else is ready without going back to `select!`: one wake-up
-                        // then serves a batch.
-                        while self.in_flight < in_flight_limit && !stop.is_requested() {
+                        // Take what else is ready first, then hand it all over: interleaving
+                        // reading (parsing, for a stream) with hand-offs would wake an idle
+                        // worker for every event; a burst wakes each worker once.
+                        batch.push(event);
+                        while self.in_flight + batch.len() < in_flight_limit && !stop.is_requested() {
                             let Some(event) = source.try_next() else { break };
+                            batch.push(event);
+                        }
+                        for event in batch.drain(..) {
                             self.route(event, &jobs);
                         }
                     }
@@ -262,6 +283,8 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                         outcome = Err(err);
                     }
                 },
+                // Polled last, as in `run_inline`; the flag above does the work.
+                () = &mut requested, if !stopping => {}
             }
         }
         jobs.close();
@@ -290,7 +313,8 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         self.stop.count_dropped(dropped);
     }
 
-    fn finish(&mut self, done: Done<M>, jobs: &async_channel::Sender<Job<M>>) {
+    fn finish(&mut self, mut done: Done<M>, jobs: &async_channel::Sender<Job<M>>) {
+        drop(done.spent.take());
         self.in_flight -= done.finished;
         self.stop.count_dropped(done.dropped);
         let key = done.key;
@@ -475,6 +499,7 @@ async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Wat
     let mut timers_ran = Vec::new();
     let mut deleted = false;
     let mut dropped = 0;
+    let mut spent = None;
     let mut next = Some(first);
     while let Some(work) = next.take().or_else(|| rest.pop_front()) {
         if stop.is_requested() {
@@ -484,7 +509,9 @@ async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Wat
         if let Work::Timer(timer) = work {
             timers_ran.push(timer);
         }
-        if run_work(&key, &mut state, work, watch).await {
+        let (was_deleted, event) = run_work(&key, &mut state, work, watch).await;
+        spent = event.or(spent);
+        if was_deleted {
             deleted = true;
             break;
         }
@@ -497,16 +524,18 @@ async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Wat
         leftover: rest,
         dropped,
         timers_ran,
+        spent,
     }
 }
 
-/// Runs one unit of work for a resource. Returns whether the resource was deleted.
+/// Runs one unit of work for a resource. Returns whether the resource was deleted, and the event
+/// if the resource does not keep it.
 async fn run_work<M: Send + Sync + 'static>(
     key: &ResourceKey,
     state: &mut ResourceState<M>,
     work: Work,
     watch: &Watch,
-) -> bool {
+) -> (bool, Option<Event>) {
     let ResourceState {
         plan,
         memo,
@@ -529,8 +558,9 @@ async fn run_work<M: Send + Sync + 'static>(
             let deleted = event.r#type == EventType::Deleted;
             if plan.has_timers() && !deleted {
                 *body = Some(Box::new(event.object));
+                return (false, None);
             }
-            deleted
+            (deleted, Some(event))
         }
         Work::Timer(timer) => {
             let spec = &plan.timers[usize::from(timer)];
@@ -542,7 +572,7 @@ async fn run_work<M: Send + Sync + 'static>(
                 watch,
             };
             invoke::call(&spec.handler, memo, &env).await;
-            false
+            (false, None)
         }
     }
 }

@@ -290,7 +290,7 @@ impl Phases {
         let dispatcher = Dispatcher::new(memo, Catalog::new(&self.handlers, self.memory.clone()), stop.clone());
         let dispatching = {
             let (stop, in_flight) = (stop.clone(), in_flight.clone());
-            crate::dedicated::spawn("memo-dispatch".to_owned(), async move {
+            crate::dedicated::task(async move {
                 tokio::select! {
                     biased;
                     () = stop.abandoned() => Ok(()),

@@ -10,13 +10,14 @@ use serde_json::Value;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// What one event's object says about who it is, borrowed from the object.
+/// What one event's object says about who it is, borrowed from the object. Read on every
+/// event, so it reads only what routing needs; the namespace only when it is needed.
 pub(crate) struct Admitted<'a> {
     pub(crate) kind: &'a str,
     pub(crate) api_version: &'a str,
-    pub(crate) namespace: Option<&'a str>,
     pub(crate) name: &'a str,
     pub(crate) uid: Option<&'a str>,
+    metadata: &'a Value,
 }
 
 /// Why an object cannot be admitted.
@@ -51,10 +52,14 @@ impl<'a> Admitted<'a> {
         Ok(Admitted {
             kind,
             api_version: object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-            namespace: field("namespace"),
             name,
             uid: field("uid").filter(|uid| !uid.is_empty()),
+            metadata: metadata.unwrap_or(&Value::Null),
         })
+    }
+
+    pub(crate) fn namespace(&self) -> Option<&'a str> {
+        self.metadata.get("namespace").and_then(Value::as_str)
     }
 
     /// The text the resource is found by: its uid, or without one its group, kind, namespace and
@@ -71,7 +76,7 @@ impl<'a> Admitted<'a> {
                     "{}.{}/{}/{}",
                     self.kind,
                     api_group(self.api_version),
-                    self.namespace.unwrap_or_default(),
+                    self.namespace().unwrap_or_default(),
                     self.name
                 );
                 buffer
@@ -95,7 +100,7 @@ const SEPARATOR: char = '\0';
 
 impl ResourceKey {
     pub(crate) fn new(lookup: &str, admitted: &Admitted<'_>) -> Self {
-        let namespace = admitted.namespace.unwrap_or_default();
+        let namespace = admitted.namespace().unwrap_or_default();
         let uid = admitted.uid.unwrap_or_default();
         let mut text = String::with_capacity(lookup.len() + namespace.len() + admitted.name.len() + uid.len() + 3);
         for (index, part) in [lookup, namespace, admitted.name, uid].into_iter().enumerate() {
@@ -148,8 +153,10 @@ impl Eq for ResourceKey {}
 pub(crate) struct Lookup<'a>(pub(crate) &'a str);
 
 impl hashbrown::Equivalent<ResourceKey> for Lookup<'_> {
+    /// On every event: a prefix comparison, without looking for the separator first.
     fn equivalent(&self, key: &ResourceKey) -> bool {
-        self.0 == key.lookup()
+        let (lookup, text) = (self.0.as_bytes(), key.0.as_bytes());
+        text.get(lookup.len()) == Some(&0) && text.starts_with(lookup)
     }
 }
 
@@ -213,6 +220,8 @@ mod tests {
         let hasher = ahash::RandomState::new();
         assert_eq!(hasher.hash_one(&key), hasher.hash_one(Lookup("u-1")));
         assert!(hashbrown::Equivalent::equivalent(&Lookup("u-1"), &key));
+        assert!(!hashbrown::Equivalent::equivalent(&Lookup("u-"), &key));
+        assert!(!hashbrown::Equivalent::equivalent(&Lookup("u-12"), &key));
 
         let cluster_scoped = key_of(&json!({"kind": "Node", "metadata": {"name": "n1"}}));
         assert_eq!(cluster_scoped.namespace(), None);

@@ -17,16 +17,26 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut drop_only = Samples::default();
     let mut by_hand = Samples::default();
     let mut workers = [Samples::default(), Samples::default()];
+    let mut stream_by_hand = Samples::default();
+    let mut stream_workers = [Samples::default(), Samples::default()];
     for _ in 0..config.rounds {
         drop_only.push(per_second(events, dropping_alone(config)));
         by_hand.push(per_second(events, hand_written(config)));
         for (index, samples) in workers.iter_mut().enumerate() {
             samples.push(per_second(events, through_operator(runtime, config, index + 1)));
         }
+        stream_by_hand.push(per_second(events, stream_hand_written(config)));
+        for (index, samples) in stream_workers.iter_mut().enumerate() {
+            samples.push(per_second(events, stream_through_operator(runtime, config, index + 1)));
+        }
     }
     let ratios = [
         paired_ratios(&workers[0], &by_hand),
         paired_ratios(&workers[1], &by_hand),
+    ];
+    let stream_ratios = [
+        paired_ratios(&stream_workers[0], &stream_by_hand),
+        paired_ratios(&stream_workers[1], &stream_by_hand),
     ];
 
     report.section(format!(
@@ -48,6 +58,19 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         );
         report.row(label, eps(samples), format!("{:.2}x baseline", ratio.median()));
     }
+    report.row(
+        "JSON watch stream, hand-written loop (serde_json StreamDeserializer + HashMap)",
+        eps(&stream_by_hand),
+        "baseline for the stream rows",
+    );
+    for (index, (samples, ratio)) in stream_workers.iter().zip(&stream_ratios).enumerate() {
+        let label = format!(
+            "JSON watch stream through the Operator, {} worker{}",
+            index + 1,
+            if index == 0 { "" } else { "s" }
+        );
+        report.row(label, eps(samples), format!("{:.2}x stream baseline", ratio.median()));
+    }
     report.row("kopf 1.45.2, sync handler, 1 core (reference)", "3,700 events/s", "");
     report.row("kopf 1.45.2, async handler, 1 core (reference)", "5,900 events/s", "");
     report.figures(
@@ -61,6 +84,11 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "workers_2_events_per_second": workers[1].to_json(),
             "workers_1_ratio": ratios[0].to_json(),
             "workers_2_ratio": ratios[1].to_json(),
+            "stream_baseline_events_per_second": stream_by_hand.to_json(),
+            "stream_workers_1_events_per_second": stream_workers[0].to_json(),
+            "stream_workers_2_events_per_second": stream_workers[1].to_json(),
+            "stream_workers_1_ratio": stream_ratios[0].to_json(),
+            "stream_workers_2_ratio": stream_ratios[1].to_json(),
         }),
     );
     report.target(
@@ -122,6 +150,51 @@ fn through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Durat
         handlers::resources_done(),
         config.resources,
         "the operator missed events"
+    );
+    elapsed
+}
+
+/// The same events as a `kubectl --watch -o json` stream, one document per line.
+fn watch_stream(config: &Config) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for event in prepare(config) {
+        let document = json!({"type": event.r#type.as_str(), "object": event.object});
+        serde_json::to_writer(&mut bytes, &document).expect("events serialize");
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// The stream baseline: parse each document with serde_json's stream deserializer and count it
+/// by uid, as a user would without the runtime.
+fn stream_hand_written(config: &Config) -> Duration {
+    let bytes = watch_stream(config);
+    let start = Instant::now();
+    let mut counters: HashMap<String, u64> = HashMap::new();
+    let mut done = 0;
+    for document in serde_json::Deserializer::from_slice(&bytes).into_iter::<serde_json::Value>() {
+        let document = document.expect("the benchmark stream is valid");
+        let uid = document["object"]["metadata"]["uid"]
+            .as_str()
+            .expect("every benchmark event has a uid");
+        match counters.get_mut(uid) {
+            Some(counter) => handlers::count_by_hand(counter, &mut done),
+            None => handlers::count_by_hand(counters.entry(uid.to_owned()).or_insert(0), &mut done),
+        }
+    }
+    drop(counters);
+    let elapsed = start.elapsed();
+    assert_eq!(done, config.resources, "the hand-written stream loop missed events");
+    elapsed
+}
+
+fn stream_through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Duration {
+    let bytes = watch_stream(config);
+    let elapsed = runtime.block_on(workload::run_stream(bytes, workers));
+    assert_eq!(
+        handlers::resources_done(),
+        config.resources,
+        "the operator missed stream events"
     );
     elapsed
 }
