@@ -38,7 +38,16 @@
 //!
 //! # Concurrency
 //! All handlers of one resource — event handlers and its timers — run one at a time, in event
-//! order; different resources run concurrently, up to [`Operator::workers`] at once.
+//! order; different resources run concurrently, up to [`Operator::workers`] at once. On a
+//! multi-threaded runtime each worker is a thread of its own, so a sync handler that blocks holds
+//! up one worker, never the runtime; with one worker the event loop runs handlers itself.
+//!
+//! # Stopping
+//! The operator stops when its source ends (everything read is handled), when it fails (then
+//! [`Operator::run`] returns the error), or on SIGTERM/SIGINT: then no new event starts and the
+//! running handlers get [`Operator::shutdown_timeout`] to finish before they are abandoned and
+//! named in the log. Cleanup handlers run last. A second signal stops at once
+//! ([`Error::Forced`]).
 //!
 //! # Errors
 //! Mistakes in handler signatures are compile errors (see [`handler`]). What needs the whole
