@@ -444,6 +444,51 @@ impl Parser {
     }
 }
 
+/// Reads and parses watch events from a blocking reader, on the calling thread, handing over
+/// each read's events at once: `emit` gets them in batches (one batch per read that produced
+/// events) and returns `false` to stop. Ends at the end of input (`Ok`) or with the read error.
+pub(crate) fn parse_blocking(
+    mut reader: impl std::io::Read,
+    mut emit: impl FnMut(Vec<Event>) -> bool,
+) -> std::io::Result<()> {
+    let mut parser = Parser::new();
+    loop {
+        let mut batch = Vec::new();
+        while let Some(item) = parser.next_item() {
+            match item {
+                Item::Event(event) => batch.push(event),
+                Item::Skipped(skipped) => skipped.log(),
+            }
+        }
+        if !batch.is_empty() && !emit(batch) {
+            return Ok(());
+        }
+        if parser.eof {
+            return Ok(());
+        }
+        parser.compact();
+        let filled = parser.buf.len();
+        parser.buf.resize(filled + READ_CHUNK, 0);
+        let read = loop {
+            match reader.read(&mut parser.buf[filled..]) {
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
+            Ok(n) => {
+                parser.buf.truncate(filled + n);
+                parser.eof = n == 0;
+            }
+            Err(err) => {
+                parser.buf.truncate(filled);
+                tracing::error!(line = parser.line, "watch stream: read failed, stopping: {err}");
+                return Err(err);
+            }
+        }
+    }
+}
+
 /// Reads watch events from a byte stream as they arrive.
 pub(crate) struct JsonStream {
     reader: Box<dyn AsyncRead + Send + Unpin>,

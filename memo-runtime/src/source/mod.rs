@@ -1,7 +1,7 @@
 //! Where events come from: an in-process channel, or a Kubernetes watch stream.
 
 mod json;
-mod thread_reader;
+mod reader_thread;
 
 use crate::{Error, Event, Result};
 use tokio::sync::mpsc;
@@ -19,6 +19,7 @@ pub struct EventSource {
 enum Inner {
     Channel(mpsc::Receiver<Event>),
     Json(json::JsonStream),
+    Thread(reader_thread::ReaderThread),
 }
 
 impl EventSource {
@@ -28,6 +29,7 @@ impl EventSource {
         match &mut self.inner {
             Inner::Channel(receiver) => receiver.try_recv().ok(),
             Inner::Json(stream) => stream.try_next(),
+            Inner::Thread(reader) => reader.try_next(),
         }
     }
 
@@ -37,6 +39,7 @@ impl EventSource {
         match &mut self.inner {
             Inner::Channel(receiver) => receiver.recv().await,
             Inner::Json(stream) => stream.next().await,
+            Inner::Thread(reader) => reader.next().await,
         }
     }
 
@@ -48,6 +51,10 @@ impl EventSource {
                 Some(event) => Ok(Some(event)),
                 None => stream.take_failure().map_or(Ok(None), |err| Err(Error::Io(err))),
             },
+            Inner::Thread(reader) => match reader.next().await {
+                Some(event) => Ok(Some(event)),
+                None => reader.take_failure().map_or(Ok(None), |err| Err(Error::Io(err))),
+            },
         }
     }
 }
@@ -57,6 +64,7 @@ impl std::fmt::Debug for EventSource {
         let kind = match self.inner {
             Inner::Channel(_) => "channel",
             Inner::Json(_) => "json_stream",
+            Inner::Thread(_) => "json_reader",
         };
         f.debug_struct("EventSource").field("kind", &kind).finish()
     }
@@ -138,14 +146,15 @@ where
     }
 }
 
-/// [`json_stream`] over a blocking reader — standard input, a file, a FIFO — read on a thread of
-/// its own.
+/// [`json_stream`] over a blocking reader — standard input, a file, a FIFO — read and parsed on a
+/// thread of its own.
 ///
 /// Reads from standard input and FIFOs cannot be cancelled: an async reader built on them keeps
 /// the runtime (and the process) waiting for the next byte after the operator has stopped. This
-/// one hands bytes over from its own thread, which a stop simply leaves behind, so a `SIGTERM`
-/// ends the process at once even while the input is silent. A read error fails the source (the
-/// operator stops with it); the end of the input ends it.
+/// one hands events over from its own thread, which a stop simply leaves behind, so a `SIGTERM`
+/// ends the process at once even while the input is silent; and it parses there, in parallel
+/// with the handlers, handing over each read's events at once. A read error fails the source
+/// (the operator stops with it); the end of the input ends it.
 ///
 /// ```
 /// use memo_runtime::EventType;
@@ -164,7 +173,9 @@ pub fn json_reader<R>(reader: R) -> EventSource
 where
     R: std::io::Read + Send + 'static,
 {
-    json_stream(thread_reader::ThreadReader::spawn(move || Ok(reader)))
+    EventSource {
+        inner: Inner::Thread(reader_thread::ReaderThread::spawn(move || Ok(reader))),
+    }
 }
 
 /// [`json_reader`] over a file or FIFO, opened on the reading thread (opening a FIFO waits for a
@@ -176,10 +187,13 @@ where
 /// ```
 pub fn json_file(path: impl Into<std::path::PathBuf>) -> EventSource {
     let path = path.into();
-    json_stream(thread_reader::ThreadReader::spawn(move || {
+    let open = move || {
         let file = std::fs::File::open(&path).map_err(|err| named(&path, err))?;
         Ok(NamedReader { file, path })
-    }))
+    };
+    EventSource {
+        inner: Inner::Thread(reader_thread::ReaderThread::spawn(open)),
+    }
 }
 
 fn named(path: &std::path::Path, err: std::io::Error) -> std::io::Error {

@@ -1,0 +1,157 @@
+//! Watch events read and parsed from a blocking reader on a thread of its own, which nobody
+//! ever waits for: dropping the source abandons the thread, blocked in a read or not.
+//!
+//! Parsing there too lets the event loop only route: with several workers the loop is the one
+//! serial step, and parsing on it made more workers slower than one.
+
+use super::json;
+use crate::Event;
+use std::io::{self, Read};
+use tokio::sync::mpsc;
+
+/// Batches read ahead of the consumer: enough to keep it busy, little enough to bound memory
+/// when it is slow.
+const AHEAD: usize = 4;
+
+pub(crate) struct ReaderThread {
+    batches: mpsc::Receiver<io::Result<Vec<Event>>>,
+    current: std::vec::IntoIter<Event>,
+    failure: Option<io::Error>,
+}
+
+impl ReaderThread {
+    /// Reads what `open` gives; `open` runs on the thread too, since opening a FIFO blocks until
+    /// a writer comes.
+    pub(crate) fn spawn<R, O>(open: O) -> Self
+    where
+        R: Read,
+        O: FnOnce() -> io::Result<R> + Send + 'static,
+    {
+        let (sender, batches) = mpsc::channel(AHEAD);
+        let failures = sender.clone();
+        let read = move || {
+            // A send fails once the consumer is gone (the operator stopped): then stop reading.
+            let outcome =
+                open().and_then(|reader| json::parse_blocking(reader, |batch| sender.blocking_send(Ok(batch)).is_ok()));
+            if let Err(err) = outcome {
+                let _ = failures.blocking_send(Err(err));
+            }
+        };
+        let mut this = ReaderThread {
+            batches,
+            current: Vec::new().into_iter(),
+            failure: None,
+        };
+        if let Err(err) = std::thread::Builder::new().name("memo-source".into()).spawn(read) {
+            this.failure = Some(io::Error::new(
+                err.kind(),
+                format!("cannot start the reading thread: {err}"),
+            ));
+            this.batches.close();
+        }
+        this
+    }
+
+    /// The next event if one was parsed already.
+    pub(crate) fn try_next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(event);
+            }
+            match self.batches.try_recv() {
+                Ok(batch) => self.take(batch),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next event; `None` at the end of input or after a failure ([`ReaderThread::take_failure`]).
+    pub(crate) async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(event);
+            }
+            let batch = self.batches.recv().await?;
+            self.take(batch);
+        }
+    }
+
+    fn take(&mut self, batch: io::Result<Vec<Event>>) {
+        match batch {
+            Ok(batch) => self.current = batch.into_iter(),
+            Err(err) => {
+                self.failure = Some(err);
+                self.batches.close();
+            }
+        }
+    }
+
+    /// Why the input ended early: the read error, once.
+    pub(crate) fn take_failure(&mut self) -> Option<io::Error> {
+        self.failure.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Some bytes, then a read error.
+    struct FailAfter(Vec<u8>);
+
+    impl Read for FailAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn events(count: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for index in 0..count {
+            let event = serde_json::json!({"type": "ADDED", "object": {"kind": "Pod", "metadata": {"name": format!("p{index}")}}});
+            bytes.extend_from_slice(format!("{event}\n").as_bytes());
+        }
+        bytes
+    }
+
+    #[tokio::test]
+    async fn every_event_in_order_then_the_end() {
+        let input = events(5_000);
+        let mut reader = ReaderThread::spawn(move || Ok(io::Cursor::new(input)));
+        for index in 0..5_000 {
+            let event = reader.next().await.expect("every event arrives");
+            assert_eq!(event.name(), Some(format!("p{index}").as_str()));
+            // What was parsed already is taken without waiting.
+            if let Some(next) = reader.try_next() {
+                assert_eq!(next.name(), Some(format!("p{}", index + 1).as_str()));
+                break;
+            }
+        }
+        while reader.next().await.is_some() {}
+        assert!(reader.take_failure().is_none(), "a real end is no failure");
+    }
+
+    #[tokio::test]
+    async fn events_then_the_error() {
+        let input = events(2);
+        let mut reader = ReaderThread::spawn(move || Ok(FailAfter(input)));
+        assert_eq!(reader.next().await.unwrap().name(), Some("p0"));
+        assert_eq!(reader.next().await.unwrap().name(), Some("p1"));
+        assert!(reader.next().await.is_none());
+        assert_eq!(reader.take_failure().unwrap().to_string(), "disk on fire");
+        assert!(reader.take_failure().is_none(), "handed over once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_open_is_the_failure() {
+        let mut reader = ReaderThread::spawn(|| std::fs::File::open("/nonexistent/memo-test"));
+        assert!(reader.next().await.is_none());
+        assert_eq!(reader.take_failure().unwrap().kind(), io::ErrorKind::NotFound);
+    }
+}
