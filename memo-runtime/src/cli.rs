@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 mod duration_text;
 
 const USAGE: &str = "\
-usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [-v|-vv] [-q]
+usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [--shard I/N] [-v|-vv] [-q]
 
   --source FILE|-             read Kubernetes watch events from FILE (or a FIFO), or from standard
                               input with `-` (the default), as
@@ -19,6 +19,9 @@ usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [-
   --shutdown-timeout DURATION on SIGTERM/SIGINT, how long running handlers may take to finish
                               before they are abandoned: seconds (`30`, `2.5`) or `250ms`, `10s`,
                               `1m`, `1h30m` (default: 30s); a second signal stops at once
+  --shard I/N                 be replica I of N (counted from 0): handle only the resources whose
+                              key hashes to I modulo N; N replicas on one source split it
+                              [env: MEMO_SHARD]
   -v, -vv                     more logging (debug, trace); RUST_LOG overrides
   -q                          less logging (errors only)
   -h, --help                  show this help
@@ -37,6 +40,8 @@ pub struct Cli {
     pub verbosity: i8,
     /// `--shutdown-timeout DURATION`, if given.
     pub shutdown_timeout: Option<Duration>,
+    /// `--shard I/N`, if given (`run` falls back to the `MEMO_SHARD` variable).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Cli {
@@ -53,6 +58,7 @@ impl Cli {
     /// let cli = Cli::parse(["--shutdown-timeout", "1m30s"]).unwrap();
     /// assert_eq!(cli.shutdown_timeout, Some(std::time::Duration::from_secs(90)));
     /// assert_eq!(Cli::parse(["--shutdown-timeout=2.5"]).unwrap().shutdown_timeout.unwrap().as_millis(), 2500);
+    /// assert_eq!(Cli::parse(["--shard", "1/3"]).unwrap().shard.map(|s| s.to_string()), Some("1/3".into()));
     /// ```
     pub fn parse<I, S>(args: I) -> std::result::Result<Cli, String>
     where
@@ -64,6 +70,7 @@ impl Cli {
             workers: None,
             verbosity: 0,
             shutdown_timeout: None,
+            shard: None,
         };
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -93,6 +100,11 @@ impl Cli {
                     cli.shutdown_timeout = Some(parse_duration(&text).map_err(|reason| {
                         format!("`--shutdown-timeout {text}` is not a duration: {reason}; write e.g. `30`, `10s`, `1m` or `1h30m`")
                     })?);
+                }
+                "--shard" => {
+                    let text = value("--shard")?;
+                    cli.shard =
+                        Some(crate::shard::Shard::parse(&text).map_err(|err| format!("`--shard {text}`: {err}"))?);
                 }
                 "-v" | "--verbose" => cli.verbosity = cli.verbosity.max(0) + 1,
                 "-vv" => cli.verbosity = 2,
@@ -172,7 +184,15 @@ pub fn run() -> ExitCode {
 /// signal, 1 when the source or a startup handler failed, 2 for bad flags, 130 or 143 when a
 /// second SIGINT or SIGTERM cut the stop short.
 pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> ExitCode {
-    let cli = match Cli::parse(std::env::args().skip(1)) {
+    let parsed = Cli::parse(std::env::args().skip(1)).and_then(|mut cli| {
+        if cli.shard.is_none() {
+            if let Ok(text) = std::env::var("MEMO_SHARD") {
+                cli.shard = Some(crate::shard::Shard::parse(&text).map_err(|err| format!("MEMO_SHARD={text}: {err}"))?);
+            }
+        }
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(message) => {
             eprintln!("{message}");
@@ -210,6 +230,10 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
         };
         let operator = match cli.shutdown_timeout {
             Some(timeout) => operator.shutdown_timeout(timeout),
+            None => operator,
+        };
+        let operator = match cli.shard {
+            Some(shard) => operator.shard(shard.index(), shard.count()),
             None => operator,
         };
         operator.source(source).run().await

@@ -9,6 +9,7 @@ use crate::catalog::{Catalog, KindPlan};
 use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
 use crate::resource::{Admitted, Lookup, Resource, ResourceKey};
+use crate::shard::Shard;
 use crate::source::EventSource;
 use crate::stop::Stop;
 use crate::{invoke, Event, EventType, Logger, Result};
@@ -115,12 +116,14 @@ pub(crate) struct Dispatcher<M> {
     in_flight: usize,
     accepting_timers: bool,
     stop: Stop,
+    /// The resources this replica handles; `None`: all.
+    shard: Option<Shard>,
     /// Reused to build the lookup text of objects without a uid.
     lookup_buffer: String,
 }
 
 impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
-    pub(crate) fn new(operator_memo: M, catalog: Catalog, stop: Stop) -> Self {
+    pub(crate) fn new(operator_memo: M, catalog: Catalog, stop: Stop, shard: Option<Shard>) -> Self {
         Dispatcher {
             operator_memo,
             catalog,
@@ -129,6 +132,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             in_flight: 0,
             accepting_timers: true,
             stop,
+            shard,
             lookup_buffer: String::new(),
         }
     }
@@ -378,6 +382,10 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             return None;
         };
         let lookup = admitted.lookup(&mut self.lookup_buffer);
+        if self.shard.is_some_and(|shard| !shard.owns(lookup)) {
+            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
+            return None;
+        }
         match self.resources.entry_ref(&Lookup(lookup)) {
             EntryRef::Occupied(entry) => Some((entry.key().clone(), entry.into_mut())),
             EntryRef::Vacant(entry) => {

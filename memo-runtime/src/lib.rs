@@ -71,6 +71,7 @@ mod memo;
 mod operator;
 pub mod registry;
 mod resource;
+pub mod shard;
 mod shared;
 pub mod source;
 mod stop;

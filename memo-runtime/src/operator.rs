@@ -7,6 +7,7 @@ use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
 use crate::invoke::Bound;
 use crate::registry::{self, MemoType, Registration, Trigger};
+use crate::shard::Shard;
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
 use crate::stop::{humanize, Stop, Supervised};
@@ -54,6 +55,7 @@ pub struct Operator<M = Memo> {
     source: Option<EventSource>,
     handle_signals: bool,
     shutdown_timeout: Duration,
+    shard: Option<(u64, u64)>,
 }
 
 impl Operator<Memo> {
@@ -67,6 +69,7 @@ impl Operator<Memo> {
             source: None,
             handle_signals: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            shard: None,
         }
     }
 }
@@ -85,6 +88,7 @@ impl<M> std::fmt::Debug for Operator<M> {
             .field("source", &self.source)
             .field("handle_signals", &self.handle_signals)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -114,6 +118,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             source: self.source,
             handle_signals: self.handle_signals,
             shutdown_timeout: self.shutdown_timeout,
+            shard: self.shard,
         }
     }
 
@@ -171,6 +176,26 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         self
     }
 
+    /// Makes this operator replica `index` of `count`: it handles only the resources whose key
+    /// has [`stable_hash(key) % count == index`](crate::shard::stable_hash) and skips the others'
+    /// events before any memo is made. The key is the uid, or without one the kind, group,
+    /// namespace and name (see [`Shard`](crate::shard::Shard)).
+    ///
+    /// `count` replicas reading the same source handle every event exactly once between them,
+    /// each resource's events in order in one replica; with a shared store (Redis) they share
+    /// their `shared` memory. An index not below the count fails [`run`](Operator::run).
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    ///
+    /// let replica = Operator::new().shard(1, 3); // the second of three replicas
+    /// # drop(replica);
+    /// ```
+    pub fn shard(mut self, index: u64, count: u64) -> Self {
+        self.shard = Some((index, count));
+        self
+    }
+
     /// Runs the operator to completion.
     ///
     /// First checks the registered handlers (memo types, duplicate ids) and fails with
@@ -202,7 +227,12 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             source,
             handle_signals,
             shutdown_timeout,
+            shard,
         } = self;
+        let shard = shard.map(|(index, count)| Shard::new(index, count)).transpose()?;
+        if let Some(shard) = shard {
+            tracing::info!(target: "memo", "handling shard {shard}: the resources whose key hashes to {} modulo {}", shard.index(), shard.count());
+        }
         // Without a source the operator runs until a signal: its placeholder channel stays open.
         let mut idle_sender = None;
         let source = match source {
@@ -225,6 +255,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             memory,
             stop,
             grace: shutdown_timeout,
+            shard,
         };
         let result = phases.run(memo, source, workers).await;
         drop(idle_sender);
@@ -241,6 +272,7 @@ struct Phases {
     memory: SharedMemory,
     stop: Stop,
     grace: Duration,
+    shard: Option<Shard>,
 }
 
 impl Phases {
@@ -287,7 +319,8 @@ impl Phases {
     ) -> Result<Result<()>> {
         let stop = &self.stop;
         let in_flight = InFlight::default();
-        let dispatcher = Dispatcher::new(memo, Catalog::new(&self.handlers, self.memory.clone()), stop.clone());
+        let catalog = Catalog::new(&self.handlers, self.memory.clone());
+        let dispatcher = Dispatcher::new(memo, catalog, stop.clone(), self.shard);
         let dispatching = {
             let (stop, in_flight) = (stop.clone(), in_flight.clone());
             crate::dedicated::task(async move {
