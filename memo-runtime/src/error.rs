@@ -40,6 +40,18 @@ pub enum Error {
         /// What serde said.
         reason: String,
     },
+    /// The shared-memory store failed or could not be reached (for Redis: the URL, what was
+    /// being done, and why). The same call can succeed once the store is back.
+    Store(String),
+    /// A fenced write was refused, and nothing was written: the lock's lease is no longer held by
+    /// the guard that was given (it ran out while the holder was paused, or the memory was
+    /// cleared), so another holder may have the lock now.
+    LeaseLost {
+        /// The lock's name.
+        lock: String,
+        /// The key that was not written.
+        key: String,
+    },
     /// A free-form error, usually raised by a handler.
     Custom(String),
 }
@@ -74,6 +86,11 @@ impl fmt::Display for Error {
                     "shared memory key `{key}` cannot be used as a `{type_name}`: {reason}"
                 )
             }
+            Error::Store(message) => write!(f, "shared memory store: {message}"),
+            Error::LeaseLost { lock, key } => write!(
+                f,
+                "fenced write of shared memory key `{key}` refused: the lease of lock `{lock}` was lost; nothing was written"
+            ),
             Error::Custom(message) => f.write_str(message),
         }
     }

@@ -53,14 +53,17 @@ pub mod diagnostics {}
 mod dispatch;
 mod error;
 mod event;
+mod finite;
 mod inject;
 mod invoke;
 mod logger;
 mod memo;
 mod operator;
+mod prepare;
 pub mod registry;
 mod shared;
 pub mod source;
+pub mod store;
 
 pub use cli::{run, run_with};
 pub use error::{Error, Result};
@@ -73,7 +76,7 @@ pub use memo_macros::handler;
 pub use memo_macros::prepare_memory;
 pub use operator::Operator;
 pub use registry::registered_handler_count;
-pub use shared::{LockGuard, Shared};
+pub use shared::{LockGuard, Shared, DEFAULT_BOT_NAME};
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {

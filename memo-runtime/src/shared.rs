@@ -1,23 +1,29 @@
 //! Shared memory between workers (botogram's `shared`): a key-value store whose values cross
-//! worker boundaries by serialization, filled lazily by preparers, isolated per component, with
-//! named locks for read-modify-write.
+//! worker boundaries by serialization, isolated per bot and per component, with named lease locks
+//! for read-modify-write. Where the values live is the [`store`](crate::store)'s business.
 
 use crate::registry::Preparer;
+use crate::store::backoff::Backoff;
+use crate::store::in_process::{InProcessLock, InProcessSpace};
+use crate::store::local_locks::{LocalGuard, LocalLocks};
+use crate::store::{new_token, InProcessStore, MemoryId, Store, StoreRef, Versioned, Written};
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A handle to one shared memory: the bot's, or one component's.
 ///
 /// Handlers ask for it with a `shared: &Shared` parameter (in an `async fn`). Every worker sees the
-/// same memory. Values are stored serialized (as JSON), so only what serde can serialize can be
-/// stored — exactly as botogram stores only what pickle can serialize — and the same handler code
-/// keeps working when the store moves out of process. Cloning the handle is cheap and shares the
-/// memory.
+/// same memory — and, with a [`RedisStore`](crate::store), every process of the bot. Values are
+/// stored serialized (as JSON), so only what serde can serialize can be stored — exactly as
+/// botogram stores only what pickle can serialize — and the same handler code keeps working when
+/// the store moves out of process. Cloning the handle is cheap and shares the memory.
 ///
 /// ```
 /// use memo_runtime::prelude::*;
@@ -40,20 +46,59 @@ pub struct Shared {
 }
 
 struct Space {
-    component: Option<String>,
+    memory: MemoryId,
+    backend: Backend,
     preparers: Vec<&'static Preparer>,
-    /// Values, spread over shards by key so that workers on different keys do not contend.
-    shards: Box<[Shard]>,
-    hasher: ahash::RandomState,
-    locks: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>, ahash::RandomState>>,
-    prepared: tokio::sync::OnceCell<()>,
+    /// Whether this handle saw the memory prepared (the in-process store answers directly).
+    prepared: AtomicBool,
+    /// Callers of this handle that need the memory prepared queue here, so that one of them at a
+    /// time deals with the store.
+    preparing: tokio::sync::Mutex<()>,
+}
+
+enum Backend {
+    /// The built-in store, called directly: no boxed future, no allocation per operation.
+    InProcess(InProcessStore, Arc<InProcessSpace>),
+    Other(Other),
+}
+
+/// Any other store, through the trait.
+struct Other {
+    store: Arc<dyn Store>,
+    /// `update`s of one key in this process go one at a time, each starting from the version the
+    /// previous one wrote: contending processes then retry, not every task of each.
+    updates: LocalLocks<Option<Versioned>>,
+    /// Tasks of this process waiting for a lock queue here, so that only one of them asks the store.
+    locks: LocalLocks<()>,
 }
 
 /// Holds a named lock of a [`Shared`] memory until dropped or [`released`](LockGuard::release).
+///
+/// With a store shared by processes the lock is a lease: renewed in the background while the
+/// guard lives, and freed by the store if the holder dies. Writes that must not land after the
+/// lease was lost go through [`Shared::set_fenced`] and [`Shared::update_fenced`], and a resource
+/// outside the store can refuse a stale holder by its [`fencing_token`](LockGuard::fencing_token).
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard {
     name: Arc<str>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    fencing_token: u64,
+    memory: MemoryId,
+    held: Held,
+}
+
+enum Held {
+    InProcess(Arc<InProcessSpace>, #[allow(dead_code)] InProcessLock),
+    Leased(Leased),
+}
+
+/// A lease taken from a store, renewed in the background, released on drop.
+struct Leased {
+    store: Arc<dyn Store>,
+    memory: MemoryId,
+    name: Arc<str>,
+    holder: Arc<str>,
+    renewal: tokio::task::JoinHandle<()>,
+    local: Option<LocalGuard<()>>,
 }
 
 impl LockGuard {
@@ -62,23 +107,73 @@ impl LockGuard {
         &self.name
     }
 
+    /// A number that is larger for every new holder of this lock name in this memory, across every
+    /// process: a resource outside the store that remembers the largest token it saw can refuse
+    /// writes from an older holder that lost its lease without knowing it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let shared = memo_runtime::Shared::new();
+    /// let first = shared.lock("deploy").await?.fencing_token();
+    /// let second = shared.lock("deploy").await?.fencing_token();
+    /// assert!(second > first);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fencing_token(&self) -> u64 {
+        self.fencing_token
+    }
+
     /// Releases the lock now (dropping the guard does the same).
     pub fn release(self) {}
 }
 
+impl Drop for Leased {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        let local = self.local.take();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Without a runtime the lease cannot be released: it runs out by itself.
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        let (memory, name, holder) = (self.memory.clone(), Arc::clone(&self.name), Arc::clone(&self.holder));
+        runtime.spawn(async move {
+            match store.unlock(&memory, &name, &holder).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(target: "memo", lock = &*name, "lock `{name}` of {memory} was released after its lease had been lost"),
+                Err(err) => tracing::warn!(target: "memo", lock = &*name, "cannot release lock `{name}` of {memory} (its lease will run out): {err}"),
+            }
+            // The next waiter of this process starts only once the store has released the lease,
+            // so that its first try succeeds instead of backing off.
+            drop(local);
+        });
+    }
+}
+
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard").field("name", &self.name).finish()
+        f.debug_struct("LockGuard")
+            .field("name", &self.name)
+            .field("fencing_token", &self.fencing_token)
+            .finish()
     }
 }
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self.sorted_keys();
-        f.debug_struct("Shared")
-            .field("component", &self.space.component)
-            .field("keys", &keys)
-            .finish()
+        let mut debug = f.debug_struct("Shared");
+        debug.field("memory", &self.space.memory);
+        match &self.space.backend {
+            Backend::InProcess(_, space) => {
+                let mut keys = space.keys();
+                keys.sort();
+                debug.field("keys", &keys)
+            }
+            Backend::Other(other) => debug.field("store", &other.store.describe()),
+        };
+        debug.finish()
     }
 }
 
@@ -89,8 +184,8 @@ impl Default for Shared {
 }
 
 impl Shared {
-    /// A new, empty, standalone shared memory (the bot level). Operators make their own; this is
-    /// for tests and for code that uses the store directly.
+    /// A new, empty, standalone shared memory (the bot level) in a store of its own. Operators make
+    /// their own; this is for tests and for code that uses the store directly.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -102,74 +197,93 @@ impl Shared {
     /// # }
     /// ```
     pub fn new() -> Self {
-        Shared::for_component(None, Vec::new())
+        Shared::in_store(
+            &StoreRef::InProcess(InProcessStore::new()),
+            MemoryId::new(DEFAULT_BOT_NAME, None),
+            Vec::new(),
+        )
     }
 
-    fn for_component(component: Option<&str>, preparers: Vec<&'static Preparer>) -> Self {
+    fn in_store(store: &StoreRef, memory: MemoryId, preparers: Vec<&'static Preparer>) -> Self {
+        let backend = match store {
+            StoreRef::InProcess(store) => Backend::InProcess(store.clone(), store.space(&memory)),
+            StoreRef::Dyn(store) => Backend::Other(Other {
+                store: Arc::clone(store),
+                updates: LocalLocks::default(),
+                locks: LocalLocks::default(),
+            }),
+        };
         Shared {
             space: Arc::new(Space {
-                component: component.map(str::to_owned),
+                memory,
+                backend,
                 preparers,
-                shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-                hasher: ahash::RandomState::new(),
-                locks: Mutex::default(),
-                prepared: tokio::sync::OnceCell::new(),
+                prepared: AtomicBool::new(false),
+                preparing: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
     /// The component this memory belongs to, or `None` for the bot-level memory.
     pub fn component(&self) -> Option<&str> {
-        self.space.component.as_deref()
+        self.space.memory.component()
     }
 
-    /// The shard holding `key`, locked. A panic while holding it cannot leave a half-written
-    /// value (every write stores a fully built value), so a poisoned lock is still good.
-    fn shard(&self, key: &str) -> MutexGuard<'_, Values> {
-        let index = self.space.hasher.hash_one(key) as usize % SHARDS;
-        self.space.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn sorted_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .space
-            .shards
-            .iter()
-            .flat_map(|shard| {
-                let values = shard.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                values.keys().cloned().collect::<Vec<_>>()
-            })
-            .collect();
-        keys.sort();
-        keys
+    /// The name of the bot this memory belongs to (see [`Operator::name`](crate::Operator::name)).
+    pub fn bot(&self) -> &str {
+        self.space.memory.bot()
     }
 
     /// A copy of the value under `key`, or `None` if there is none.
     ///
-    /// Fails if the stored value is not a `T`, naming the key and the type.
+    /// Fails if the stored value is not a `T`, naming the key and the type, or if the store
+    /// cannot be reached.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let values = self.shard(key);
-        match values.get(key) {
-            Some(value) => decode(key, value).map(Some),
-            None => Ok(None),
+        match &self.space.backend {
+            Backend::InProcess(_, space) => match space.shard(key).get(key) {
+                Some(value) => decode(key, value).map(Some),
+                None => Ok(None),
+            },
+            Backend::Other(other) => match other.store.get(&self.space.memory, key).await? {
+                Some(found) => decode(key, &found.value).map(Some),
+                None => Ok(None),
+            },
         }
     }
 
     /// Stores `value` under `key`, replacing what was there.
     ///
-    /// Fails (storing nothing) if the value cannot be serialized.
+    /// Fails (storing nothing) if the value cannot be serialized, or does not read back as it was
+    /// written (a NaN or infinite float anywhere inside it: JSON has none).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let shared = memo_runtime::Shared::new();
+    /// let err = shared.set("ratio", f64::NAN).await.unwrap_err();
+    /// assert!(err.to_string().contains("`ratio`"));
+    /// assert!(!shared.contains("ratio").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn set(&self, key: &str, value: impl Serialize) -> Result<()> {
         let value = encode(key, &value)?;
-        store(&mut self.shard(key), key, value);
-        Ok(())
+        match &self.space.backend {
+            Backend::InProcess(_, space) => {
+                InProcessSpace::store(&mut space.shard(key), key, value);
+                Ok(())
+            }
+            Backend::Other(other) => other.store.set(&self.space.memory, key, value).await,
+        }
     }
 
     /// Atomically reads, modifies and writes the value under `key`: no concurrent `update` or
-    /// `set` from any worker can slip in between. A missing key starts from `T::default()`.
-    /// Returns what `f` returns.
+    /// `set` from any worker — or, with a shared store, any process — can slip in between. A
+    /// missing key starts from `T::default()`. Returns what `f` returns.
+    ///
+    /// With a store shared by processes this is a compare-and-set: if another process wrote the
+    /// key between the read and the write, `f` runs again on the new value. So `f` should only
+    /// compute (no side effects that must happen once).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -180,37 +294,123 @@ impl Shared {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn update<T, R>(&self, key: &str, mut f: impl FnMut(&mut T) -> R) -> Result<R>
+    pub async fn update<T, R>(&self, key: &str, f: impl FnMut(&mut T) -> R) -> Result<R>
     where
         T: Serialize + DeserializeOwned + Default,
     {
-        let mut values = self.shard(key);
-        let mut current: T = match values.get(key) {
-            Some(value) => decode(key, value)?,
-            None => T::default(),
+        match &self.space.backend {
+            Backend::InProcess(_, space) => update_in_place(space, key, f),
+            Backend::Other(other) => self.update_in_store(other, key, None, f).await,
+        }
+    }
+
+    async fn update_in_store<T, R>(
+        &self,
+        other: &Other,
+        key: &str,
+        fence: Option<(&str, &str)>,
+        mut f: impl FnMut(&mut T) -> R,
+    ) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let memory = &self.space.memory;
+        let mut local = other.updates.lock(key).await;
+        // Taken out: a failure below leaves no cached version behind.
+        let mut current = match local.data().take() {
+            Some(cached) => Some(cached),
+            None => other.store.get(memory, key).await?,
         };
-        let result = f(&mut current);
-        store(&mut values, key, encode(key, &current)?);
-        Ok(result)
+        let mut backoff = Backoff::new(Duration::from_micros(200), Duration::from_millis(20));
+        for attempt in 0u32.. {
+            let mut value: T = match &current {
+                Some(found) => decode(key, &found.value)?,
+                None => T::default(),
+            };
+            let result = f(&mut value);
+            let encoded = encode(key, &value)?;
+            let expected = current.as_ref().map(|found| &found.version);
+            match other
+                .store
+                .compare_and_set(memory, key, expected, encoded.clone(), fence)
+                .await?
+            {
+                Written::Done(version) => {
+                    *local.data() = Some(Versioned {
+                        value: encoded,
+                        version,
+                    });
+                    return Ok(result);
+                }
+                Written::Changed(now) => current = now,
+                Written::LeaseLost => return Err(lease_lost(fence, key)),
+            }
+            // Every failed try means another writer succeeded, so this always ends; waiting a
+            // little after a few tries lets a burst of writers from other processes pass.
+            if attempt >= 3 {
+                backoff.wait().await;
+            }
+        }
+        unreachable!("the loop above only ends by returning")
     }
 
     /// Removes `key`; returns whether it was there.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        Ok(self.shard(key).remove(key).is_some())
+        match &self.space.backend {
+            Backend::InProcess(_, space) => Ok(space.shard(key).remove(key).is_some()),
+            Backend::Other(other) => other.store.remove(&self.space.memory, key).await,
+        }
     }
 
     /// Whether a value is stored under `key`.
     pub async fn contains(&self, key: &str) -> Result<bool> {
-        Ok(self.shard(key).contains_key(key))
+        match &self.space.backend {
+            Backend::InProcess(_, space) => Ok(space.shard(key).contains_key(key)),
+            Backend::Other(other) => other.store.contains(&self.space.memory, key).await,
+        }
     }
 
     /// Every key, sorted.
     pub async fn keys(&self) -> Result<Vec<String>> {
-        Ok(self.sorted_keys())
+        let mut keys = match &self.space.backend {
+            Backend::InProcess(_, space) => space.keys(),
+            Backend::Other(other) => other.store.keys(&self.space.memory).await?,
+        };
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes every key of this memory, its locks' leases and its "prepared" mark: the next
+    /// handler that needs it runs the preparers again. Other memories (other bots, other
+    /// components) are untouched.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let shared = memo_runtime::Shared::new();
+    /// shared.set("messages", 3u64).await?;
+    /// shared.clear().await?;
+    /// assert!(shared.keys().await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn clear(&self) -> Result<()> {
+        self.space.prepared.store(false, Ordering::SeqCst);
+        match &self.space.backend {
+            Backend::InProcess(_, space) => {
+                space.clear();
+                Ok(())
+            }
+            Backend::Other(other) => other.store.clear(&self.space.memory).await,
+        }
     }
 
     /// Takes the named lock of this memory, waiting while another holder has it. Lock names are
-    /// per bot or component: a component's `"counter"` lock is not the bot's.
+    /// per bot and component: a component's `"counter"` lock is not the bot's.
+    ///
+    /// With a store shared by processes, the lock is a lease of the store's
+    /// [`lease`](crate::store::Store::lease) length, renewed in the background while the guard
+    /// lives; waiting backs off (up to 100 ms between tries) instead of spinning.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -218,71 +418,202 @@ impl Shared {
     /// let shared = memo_runtime::Shared::new();
     /// let guard = shared.lock("update-messages").await?;
     /// let n: u64 = shared.get("messages").await?.unwrap_or(0);
-    /// shared.set("messages", n + 1).await?;
+    /// shared.set_fenced(&guard, "messages", n + 1).await?;
     /// guard.release();
     /// # Ok(())
     /// # }
     /// ```
     pub async fn lock(&self, name: &str) -> Result<LockGuard> {
-        let (name, lock) = {
-            let mut locks = self.space.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match locks.get_key_value(name) {
-                Some((name, lock)) => (Arc::clone(name), Arc::clone(lock)),
-                None => {
-                    let name: Arc<str> = name.into();
-                    let lock = Arc::default();
-                    locks.insert(Arc::clone(&name), Arc::clone(&lock));
-                    (name, lock)
-                }
+        match &self.space.backend {
+            Backend::InProcess(_, space) => {
+                let lock = space.lock(name).await;
+                Ok(LockGuard {
+                    name: name.into(),
+                    fencing_token: lock.fencing_token,
+                    memory: self.space.memory.clone(),
+                    held: Held::InProcess(Arc::clone(space), lock),
+                })
+            }
+            Backend::Other(other) => self.lease(other, name).await,
+        }
+    }
+
+    async fn lease(&self, other: &Other, name: &str) -> Result<LockGuard> {
+        let memory = &self.space.memory;
+        let local = other.locks.lock(name).await;
+        let holder: Arc<str> = new_token().into();
+        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
+        let lease = loop {
+            match other.store.try_lock(memory, name, &holder).await? {
+                Some(lease) => break lease,
+                None => backoff.wait().await,
             }
         };
+        let name: Arc<str> = Arc::clone(local.name());
+        let renewal = tokio::spawn(renew_lock(
+            Arc::clone(&other.store),
+            memory.clone(),
+            Arc::clone(&name),
+            Arc::clone(&holder),
+        ));
         Ok(LockGuard {
-            name,
-            _guard: lock.lock_owned().await,
+            name: Arc::clone(&name),
+            fencing_token: lease.fencing_token,
+            memory: memory.clone(),
+            held: Held::Leased(Leased {
+                store: Arc::clone(&other.store),
+                memory: memory.clone(),
+                name: Arc::clone(&name),
+                holder,
+                renewal,
+                local: Some(local),
+            }),
         })
     }
 
-    /// Runs this memory's preparers unless they have run already; concurrent callers wait for
-    /// the one that runs them. A failure leaves the memory unprepared, so the next call tries
-    /// again, and says which preparer failed, where, and why.
-    pub(crate) async fn ensure_prepared(&self) -> Result<(), String> {
-        if self.space.prepared.initialized() {
-            return Ok(());
-        }
-        self.space
-            .prepared
-            .get_or_try_init(|| async {
-                for &preparer in &self.space.preparers {
-                    crate::invoke::call_preparer(preparer, self).await.map_err(|err| {
-                        format!("preparer `{}` at {} failed: {err}", preparer.id, preparer.location())
-                    })?;
-                }
+    /// Stores `value` under `key` only if `guard` still holds its lock, checked atomically with
+    /// the write inside the store: a holder that was paused past its lease (a long GC-like stall,
+    /// a slow network) gets [`Error::LeaseLost`] and writes nothing, instead of overwriting what
+    /// the lock's next holder wrote.
+    ///
+    /// `guard` must be a lock of this memory.
+    pub async fn set_fenced(&self, guard: &LockGuard, key: &str, value: impl Serialize) -> Result<()> {
+        let value = encode(key, &value)?;
+        match (&self.space.backend, &guard.held) {
+            (Backend::InProcess(_, space), Held::InProcess(owner, _)) if Arc::ptr_eq(space, owner) => {
+                // An in-process lock cannot be lost: it is held as long as the guard lives.
+                InProcessSpace::store(&mut space.shard(key), key, value);
                 Ok(())
-            })
-            .await
-            .map(|_| ())
+            }
+            (Backend::Other(other), Held::Leased(leased)) if guard.memory == self.space.memory => {
+                match other
+                    .store
+                    .set_fenced(&self.space.memory, &guard.name, &leased.holder, key, value)
+                    .await?
+                {
+                    Written::Done(_) => Ok(()),
+                    Written::LeaseLost | Written::Changed(_) => Err(Error::LeaseLost {
+                        lock: guard.name.to_string(),
+                        key: key.to_owned(),
+                    }),
+                }
+            }
+            _ => Err(self.foreign_guard(guard)),
+        }
+    }
+
+    /// [`update`](Shared::update), but only while `guard` still holds its lock, checked atomically
+    /// with the write inside the store (see [`set_fenced`](Shared::set_fenced)). On
+    /// [`Error::LeaseLost`] nothing was written.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let shared = memo_runtime::Shared::new();
+    /// let guard = shared.lock("messages").await?;
+    /// let n = shared.update_fenced(&guard, "messages", |n: &mut u64| { *n += 1; *n }).await?;
+    /// assert_eq!(n, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn update_fenced<T, R>(&self, guard: &LockGuard, key: &str, f: impl FnMut(&mut T) -> R) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        match (&self.space.backend, &guard.held) {
+            (Backend::InProcess(_, space), Held::InProcess(owner, _)) if Arc::ptr_eq(space, owner) => {
+                update_in_place(space, key, f)
+            }
+            (Backend::Other(other), Held::Leased(leased)) if guard.memory == self.space.memory => {
+                self.update_in_store(other, key, Some((&guard.name, &leased.holder)), f)
+                    .await
+            }
+            _ => Err(self.foreign_guard(guard)),
+        }
+    }
+
+    fn foreign_guard(&self, guard: &LockGuard) -> Error {
+        Error::custom(format!(
+            "the guard of lock `{}` belongs to the shared memory of {}, not to this one ({})",
+            guard.name, guard.memory, self.space.memory
+        ))
+    }
+
+    /// The memory's identity, its store, and its preparers: what preparing it needs.
+    pub(crate) fn memory(&self) -> &MemoryId {
+        &self.space.memory
+    }
+
+    pub(crate) fn preparers(&self) -> &[&'static Preparer] {
+        &self.space.preparers
+    }
+
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
+        match &self.space.backend {
+            Backend::InProcess(store, _) => Arc::new(store.clone()),
+            Backend::Other(other) => Arc::clone(&other.store),
+        }
+    }
+
+    /// Whether the memory is known to be prepared, without asking a remote store.
+    pub(crate) fn known_prepared(&self) -> bool {
+        match &self.space.backend {
+            Backend::InProcess(_, space) => space.is_prepared(),
+            Backend::Other(_) => self.space.prepared.load(Ordering::Acquire),
+        }
+    }
+
+    pub(crate) fn mark_known_prepared(&self) {
+        self.space.prepared.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn preparing(&self) -> &tokio::sync::Mutex<()> {
+        &self.space.preparing
     }
 }
 
-/// Shards per memory: enough that a few workers on different keys rarely meet.
-const SHARDS: usize = 16;
+/// The bot name of an operator not given one (see [`Operator::name`](crate::Operator::name)).
+pub const DEFAULT_BOT_NAME: &str = "memo";
 
-type Values = HashMap<String, Value, ahash::RandomState>;
-
-/// One shard, alone on its cache lines so that shards used by different cores do not slow each
-/// other down.
-#[derive(Default)]
-#[repr(align(128))]
-struct Shard(Mutex<Values>);
-
-/// Replaces the value in place, allocating the key only when it is new.
-fn store(values: &mut Values, key: &str, value: Value) {
-    match values.get_mut(key) {
-        Some(slot) => *slot = value,
-        None => {
-            values.insert(key.to_owned(), value);
+/// Renews a lease three times per lease length until the guard drops (which aborts this task) or
+/// the lease turns out lost.
+async fn renew_lock(store: Arc<dyn Store>, memory: MemoryId, name: Arc<str>, holder: Arc<str>) {
+    let period = store.lease() / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        match store.renew_lock(&memory, &name, &holder).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(target: "memo", lock = &*name, "the lease of lock `{name}` of {memory} was lost; fenced writes with its guard will be refused");
+                return;
+            }
+            // Maybe the store is back before the lease runs out: keep trying.
+            Err(err) => {
+                tracing::warn!(target: "memo", lock = &*name, "cannot renew the lease of lock `{name}` of {memory}: {err}")
+            }
         }
     }
+}
+
+fn lease_lost(fence: Option<(&str, &str)>, key: &str) -> Error {
+    Error::LeaseLost {
+        lock: fence.map(|(lock, _)| lock.to_owned()).unwrap_or_default(),
+        key: key.to_owned(),
+    }
+}
+
+fn update_in_place<T, R>(space: &InProcessSpace, key: &str, mut f: impl FnMut(&mut T) -> R) -> Result<R>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let mut values = space.shard(key);
+    let mut current: T = match values.get(key) {
+        Some(value) => decode(key, value)?,
+        None => T::default(),
+    };
+    let result = f(&mut current);
+    InProcessSpace::store(&mut values, key, encode(key, &current)?);
+    Ok(result)
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T> {
@@ -294,27 +625,59 @@ fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T> {
 }
 
 fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Value> {
-    serde_json::to_value(value).map_err(|err| Error::SharedType {
+    let type_error = |reason: String| Error::SharedType {
         key: key.to_owned(),
         type_name: std::any::type_name::<T>(),
-        reason: err.to_string(),
-    })
+        reason,
+    };
+    let encoded = serde_json::to_value(value).map_err(|err| type_error(err.to_string()))?;
+    // serde_json writes a non-finite float as `null`; only then is a deeper look worth it.
+    if has_null(&encoded) {
+        crate::finite::check(value).map_err(|err| type_error(err.to_string()))?;
+    }
+    Ok(encoded)
+}
+
+fn has_null(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(has_null),
+        Value::Object(fields) => fields.values().any(has_null),
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
+    }
 }
 
 /// Every shared memory of one operator: the bot's and each component's, made on first use, each
-/// with the preparers registered for it.
+/// with the preparers registered for it, all in one store under the bot's name.
 #[derive(Clone)]
 pub(crate) struct SharedMemory {
     preparers: Arc<[&'static Preparer]>,
+    store: StoreRef,
+    bot: Arc<str>,
     spaces: Arc<Mutex<HashMap<Option<String>, Shared>>>,
 }
 
 impl SharedMemory {
-    pub(crate) fn new(preparers: Vec<&'static Preparer>) -> Self {
+    pub(crate) fn new(preparers: Vec<&'static Preparer>, store: StoreRef, bot: Arc<str>) -> Self {
         SharedMemory {
             preparers: preparers.into(),
+            store,
+            bot,
             spaces: Arc::default(),
         }
+    }
+
+    /// The same memories in another store or under another bot name.
+    pub(crate) fn with(&self, store: StoreRef, bot: Arc<str>) -> Self {
+        SharedMemory::new(self.preparers.to_vec(), store, bot)
+    }
+
+    pub(crate) fn store(&self) -> &StoreRef {
+        &self.store
+    }
+
+    pub(crate) fn bot(&self) -> &Arc<str> {
+        &self.bot
     }
 
     pub(crate) fn space(&self, component: Option<&str>) -> Shared {
@@ -328,7 +691,7 @@ impl SharedMemory {
                     .copied()
                     .filter(|p| p.component == component)
                     .collect();
-                Shared::for_component(component, preparers)
+                Shared::in_store(&self.store, MemoryId::new(&self.bot, component), preparers)
             })
             .clone()
     }
