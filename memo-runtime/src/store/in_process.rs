@@ -364,7 +364,7 @@ mod tests {
             .compare_and_set(&memory, "k", Some(&read.version), Value::from(2), None)
             .await?;
         assert!(
-            matches!(again, Written::Changed(Some(ref now)) if now.value == Value::from(5)),
+            matches!(again, Written::Changed(Some(ref now)) if now.value == 5),
             "{again:?}"
         );
         Ok(())
