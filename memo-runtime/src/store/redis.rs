@@ -1,22 +1,5 @@
 //! Shared memory in Redis: every process of a bot, on any machine, sees the same memories.
 //!
-//! # Key layout
-//! Every key of a bot starts with `memo:{bot}:`, then the memory: `bot` for the bot-level memory,
-//! `component:{component}` for a component's. In the bot and component names, `%` is written
-//! `%25` and `:` is written `%3A`, so that no name can reach into another one's keys. Under a
-//! memory's root `R`:
-//!
-//! | key | holds |
-//! | --- | --- |
-//! | `R:value:{key}` | the value of `key`, as JSON text (`redis-cli GET` shows it) |
-//! | `R:lock:{name}` | the lease of lock `name`: the holder's random token, expiring with the lease |
-//! | `R:fence:{name}` | the last fencing token given for lock `name` (kept by `clear`) |
-//! | `R:prepared` | present once the memory's preparers have run |
-//! | `R:preparing` | the preparation lease: the preparing replica's token, expiring with it |
-//!
-//! For example, key `messages` of bot `message-counter` is `memo:message-counter:bot:value:messages`,
-//! and of its component `per-name`, `memo:message-counter:component:per-name:value:messages`.
-//!
 //! Every conditional step (compare-and-set, fenced write, lock acquisition with its fencing token,
 //! renewal, release, preparation) is one Lua script, so Redis runs it atomically: nothing relies
 //! on `WATCH`, which a multiplexed connection cannot isolate per caller.
@@ -35,15 +18,31 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one store operation may take (all its retries included) before it fails.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A [`Store`] in Redis (feature `redis`): shared memory that every process and machine of a bot
 /// sees, and that outlives them. Cloning it shares the connection.
 ///
 /// One multiplexed connection per store, reconnected in the background when lost: while Redis is
-/// unreachable each call fails within [`DEFAULT_TIMEOUT`] (see [`RedisStore::with_timeout`]) with
-/// [`Error::Store`], and calls succeed again once it is back. See the [module](self) for the key
-/// layout.
+/// unreachable each call fails within 3 seconds (see [`RedisStore::with_timeout`]) with
+/// [`Error::Store`], and calls succeed again once it is back.
+///
+/// # Key layout
+/// Every key of a bot starts with `memo:{bot}:`, then the memory: `bot` for the bot-level memory,
+/// `component:{component}` for a component's. In the bot and component names, `%` is written
+/// `%25` and `:` is written `%3A`, so that no name can reach into another one's keys. Under a
+/// memory's root `R`:
+///
+/// | key | holds |
+/// | --- | --- |
+/// | `R:value:{key}` | the value of `key`, as JSON text (`redis-cli GET` shows it) |
+/// | `R:lock:{name}` | the lease of lock `name`: the holder's random token, expiring with the lease |
+/// | `R:fence:{name}` | the last fencing token given for lock `name` (kept by `clear`) |
+/// | `R:prepared` | present once the memory's preparers have run |
+/// | `R:preparing` | the preparation lease: the preparing replica's token, expiring with it |
+///
+/// For example, key `messages` of bot `message-counter` is `memo:message-counter:bot:value:messages`,
+/// and of its component `per-name`, `memo:message-counter:component:per-name:value:messages`.
 ///
 /// ```no_run
 /// use memo_runtime::prelude::*;
@@ -137,7 +136,7 @@ impl RedisStore {
         self
     }
 
-    /// The same store with each operation bounded by `timeout` (default [`DEFAULT_TIMEOUT`]):
+    /// The same store with each operation bounded by `timeout` (default 3 seconds):
     /// past it, the call fails with [`Error::Store`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
