@@ -67,9 +67,20 @@ struct Other {
     store: Arc<dyn Store>,
     /// `update`s of one key in this process go one at a time, each starting from the version the
     /// previous one wrote: contending processes then retry, not every task of each.
-    updates: LocalLocks<Option<Versioned>>,
+    updates: LocalLocks<KeyState>,
     /// Tasks of this process waiting for a lock queue here, so that only one of them asks the store.
     locks: LocalLocks<()>,
+}
+
+/// What this process knows of a key it updates.
+#[derive(Default)]
+struct KeyState {
+    /// The value and version the next update starts from (`Some(None)`: no value), or `None` to
+    /// read it first. It may be ahead of the store (writes on their way) or behind it (another
+    /// process wrote): the compare-and-set tells, and a failed one says what the store holds.
+    base: Option<Option<Versioned>>,
+    /// Bumped whenever `base` restarts from the store.
+    epoch: u64,
 }
 
 /// Holds a named lock of a [`Shared`] memory until dropped or [`released`](LockGuard::release).
@@ -315,35 +326,75 @@ impl Shared {
         T: Serialize + DeserializeOwned + Default,
     {
         let memory = &self.space.memory;
-        let mut local = other.updates.lock(key).await;
-        // Taken out: a failure below leaves no cached version behind.
-        let mut current = match local.data().take() {
-            Some(cached) => Some(cached),
-            None => other.store.get(memory, key).await?,
-        };
+        let mut failed: Option<(u64, Option<Versioned>)> = None;
         let mut backoff = Backoff::new(Duration::from_micros(200), Duration::from_millis(20));
         for attempt in 0u32.. {
-            let mut value: T = match &current {
+            let mut local = other.updates.lock(key).await;
+            let state = local.data();
+            if let Some((epoch, now)) = failed.take() {
+                // The first failure of a chain restarts it from what the store holds; the later
+                // ones of the same chain find it restarted already.
+                if state.epoch == epoch {
+                    state.base = Some(now);
+                    state.epoch += 1;
+                }
+            }
+            let base = match &state.base {
+                Some(base) => base.clone(),
+                None => {
+                    let read = other.store.get(memory, key).await?;
+                    state.base = Some(read.clone());
+                    read
+                }
+            };
+            let epoch = state.epoch;
+            let mut value: T = match &base {
                 Some(found) => decode(key, &found.value)?,
                 None => T::default(),
             };
             let result = f(&mut value);
             let encoded = encode(key, &value)?;
-            let expected = current.as_ref().map(|found| &found.version);
-            match other
+            let expected = base.as_ref().map(|found| &found.version);
+            let mut write = other
                 .store
-                .compare_and_set(memory, key, expected, encoded.clone(), fence)
-                .await?
-            {
-                Written::Done(version) => {
-                    *local.data() = Some(Versioned {
-                        value: encoded,
+                .compare_and_set(memory, key, expected, encoded.clone(), fence);
+            // Polled once while holding the key, so that the store has the writes of this
+            // process in the order their bases were chained.
+            let early = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+            let mut held = Some(local);
+            let mut _retained = None;
+            if let Some(version) = other.store.version_after_write(&encoded) {
+                if let Some(mut local) = held.take() {
+                    local.data().base = Some(Some(Versioned {
+                        value: encoded.clone(),
                         version,
-                    });
+                    }));
+                    _retained = Some(local.unlock());
+                }
+            }
+            let outcome = match early {
+                std::task::Poll::Ready(outcome) => outcome,
+                std::task::Poll::Pending => write.await,
+            };
+            match outcome {
+                Ok(Written::Done(version)) => {
+                    if let Some(local) = held.as_mut() {
+                        local.data().base = Some(Some(Versioned {
+                            value: encoded,
+                            version,
+                        }));
+                    }
                     return Ok(result);
                 }
-                Written::Changed(now) => current = now,
-                Written::LeaseLost => return Err(lease_lost(fence, key)),
+                Ok(Written::Changed(now)) => failed = Some((epoch, now)),
+                Ok(Written::LeaseLost) => {
+                    self.forget_base(other, key, epoch, held).await;
+                    return Err(lease_lost(fence, key));
+                }
+                Err(err) => {
+                    self.forget_base(other, key, epoch, held).await;
+                    return Err(err);
+                }
             }
             // Every failed try means another writer succeeded, so this always ends; waiting a
             // little after a few tries lets a burst of writers from other processes pass.
@@ -352,6 +403,20 @@ impl Shared {
             }
         }
         unreachable!("the loop above only ends by returning")
+    }
+
+    /// After a write that failed for another reason than a changed value, the next update of the
+    /// key starts by reading it.
+    async fn forget_base(&self, other: &Other, key: &str, epoch: u64, held: Option<LocalGuard<KeyState>>) {
+        let mut local = match held {
+            Some(local) => local,
+            None => other.updates.lock(key).await,
+        };
+        let state = local.data();
+        if state.epoch == epoch {
+            state.base = None;
+            state.epoch += 1;
+        }
     }
 
     /// Removes `key`; returns whether it was there.

@@ -169,8 +169,8 @@ async fn non_finite_floats_are_refused(stores: Stores) {
 }
 
 async fn tasks_times_updates_are_exact(stores: Stores) {
-    const REPLICAS: usize = 2;
-    const TASKS: usize = 4;
+    const REPLICAS: usize = 3;
+    const TASKS: usize = 8;
     const UPDATES: usize = 100;
     let mut tasks = Vec::new();
     for _ in 0..REPLICAS {

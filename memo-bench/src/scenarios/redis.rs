@@ -69,10 +69,14 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     };
     let url = server.url();
     let (shared, raw) = runtime.block_on(async {
-        let store = RedisStore::connect(&url).await.expect("the bench's redis-server answers");
+        let store = RedisStore::connect(&url)
+            .await
+            .expect("the bench's redis-server answers");
         let shared = Operator::new().name("memo-bench").store(store).shared();
         let client = redis::Client::open(url.as_str()).expect("a valid URL");
-        let raw = ConnectionManager::new(client).await.expect("the bench's redis-server answers");
+        let raw = ConnectionManager::new(client)
+            .await
+            .expect("the bench's redis-server answers");
         (shared, raw)
     });
     let mut figures = vec![Figures::default(); OPS.len()];
@@ -97,7 +101,11 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         add_rows(report, *op, figures);
         json.insert(op.name().to_owned(), figures_json(*op, figures));
     }
-    report.row("botogram 0.5 get, 1 worker (reference)", "31,000 ops/s", "in-process, for scale");
+    report.row(
+        "botogram 0.5 get, 1 worker (reference)",
+        "31,000 ops/s",
+        "in-process, for scale",
+    );
     report.row("botogram 0.5 locked increment (reference)", "6 ops/s", "");
     report.figures("redis", Value::Object(json));
 
@@ -275,7 +283,16 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("memo-bench-redis-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         let child = match Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())

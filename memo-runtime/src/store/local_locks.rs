@@ -116,7 +116,17 @@ impl<T> LocalGuard<T> {
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.handle.name
     }
+
+    /// Unlocks, but keeps the name's entry (and its data) until the returned handle drops.
+    pub(crate) fn unlock(self) -> Retained<T> {
+        let LocalGuard { guard, handle } = self;
+        drop(guard);
+        Retained(handle)
+    }
 }
+
+/// Keeps a name's entry alive without holding it (see [`LocalGuard::unlock`]).
+pub(crate) struct Retained<T>(#[allow(dead_code)] Pending<T>);
 
 #[cfg(test)]
 mod tests {

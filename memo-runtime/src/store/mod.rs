@@ -181,6 +181,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `value` under `key`, whatever was there.
     fn set<'a>(&'a self, memory: &'a MemoryId, key: &'a str, value: Value) -> StoreFuture<'a, ()>;
 
+    /// The version that `value` will have once written, if the store can tell before writing
+    /// (default: it cannot). A store that can, and that runs the writes of one connection in the
+    /// order they were sent, lets `update`s of one key from one process overlap: each starts from
+    /// the version the previous one will have written, instead of waiting for it.
+    fn version_after_write(&self, value: &Value) -> Option<Version> {
+        let _ = value;
+        None
+    }
+
     /// Stores `value` under `key` only if the key still has version `expected` (`None`: only if
     /// the key has no value), atomically with that check. With `fence = Some((lock, holder))`,
     /// also only if `holder` still holds the lease of lock `lock`, in the same atomic step.

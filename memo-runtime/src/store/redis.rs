@@ -221,29 +221,60 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// A bot or component name as a key segment: `%` and `:` escaped so that it ends where it seems to.
-fn segment(name: &str) -> String {
-    name.replace('%', "%25").replace(':', "%3A")
+/// Appends a bot or component name as a key segment: `%` and `:` escaped so that it ends where it
+/// seems to.
+fn push_segment(out: &mut String, name: &str) {
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends the prefix of every key of a memory.
+fn push_root(out: &mut String, memory: &MemoryId) {
+    out.push_str("memo:");
+    push_segment(out, memory.bot());
+    match memory.component() {
+        Some(component) => {
+            out.push_str(":component:");
+            push_segment(out, component);
+        }
+        None => out.push_str(":bot"),
+    }
 }
 
 /// The prefix of every key of a memory.
 fn root(memory: &MemoryId) -> String {
-    match memory.component() {
-        Some(component) => format!("memo:{}:component:{}", segment(memory.bot()), segment(component)),
-        None => format!("memo:{}:bot", segment(memory.bot())),
-    }
+    let mut out = String::new();
+    push_root(&mut out, memory);
+    out
+}
+
+/// One key of a memory, in one allocation: these are built on every call.
+fn key_of(memory: &MemoryId, kind: &str, name: &str) -> String {
+    let component = memory.component().map_or(0, str::len);
+    let mut out = String::with_capacity(32 + memory.bot().len() + component + kind.len() + name.len());
+    push_root(&mut out, memory);
+    out.push(':');
+    out.push_str(kind);
+    out.push(':');
+    out.push_str(name);
+    out
 }
 
 fn value_key(memory: &MemoryId, key: &str) -> String {
-    format!("{}:value:{key}", root(memory))
+    key_of(memory, "value", key)
 }
 
 fn lock_key(memory: &MemoryId, name: &str) -> String {
-    format!("{}:lock:{name}", root(memory))
+    key_of(memory, "lock", name)
 }
 
 fn fence_key(memory: &MemoryId, name: &str) -> String {
-    format!("{}:fence:{name}", root(memory))
+    key_of(memory, "fence", name)
 }
 
 /// `text` matched literally by a `SCAN MATCH` pattern.
@@ -400,6 +431,11 @@ impl Store for RedisStore {
 
     fn lease(&self) -> Duration {
         self.lease
+    }
+
+    /// A value's version is its JSON text, and one connection's commands run in order.
+    fn version_after_write(&self, value: &Value) -> Option<Version> {
+        Some(Version::new(value.to_string()))
     }
 
     fn get<'a>(&'a self, memory: &'a MemoryId, key: &'a str) -> StoreFuture<'a, Option<Versioned>> {
