@@ -93,7 +93,6 @@ struct KeyState {
 pub struct LockGuard {
     name: Arc<str>,
     fencing_token: u64,
-    memory: MemoryId,
     held: Held,
 }
 
@@ -138,6 +137,13 @@ impl LockGuard {
 
     /// Releases the lock now (dropping the guard does the same).
     pub fn release(self) {}
+
+    fn memory(&self) -> &MemoryId {
+        match &self.held {
+            Held::InProcess(space, _) => space.memory(),
+            Held::Leased(leased) => &leased.memory,
+        }
+    }
 }
 
 impl Drop for Leased {
@@ -493,9 +499,8 @@ impl Shared {
             Backend::InProcess(_, space) => {
                 let lock = space.lock(name).await;
                 Ok(LockGuard {
-                    name: name.into(),
+                    name: Arc::clone(lock.name()),
                     fencing_token: lock.fencing_token,
-                    memory: self.space.memory.clone(),
                     held: Held::InProcess(Arc::clone(space), lock),
                 })
             }
@@ -524,7 +529,6 @@ impl Shared {
         Ok(LockGuard {
             name: Arc::clone(&name),
             fencing_token: lease.fencing_token,
-            memory: memory.clone(),
             held: Held::Leased(Leased {
                 store: Arc::clone(&other.store),
                 memory: memory.clone(),
@@ -550,7 +554,7 @@ impl Shared {
                 InProcessSpace::store(&mut space.shard(key), key, value);
                 Ok(())
             }
-            (Backend::Other(other), Held::Leased(leased)) if guard.memory == self.space.memory => {
+            (Backend::Other(other), Held::Leased(leased)) if *guard.memory() == self.space.memory => {
                 match other
                     .store
                     .set_fenced(&self.space.memory, &guard.name, &leased.holder, key, value)
@@ -589,7 +593,7 @@ impl Shared {
             (Backend::InProcess(_, space), Held::InProcess(owner, _)) if Arc::ptr_eq(space, owner) => {
                 update_in_place(space, key, f)
             }
-            (Backend::Other(other), Held::Leased(leased)) if guard.memory == self.space.memory => {
+            (Backend::Other(other), Held::Leased(leased)) if *guard.memory() == self.space.memory => {
                 self.update_in_store(other, key, Some((&guard.name, &leased.holder)), f)
                     .await
             }
@@ -600,7 +604,9 @@ impl Shared {
     fn foreign_guard(&self, guard: &LockGuard) -> Error {
         Error::custom(format!(
             "the guard of lock `{}` belongs to the shared memory of {}, not to this one ({})",
-            guard.name, guard.memory, self.space.memory
+            guard.name,
+            guard.memory(),
+            self.space.memory
         ))
     }
 

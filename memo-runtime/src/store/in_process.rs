@@ -46,7 +46,10 @@ impl InProcessStore {
     /// The memory `memory`, made on first use.
     pub(crate) fn space(&self, memory: &MemoryId) -> Arc<InProcessSpace> {
         let mut spaces = self.spaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(spaces.entry(memory.clone()).or_default())
+        let space = spaces
+            .entry(memory.clone())
+            .or_insert_with(|| Arc::new(InProcessSpace::new(memory.clone())));
+        Arc::clone(space)
     }
 }
 
@@ -63,6 +66,7 @@ struct Shard(Mutex<Values>);
 
 /// One memory of the in-process store.
 pub(crate) struct InProcessSpace {
+    memory: MemoryId,
     /// Values, spread over shards by key so that workers on different keys do not contend.
     shards: Box<[Shard]>,
     hasher: ahash::RandomState,
@@ -77,9 +81,10 @@ pub(crate) struct InProcessSpace {
     preparing: Mutex<Option<(Arc<str>, Instant)>>,
 }
 
-impl Default for InProcessSpace {
-    fn default() -> Self {
+impl InProcessSpace {
+    fn new(memory: MemoryId) -> Self {
         InProcessSpace {
+            memory,
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: ahash::RandomState::new(),
             locks: LocalLocks::default(),
@@ -94,7 +99,13 @@ impl Default for InProcessSpace {
 /// A lock of an in-process memory, held.
 pub(crate) struct InProcessLock {
     pub(crate) fencing_token: u64,
-    _guard: LocalGuard<()>,
+    guard: LocalGuard<()>,
+}
+
+impl InProcessLock {
+    pub(crate) fn name(&self) -> &Arc<str> {
+        self.guard.name()
+    }
 }
 
 fn unpoisoned<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,6 +115,10 @@ fn unpoisoned<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl InProcessSpace {
+    pub(crate) fn memory(&self) -> &MemoryId {
+        &self.memory
+    }
+
     /// The shard holding `key`, locked.
     pub(crate) fn shard(&self, key: &str) -> MutexGuard<'_, Values> {
         let index = self.hasher.hash_one(key) as usize % SHARDS;
@@ -139,7 +154,7 @@ impl InProcessSpace {
         let guard = self.locks.lock(name).await;
         InProcessLock {
             fencing_token: self.fencing.fetch_add(1, Ordering::SeqCst) + 1,
-            _guard: guard,
+            guard,
         }
     }
 
