@@ -12,6 +12,9 @@ use std::time::Instant;
 /// another store. Fast (a sharded map of JSON values), but private to the process and lost when it
 /// exits. Cloning it shares the memories.
 ///
+/// Its locks cannot be lost: a guard holds its lock until dropped. (Leases taken by calling the
+/// [`Store`] methods directly are kept apart from the locks of [`Shared::lock`](crate::Shared::lock).)
+///
 /// ```
 /// use memo_runtime::prelude::*;
 /// use memo_runtime::store::InProcessStore;

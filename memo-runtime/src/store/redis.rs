@@ -88,7 +88,8 @@ impl RedisStore {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn connect(url: &str) -> Result<RedisStore> {
+    pub async fn connect(url: impl AsRef<str>) -> Result<RedisStore> {
+        let url = url.as_ref();
         let shown: Arc<str> = redact(url).into();
         let client = redis::Client::open(url)
             .map_err(|err| Error::Store(format!("`{shown}` is not a usable Redis URL: {err}")))?;
