@@ -354,12 +354,15 @@ impl Shared {
                 }
             };
             let epoch = state.epoch;
-            let mut value: T = match &base {
-                Some(found) => decode(key, &found.value)?,
-                None => T::default(),
+            // Scoped so that the value (a `T`) is not held across the awaits below.
+            let (result, encoded) = {
+                let mut value: T = match &base {
+                    Some(found) => decode(key, &found.value)?,
+                    None => T::default(),
+                };
+                let result = f(&mut value);
+                (result, encode(key, &value)?)
             };
-            let result = f(&mut value);
-            let encoded = encode(key, &value)?;
             let expected = base.as_ref().map(|found| &found.version);
             let mut write = other
                 .store
