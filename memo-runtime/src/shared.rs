@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A handle to one shared memory: the bot's, or one component's.
 ///
@@ -49,8 +49,10 @@ struct Space {
     memory: MemoryId,
     backend: Backend,
     preparers: Vec<&'static Preparer>,
-    /// Whether this handle saw the memory prepared (the in-process store answers directly).
-    prepared: AtomicBool,
+    /// When this handle last saw the memory prepared, in nanoseconds since `created` (0: not
+    /// since it was made or cleared). The in-process store answers directly instead.
+    prepared_seen: AtomicU64,
+    created: Instant,
     /// Callers of this handle that need the memory prepared queue here, so that one of them at a
     /// time deals with the store.
     preparing: tokio::sync::Mutex<()>,
@@ -235,7 +237,8 @@ impl Shared {
                 memory,
                 backend,
                 preparers,
-                prepared: AtomicBool::new(false),
+                prepared_seen: AtomicU64::new(0),
+                created: Instant::now(),
                 preparing: tokio::sync::Mutex::new(()),
             }),
         }
@@ -469,7 +472,7 @@ impl Shared {
     /// # }
     /// ```
     pub async fn clear(&self) -> Result<()> {
-        self.space.prepared.store(false, Ordering::SeqCst);
+        self.space.prepared_seen.store(0, Ordering::SeqCst);
         match &self.space.backend {
             Backend::InProcess(_, space) => {
                 space.clear();
@@ -629,22 +632,32 @@ impl Shared {
         }
     }
 
-    /// Whether the memory is known to be prepared, without asking a remote store.
+    /// Whether the memory is known to be prepared, without asking a remote store. What a remote
+    /// store said is trusted for [`PREPARED_RECHECK`]: after that the store is asked again, so
+    /// that a `clear` by another replica makes this one prepare again.
     pub(crate) fn known_prepared(&self) -> bool {
         match &self.space.backend {
             Backend::InProcess(_, space) => space.is_prepared(),
-            Backend::Other(_) => self.space.prepared.load(Ordering::Acquire),
+            Backend::Other(_) => {
+                let seen = self.space.prepared_seen.load(Ordering::Acquire);
+                seen != 0 && self.space.created.elapsed().as_nanos() < u128::from(seen) + PREPARED_RECHECK.as_nanos()
+            }
         }
     }
 
     pub(crate) fn mark_known_prepared(&self) {
-        self.space.prepared.store(true, Ordering::Release);
+        let now = u64::try_from(self.space.created.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.space.prepared_seen.store(now.max(1), Ordering::Release);
     }
 
     pub(crate) fn preparing(&self) -> &tokio::sync::Mutex<()> {
         &self.space.preparing
     }
 }
+
+/// How long a handle trusts a remote store's "prepared" mark before asking again: one round trip
+/// per memory per second at most, and a `clear` from another replica is seen within a second.
+const PREPARED_RECHECK: Duration = Duration::from_secs(1);
 
 /// The bot name of an operator not given one (see [`Operator::name`](crate::Operator::name)).
 pub const DEFAULT_BOT_NAME: &str = "memo";

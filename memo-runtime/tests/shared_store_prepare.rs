@@ -150,6 +150,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     racing_replicas_prepare_once_and_a_restart_does_not_prepare_again,
     a_failing_preparer_leaves_the_memory_unprepared_and_is_retried,
+    a_clear_by_another_replica_makes_a_running_one_prepare_again,
 );
 
 async fn racing_replicas_prepare_once_and_a_restart_does_not_prepare_again(stores: Stores) {
@@ -200,6 +201,42 @@ async fn a_failing_preparer_leaves_the_memory_unprepared_and_is_retried(stores: 
     run_replica(&stores, &bot, vec![event("Flaky", "f2"), event("Flaky", "f3")]).await;
     assert_eq!(runs(&bot), 2);
     assert_eq!(memory.get::<(u64, u64)>("handled").await.unwrap(), Some((2, 2)));
+}
+
+async fn a_clear_by_another_replica_makes_a_running_one_prepare_again(stores: Stores) {
+    let bot = format!("recheck-{}", stores.label());
+    let (sender, source) = memo_runtime::source::channel(16);
+    let running = tokio::spawn(stores.operator(&bot).await.source(source).run());
+    let other = stores.operator(&bot).await.component_shared("race");
+
+    sender.send(event("Race", "x1")).await.unwrap();
+    handled_becomes(&other, (1, 1)).await;
+    assert_eq!(runs(&bot), 1);
+
+    other.clear().await.unwrap();
+    // Past the second for which a replica trusts the store's "prepared" mark.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sender.send(event("Race", "x2")).await.unwrap();
+    handled_becomes(&other, (1, 1)).await;
+    assert_eq!(runs(&bot), 2, "the running replica prepared the cleared memory again");
+    drop(sender);
+    running.await.unwrap().unwrap();
+}
+
+/// Waits (10 s at most) until the handlers have counted `expected`.
+async fn handled_becomes(memory: &Shared, expected: (u64, u64)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = memory.get::<(u64, u64)>("handled").await.unwrap();
+        if now == Some(expected) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handled is {now:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A replica that died while preparing holds the preparation lease until it runs out; then
