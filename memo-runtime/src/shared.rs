@@ -303,7 +303,8 @@ impl Shared {
     ///
     /// With a store shared by processes this is a compare-and-set: if another process wrote the
     /// key between the read and the write, `f` runs again on the new value. So `f` should only
-    /// compute (no side effects that must happen once).
+    /// compute (no side effects that must happen once). As it may be kept across an await, `f`
+    /// and what it returns must be `Send` in a handler.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

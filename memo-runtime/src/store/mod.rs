@@ -1,5 +1,5 @@
 //! Where shared memory lives: the [`Store`] trait that a backend implements, the built-in
-//! [`InProcessStore`], and (feature `redis`) [`RedisStore`].
+//! [`InProcessStore`], and (feature `redis`) `RedisStore`.
 //!
 //! A store only stores, locks and marks: it keeps JSON values per memory, hands out lease locks
 //! with fencing tokens, and remembers whether a memory was prepared. Running the preparers, retrying
@@ -94,7 +94,7 @@ impl fmt::Display for MemoryId {
 }
 
 /// What a store hands back with a value so that a later [`Store::compare_and_set`] can tell whether
-/// it changed meanwhile. Opaque to the runtime: a counter, or (as [`RedisStore`] does) the stored
+/// it changed meanwhile. Opaque to the runtime: a counter, or (as `RedisStore` does) the stored
 /// text itself.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Version(Arc<str>);
