@@ -42,13 +42,14 @@ fn worker_binary() -> &'static PathBuf {
     })
 }
 
+/// A worker with the store's default lease (15 s): long enough that a worker slowed down by a
+/// busy machine never loses a lock it holds.
 fn worker(server: &RedisServer, bot: &str, args: &[&str]) -> Command {
     let mut command = Command::new(worker_binary());
     command
         .args(args)
         .env("MEMO_REDIS_URL", server.url())
-        .env("MEMO_BOT", bot)
-        .env("MEMO_LEASE_MS", "1000");
+        .env("MEMO_BOT", bot);
     command
 }
 
@@ -75,7 +76,9 @@ struct Holder {
 }
 
 fn hold(server: &RedisServer, bot: &str, value: &str) -> Holder {
+    // A 1 s lease: a dead or paused holder frees the lock soon.
     let mut child = worker(server, bot, &["hold", value])
+        .env("MEMO_LEASE_MS", "1000")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
