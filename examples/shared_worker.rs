@@ -61,7 +61,8 @@ async fn work() -> memo_runtime::Result<()> {
                 let guard = shared.lock("counter").await?;
                 let n: u64 = shared.get("locked").await?.unwrap_or(0);
                 shared.set("locked", n + 1).await?;
-                guard.release();
+                // Waits for the release: the last one must reach Redis before this process exits.
+                guard.unlock().await?;
             }
         }
         Some("hold") => {
@@ -77,6 +78,7 @@ async fn work() -> memo_runtime::Result<()> {
                 Ok(()) => println!("written"),
                 Err(err) => println!("refused: {err}"),
             }
+            guard.unlock().await?;
         }
         _ => return Err(Error::custom("usage: shared_worker update N | locked N | hold VALUE")),
     }

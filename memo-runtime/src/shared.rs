@@ -111,6 +111,8 @@ struct Leased {
     holder: Arc<str>,
     renewal: tokio::task::JoinHandle<()>,
     local: Option<LocalGuard<()>>,
+    /// Set once [`LockGuard::unlock`] has released the lease, so that dropping does not again.
+    released: bool,
 }
 
 impl LockGuard {
@@ -137,8 +139,37 @@ impl LockGuard {
         self.fencing_token
     }
 
-    /// Releases the lock now (dropping the guard does the same).
+    /// Releases the lock now (dropping the guard does the same). With a store shared by processes
+    /// the release is sent in the background; see [`unlock`](LockGuard::unlock) to wait for it.
     pub fn release(self) {}
+
+    /// Releases the lock and waits until the store has: use it before a process exits (a release
+    /// still in the background then would be lost, and others would wait for the lease to run
+    /// out), or to learn whether the lease was still held. Returns `false` if it had been lost.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let shared = memo_runtime::Shared::new();
+    /// let guard = shared.lock("deploy").await?;
+    /// assert!(guard.unlock().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn unlock(mut self) -> Result<bool> {
+        match &mut self.held {
+            Held::InProcess(..) => Ok(true),
+            Held::Leased(leased) => {
+                leased.renewal.abort();
+                let held = leased
+                    .store
+                    .unlock(&leased.memory, &leased.name, &leased.holder)
+                    .await?;
+                leased.released = true;
+                Ok(held)
+            }
+        }
+    }
 
     fn memory(&self) -> &MemoryId {
         match &self.held {
@@ -152,6 +183,9 @@ impl Drop for Leased {
     fn drop(&mut self) {
         self.renewal.abort();
         let local = self.local.take();
+        if self.released {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Without a runtime the lease cannot be released: it runs out by itself.
             return;
@@ -543,6 +577,7 @@ impl Shared {
                 holder,
                 renewal,
                 local: Some(local),
+                released: false,
             }),
         })
     }

@@ -142,7 +142,7 @@ async fn a_fenced_write_after_the_lease_was_lost_is_refused_and_writes_nothing()
     assert!(!next.contains("other").await.unwrap(), "nothing written");
 
     // The stale guard's release does not free the new holder's lock.
-    drop(stale);
+    assert!(!stale.unlock().await.unwrap(), "its lease had been lost");
     let waiting = tokio::time::timeout(Duration::from_millis(500), holder.lock("deploy")).await;
     assert!(waiting.is_err(), "the lock is still the new holder's");
     drop(current);
@@ -157,10 +157,10 @@ async fn a_held_lease_is_renewed_past_its_length() {
     let store = RedisStore::connect(&server.url())
         .await
         .unwrap()
-        .with_lease(Duration::from_millis(300));
+        .with_lease(Duration::from_secs(1));
     let shared = Operator::new().name("renewed").store(store).shared();
     let guard = shared.lock("l").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     shared
         .set_fenced(&guard, "k", 1)
         .await

@@ -290,6 +290,9 @@ async fn fencing_tokens_strictly_increase(stores: Stores) {
         assert!(guard.fencing_token() > last, "{} after {last}", guard.fencing_token());
         assert_eq!(guard.name(), "deploy");
         last = guard.fencing_token();
+        if round % 2 == 0 {
+            assert!(guard.unlock().await.unwrap(), "the lease was still held");
+        }
     }
 }
 
