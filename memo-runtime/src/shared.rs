@@ -67,8 +67,9 @@ enum Backend {
 /// Any other store, through the trait.
 struct Other {
     store: Arc<dyn Store>,
-    /// `update`s of one key in this process go one at a time, each starting from the version the
-    /// previous one wrote: contending processes then retry, not every task of each.
+    /// `update`s of one key in this process take turns to compute and send their write, each
+    /// chained on the version the previous one will have written, then wait for their replies
+    /// together: tasks of one process do not make each other retry.
     updates: LocalLocks<KeyState>,
     /// Tasks of this process waiting for a lock queue here, so that only one of them asks the store.
     locks: LocalLocks<()>,
