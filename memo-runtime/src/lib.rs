@@ -53,7 +53,6 @@ pub mod diagnostics {}
 mod dispatch;
 mod error;
 mod event;
-mod finite;
 mod inject;
 mod invoke;
 mod logger;
