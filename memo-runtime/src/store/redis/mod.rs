@@ -4,10 +4,14 @@
 //! renewal, release, preparation) is one Lua script, so Redis runs it atomically: nothing relies
 //! on `WATCH`, which a multiplexed connection cannot isolate per caller.
 
+mod keys;
+mod scripts;
+
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
 use crate::{Error, Result};
+use keys::{fence_key, glob_escape, lock_key, root, value_key};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use scripts::Scripts;
 use serde_json::Value;
 use std::fmt;
 use std::future::Future;
@@ -222,74 +226,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Appends a bot or component name as a key segment: `%` and `:` escaped so that it ends where it
-/// seems to.
-fn push_segment(out: &mut String, name: &str) {
-    for c in name.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            ':' => out.push_str("%3A"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Appends the prefix of every key of a memory.
-fn push_root(out: &mut String, memory: &MemoryId) {
-    out.push_str("memo:");
-    push_segment(out, memory.bot());
-    match memory.component() {
-        Some(component) => {
-            out.push_str(":component:");
-            push_segment(out, component);
-        }
-        None => out.push_str(":bot"),
-    }
-}
-
-/// The prefix of every key of a memory.
-fn root(memory: &MemoryId) -> String {
-    let mut out = String::new();
-    push_root(&mut out, memory);
-    out
-}
-
-/// One key of a memory, in one allocation: these are built on every call.
-fn key_of(memory: &MemoryId, kind: &str, name: &str) -> String {
-    let component = memory.component().map_or(0, str::len);
-    let mut out = String::with_capacity(32 + memory.bot().len() + component + kind.len() + name.len());
-    push_root(&mut out, memory);
-    out.push(':');
-    out.push_str(kind);
-    out.push(':');
-    out.push_str(name);
-    out
-}
-
-fn value_key(memory: &MemoryId, key: &str) -> String {
-    key_of(memory, "value", key)
-}
-
-fn lock_key(memory: &MemoryId, name: &str) -> String {
-    key_of(memory, "lock", name)
-}
-
-fn fence_key(memory: &MemoryId, name: &str) -> String {
-    key_of(memory, "fence", name)
-}
-
-/// `text` matched literally by a `SCAN MATCH` pattern.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
 fn parse(key: &str, text: String) -> Result<Versioned> {
     let value = serde_json::from_str(&text).map_err(|err| Error::SharedType {
         key: key.to_owned(),
@@ -300,79 +236,6 @@ fn parse(key: &str, text: String) -> Result<Versioned> {
         value,
         version: Version::new(text),
     })
-}
-
-/// The scripts, loaded once per server and called by hash (redis-rs loads them again after a
-/// restart of the server).
-struct Scripts {
-    write: Script,
-    lock: Script,
-    renew: Script,
-    unlock: Script,
-    begin_preparation: Script,
-    finish_preparation: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            // KEYS: value, [lock]. ARGV: mode (any | absent | equals), expected, new text, holder.
-            write: Script::new(
-                r"
-if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'lost'} end
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == 'absent' then
-  if current then return {'changed', current} end
-elseif ARGV[1] == 'equals' then
-  if not current then return {'changed'} end
-  if current ~= ARGV[2] then return {'changed', current} end
-end
-redis.call('SET', KEYS[1], ARGV[3])
-return {'done'}
-",
-            ),
-            // KEYS: lock, fence. ARGV: holder, lease in ms. The fencing token is taken in the same
-            // step as the lease, so a later holder always has a larger one.
-            lock: Script::new(
-                r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
-end
-return 0
-",
-            ),
-            // KEYS: lease. ARGV: holder, lease in ms.
-            renew: Script::new(
-                r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-",
-            ),
-            // KEYS: lease. ARGV: holder.
-            unlock: Script::new(
-                r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-",
-            ),
-            // KEYS: prepared, preparing. ARGV: holder, lease in ms.
-            begin_preparation: Script::new(
-                r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-",
-            ),
-            // KEYS: prepared, preparing. ARGV: holder, 1 if prepared.
-            finish_preparation: Script::new(
-                r"
-if ARGV[2] == '1' then redis.call('SET', KEYS[1], '1') end
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-return 1
-",
-            ),
-        }
-    }
 }
 
 impl RedisStore {
@@ -651,20 +514,10 @@ impl Store for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::redact;
 
     #[test]
-    fn names_cannot_reach_into_other_memories() {
-        let plain = root(&MemoryId::new("bot", Some("c")));
-        let sneaky = root(&MemoryId::new("bot:component:c", None));
-        assert_eq!(plain, "memo:bot:component:c");
-        assert_eq!(sneaky, "memo:bot%3Acomponent%3Ac:bot");
-        assert_eq!(value_key(&MemoryId::new("b", None), "k:1"), "memo:b:bot:value:k:1");
-    }
-
-    #[test]
-    fn patterns_match_literally_and_passwords_stay_hidden() {
-        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    fn passwords_stay_hidden() {
         assert_eq!(redact("redis://:secret@host:6379/0"), "redis://***@host:6379/0");
         assert_eq!(redact("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
     }
