@@ -43,6 +43,10 @@ pub struct Config {
     /// Scenario 5: operations per thread for `update`/`get`/`set`, and for the locked cycle.
     pub shared_ops: usize,
     pub shared_lock_ops: usize,
+    /// Scenario 7: operations per figure (split over the tasks) for `get`/`set`/`update`, and for
+    /// the locked cycle.
+    pub redis_ops: usize,
+    pub redis_lock_ops: usize,
     /// Scenario 6: events per run over `injection_resources`, and rounds. The difference it
     /// measures is a few percent of the per-event cost, so it takes many short paired rounds
     /// whose events still fit in the last-level cache, rather than a few long ones.
@@ -64,6 +68,8 @@ impl Config {
             memory_resources: 100_000,
             shared_ops: if quick { 200_000 } else { 1_000_000 },
             shared_lock_ops: if quick { 50_000 } else { 200_000 },
+            redis_ops: if quick { 8_000 } else { 32_000 },
+            redis_lock_ops: if quick { 2_000 } else { 8_000 },
             injection_events: 20_000,
             injection_resources: 1_000,
             injection_rounds: if quick { 31 } else { 101 },
@@ -82,6 +88,8 @@ impl Config {
             "memory_resources": self.memory_resources,
             "shared_ops": self.shared_ops,
             "shared_lock_ops": self.shared_lock_ops,
+            "redis_ops": self.redis_ops,
+            "redis_lock_ops": self.redis_lock_ops,
             "injection_events": self.injection_events,
             "injection_resources": self.injection_resources,
             "injection_rounds": self.injection_rounds,

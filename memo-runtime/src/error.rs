@@ -52,6 +52,18 @@ pub enum Error {
     /// killed by the signal with [`Signal::exit_code`](crate::Signal::exit_code) (130, 143); so
     /// does [`run`](crate::run).
     Forced(crate::Signal),
+    /// The shared-memory store failed or could not be reached (for Redis: the URL, what was
+    /// being done, and why). The same call can succeed once the store is back.
+    Store(String),
+    /// A fenced write was refused, and nothing was written: the lock's lease is no longer held by
+    /// the guard that was given (it ran out while the holder was paused, or the memory was
+    /// cleared), so another holder may have the lock now.
+    LeaseLost {
+        /// The lock's name.
+        lock: String,
+        /// The key that was not written.
+        key: String,
+    },
     /// A free-form error, usually raised by a handler.
     Custom(String),
 }
@@ -107,6 +119,11 @@ impl fmt::Display for Error {
                 write!(f, "startup handler `{handler}` at {location} failed")
             }
             Error::Forced(signal) => write!(f, "stopped at once by a second {signal}"),
+            Error::Store(message) => write!(f, "shared memory store: {message}"),
+            Error::LeaseLost { lock, key } => write!(
+                f,
+                "fenced write of shared memory key `{key}` refused: the lease of lock `{lock}` was lost; nothing was written"
+            ),
             Error::Custom(message) => f.write_str(message),
         }
     }

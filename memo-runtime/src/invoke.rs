@@ -33,7 +33,7 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared {
-        if let Err(err) = shared.ensure_prepared().await {
+        if let Err(err) = crate::prepare::ensure_prepared(shared).await {
             let component = shared
                 .component()
                 .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));

@@ -69,12 +69,14 @@ mod invoke;
 mod logger;
 mod memo;
 mod operator;
+mod prepare;
 pub mod registry;
 mod resource;
 pub mod shard;
 mod shared;
 pub mod source;
 mod stop;
+pub mod store;
 
 pub use cli::{run, run_with};
 pub use error::{Error, Result};
@@ -87,7 +89,7 @@ pub use memo_macros::handler;
 pub use memo_macros::prepare_memory;
 pub use operator::{Operator, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use registry::registered_handler_count;
-pub use shared::{LockGuard, Shared};
+pub use shared::{LockGuard, Shared, DEFAULT_BOT_NAME};
 pub use stop::Signal;
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.

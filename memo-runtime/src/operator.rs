@@ -11,6 +11,7 @@ use crate::shard::Shard;
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
 use crate::stop::{humanize, Stop, Supervised};
+use crate::store::{InProcessStore, Store, StoreRef};
 use crate::{invoke, Error, Logger, Memo, Result, Shared};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +65,11 @@ impl Operator<Memo> {
     pub fn new() -> Self {
         Operator {
             memo: Memo::new(),
-            memory: SharedMemory::new(registry::registered_preparers()),
+            memory: SharedMemory::new(
+                registry::registered_preparers(),
+                StoreRef::InProcess(InProcessStore::new()),
+                crate::DEFAULT_BOT_NAME.into(),
+            ),
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             source: None,
             handle_signals: true,
@@ -84,6 +89,8 @@ impl<M> std::fmt::Debug for Operator<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Operator")
             .field("memo_type", &std::any::type_name::<M>())
+            .field("name", self.memory.bot())
+            .field("store", self.memory.store())
             .field("workers", &self.workers)
             .field("source", &self.source)
             .field("handle_signals", &self.handle_signals)
@@ -120,6 +127,50 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shutdown_timeout: self.shutdown_timeout,
             shard: self.shard,
         }
+    }
+
+    /// The bot's name (default [`DEFAULT_BOT_NAME`](crate::DEFAULT_BOT_NAME)): its identity in the
+    /// [store](Operator::store). Its shared memories, their keys, locks and preparation live under
+    /// it, so two bots with different names never see each other's state in one store, and the
+    /// replicas of one bot (same name, same store) share theirs.
+    ///
+    /// Set it before taking [`Operator::shared`] handles: they belong to the name they were taken
+    /// under.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    ///
+    /// let operator = Operator::new().name("message-counter");
+    /// assert_eq!(operator.shared().bot(), "message-counter");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name: String = name.into();
+        self.memory = self.memory.with(self.memory.store().clone(), name.into());
+        self
+    }
+
+    /// Where shared memory lives (default: an [`InProcessStore`] of this operator's own). Give a
+    /// [`RedisStore`](crate::store) (feature `redis`) to share it between processes and machines,
+    /// or any other [`Store`].
+    ///
+    /// Set it before taking [`Operator::shared`] handles: they belong to the store they were taken
+    /// from.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # async fn start() -> memo_runtime::Result<()> {
+    /// use memo_runtime::prelude::*;
+    /// use memo_runtime::store::RedisStore;
+    ///
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// let operator = Operator::new().name("message-counter").store(store);
+    /// # drop(operator);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.memory = self.memory.with(StoreRef::of(store), self.memory.bot().clone());
+        self
     }
 
     /// The bot-level shared memory that handlers without a `component` get.

@@ -1,9 +1,10 @@
-//! The six measurements of issue 5, in the order they are run and printed.
+//! The measurements of issue 5 (1 to 6) and issue 9 (7), in the order they are run and printed.
 
 mod dispatch;
 mod injection;
 mod memo_cost;
 mod memory;
+mod redis;
 mod scaling;
 mod shared;
 
@@ -17,7 +18,7 @@ pub struct Scenario {
     pub run: fn(&Runtime, &Config, &mut Report),
 }
 
-pub const ALL: [Scenario; 6] = [
+pub const ALL: [Scenario; 7] = [
     Scenario {
         name: "dispatch throughput",
         run: dispatch::run,
@@ -41,5 +42,9 @@ pub const ALL: [Scenario; 6] = [
     Scenario {
         name: "handler injection cost",
         run: injection::run,
+    },
+    Scenario {
+        name: "shared memory in Redis",
+        run: redis::run,
     },
 ];

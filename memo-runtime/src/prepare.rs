@@ -1,0 +1,79 @@
+//! Preparing a shared memory: its preparers run exactly once per memory per store, before the
+//! first handler that needs it, even when several workers or replicas need it at the same instant.
+//!
+//! The store only keeps a "prepared" mark and a preparation lease; this is the runtime side. One
+//! caller wins the lease and runs the preparers (renewing the lease meanwhile), the others wait for
+//! the mark. A failing preparer leaves the memory unprepared, so the next access tries again; a
+//! replica that dies while preparing leaves a lease that runs out, and another one takes over.
+
+use crate::store::backoff::Backoff;
+use crate::store::{new_token, MemoryId, Preparation, Store};
+use crate::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs `shared`'s preparers unless its store says they ran; says which preparer failed, where
+/// and why, or why the store could not tell.
+pub(crate) async fn ensure_prepared(shared: &Shared) -> Result<(), String> {
+    if shared.known_prepared() {
+        return Ok(());
+    }
+    // Callers in this process queue here: one at a time asks the store, the others then find the
+    // memory known to be prepared.
+    let _queue = shared.preparing().lock().await;
+    let store = shared.store();
+    let memory = shared.memory();
+    let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(250));
+    loop {
+        if shared.known_prepared() {
+            return Ok(());
+        }
+        let holder = new_token();
+        let state = store
+            .begin_preparation(memory, &holder)
+            .await
+            .map_err(|err| format!("cannot learn whether it is prepared: {err}"))?;
+        match state {
+            Preparation::Prepared => {
+                shared.mark_known_prepared();
+                return Ok(());
+            }
+            Preparation::Busy => backoff.wait().await,
+            Preparation::Won => {
+                let renewal = tokio::spawn(renew(Arc::clone(&store), memory.clone(), holder.clone()));
+                let outcome = run_preparers(shared).await;
+                renewal.abort();
+                let finished = store.finish_preparation(memory, &holder, outcome.is_ok()).await;
+                outcome?;
+                finished.map_err(|err| format!("its preparers ran, but the store did not record it: {err}"))?;
+                shared.mark_known_prepared();
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn run_preparers(shared: &Shared) -> Result<(), String> {
+    for &preparer in shared.preparers() {
+        crate::invoke::call_preparer(preparer, shared)
+            .await
+            .map_err(|err| format!("preparer `{}` at {} failed: {err}", preparer.id, preparer.location()))?;
+    }
+    Ok(())
+}
+
+/// Keeps the preparation lease while the preparers run, so that slow preparers are not taken over.
+async fn renew(store: Arc<dyn Store>, memory: MemoryId, holder: String) {
+    let period = store.lease() / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        match store.renew_preparation(&memory, &holder).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(target: "memo", "the preparation lease of {memory} was lost: another replica may prepare it too");
+                return;
+            }
+            Err(err) => tracing::warn!(target: "memo", "cannot renew the preparation lease of {memory}: {err}"),
+        }
+    }
+}

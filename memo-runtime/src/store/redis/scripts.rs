@@ -1,0 +1,76 @@
+//! The Lua scripts: every conditional step is one, so Redis runs it atomically.
+
+use redis::Script;
+
+/// The scripts, loaded once per server and called by hash (redis-rs loads them again after a
+/// restart of the server).
+pub(super) struct Scripts {
+    pub(super) write: Script,
+    pub(super) lock: Script,
+    pub(super) renew: Script,
+    pub(super) unlock: Script,
+    pub(super) begin_preparation: Script,
+    pub(super) finish_preparation: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Scripts {
+            // KEYS: value, [lock]. ARGV: mode (any | absent | equals), expected, new text, holder.
+            write: Script::new(
+                r"
+if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'lost'} end
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == 'absent' then
+  if current then return {'changed', current} end
+elseif ARGV[1] == 'equals' then
+  if not current then return {'changed'} end
+  if current ~= ARGV[2] then return {'changed', current} end
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return {'done'}
+",
+            ),
+            // KEYS: lock, fence. ARGV: holder, lease in ms. The fencing token is taken in the same
+            // step as the lease, so a later holder always has a larger one.
+            lock: Script::new(
+                r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+",
+            ),
+            // KEYS: lease. ARGV: holder, lease in ms.
+            renew: Script::new(
+                r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+",
+            ),
+            // KEYS: lease. ARGV: holder.
+            unlock: Script::new(
+                r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+            ),
+            // KEYS: prepared, preparing. ARGV: holder, lease in ms.
+            begin_preparation: Script::new(
+                r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+",
+            ),
+            // KEYS: prepared, preparing. ARGV: holder, 1 if prepared.
+            finish_preparation: Script::new(
+                r"
+if ARGV[2] == '1' then redis.call('SET', KEYS[1], '1') end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+",
+            ),
+        }
+    }
+}
