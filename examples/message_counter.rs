@@ -4,11 +4,24 @@
 //! ```text
 //! cargo run -p memo-examples --example message_counter -- --source examples/data/kopfexamples.json --workers 4
 //! ```
+//!
+//! Three replicas splitting one stream, sharing the counter in Redis (feature `redis`):
+//!
+//! ```text
+//! redis-server --port 6379 --save '' --appendonly no &
+//! for i in 0 1 2; do
+//!   cargo run -p memo-examples --features redis --example message_counter -- \
+//!     --source examples/data/kopfexamples.json --redis redis://127.0.0.1:6379/ --shard $i/3 &
+//! done; wait
+//! redis-cli GET memo:message_counter:bot:value:messages
+//! ```
 
 use memo_runtime::prelude::*;
 
 #[prepare_memory]
 async fn prepare(shared: &Shared) -> memo_runtime::Result<()> {
+    // Once per memory: with `--redis`, once for every replica of the bot together.
+    println!("preparing the shared memory");
     shared.set("messages", 0u64).await
 }
 

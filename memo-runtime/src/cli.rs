@@ -10,7 +10,8 @@ use tracing_subscriber::EnvFilter;
 mod duration_text;
 
 const USAGE: &str = "\
-usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [--shard I/N] [-v|-vv] [-q]
+usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION]
+                [--redis URL] [--name NAME] [--shard I/N] [-v|-vv] [-q]
 
   --source FILE|-             read Kubernetes watch events from FILE (or a FIFO), or from standard
                               input with `-` (the default), as
@@ -19,6 +20,11 @@ usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [-
   --shutdown-timeout DURATION on SIGTERM/SIGINT, how long running handlers may take to finish
                               before they are abandoned: seconds (`30`, `2.5`) or `250ms`, `10s`,
                               `1m`, `1h30m` (default: 30s); a second signal stops at once
+  --redis URL                 keep shared memory in Redis (`redis://127.0.0.1:6379/`), shared by
+                              every replica of the bot; needs the `redis` feature
+                              [env: MEMO_REDIS_URL]
+  --name NAME                 the bot's name: its keys, locks and preparation in the store live
+                              under it (default: this executable's file name)
   --shard I/N                 be replica I of N (counted from 0): handle only the resources whose
                               key hashes to I modulo N; N replicas on one source split it
                               [env: MEMO_SHARD]
@@ -26,8 +32,8 @@ usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION] [-
   -q                          less logging (errors only)
   -h, --help                  show this help
 
-exit codes: 0 after a stop by the end of the input or by a signal; 1 when the source or a startup
-handler failed; 2 for bad flags; 130/143 when a second SIGINT/SIGTERM cut the stop short";
+exit codes: 0 after a stop by the end of the input or by a signal; 1 when the source, a startup
+handler or the store (at start) failed; 2 for bad flags; 130/143 when a second SIGINT/SIGTERM cut the stop short";
 
 /// Command-line settings of an operator binary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +48,10 @@ pub struct Cli {
     pub shutdown_timeout: Option<Duration>,
     /// `--shard I/N`, if given (`run` falls back to the `MEMO_SHARD` variable).
     pub shard: Option<crate::shard::Shard>,
+    /// `--redis URL`, if given (`run` falls back to the `MEMO_REDIS_URL` variable).
+    pub redis: Option<String>,
+    /// `--name NAME`, if given (`run` falls back to the executable's file name).
+    pub name: Option<String>,
 }
 
 impl Cli {
@@ -59,6 +69,9 @@ impl Cli {
     /// assert_eq!(cli.shutdown_timeout, Some(std::time::Duration::from_secs(90)));
     /// assert_eq!(Cli::parse(["--shutdown-timeout=2.5"]).unwrap().shutdown_timeout.unwrap().as_millis(), 2500);
     /// assert_eq!(Cli::parse(["--shard", "1/3"]).unwrap().shard.map(|s| s.to_string()), Some("1/3".into()));
+    /// let cli = Cli::parse(["--redis", "redis://127.0.0.1:6379/", "--name", "message-counter"]).unwrap();
+    /// assert_eq!(cli.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
+    /// assert_eq!(cli.name.as_deref(), Some("message-counter"));
     /// ```
     pub fn parse<I, S>(args: I) -> std::result::Result<Cli, String>
     where
@@ -71,6 +84,8 @@ impl Cli {
             verbosity: 0,
             shutdown_timeout: None,
             shard: None,
+            redis: None,
+            name: None,
         };
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -100,6 +115,14 @@ impl Cli {
                     cli.shutdown_timeout = Some(parse_duration(&text).map_err(|reason| {
                         format!("`--shutdown-timeout {text}` is not a duration: {reason}; write e.g. `30`, `10s`, `1m` or `1h30m`")
                     })?);
+                }
+                "--redis" => cli.redis = Some(value("--redis")?),
+                "--name" => {
+                    let name = value("--name")?;
+                    if name.trim().is_empty() {
+                        return Err("`--name` must not be empty".to_owned());
+                    }
+                    cli.name = Some(name);
                 }
                 "--shard" => {
                     let text = value("--shard")?;
@@ -146,6 +169,36 @@ impl Cli {
     }
 }
 
+/// The executable's file name, the default bot name.
+fn program_name() -> Option<String> {
+    let path = std::env::current_exe().ok()?;
+    Some(path.file_stem()?.to_str()?.to_owned()).filter(|name| !name.is_empty())
+}
+
+/// Connects the store `--redis` names, if any; fails within the store's connect timeout.
+#[cfg(feature = "redis")]
+async fn with_store<M: Clone + Send + Sync + 'static>(
+    operator: Operator<M>,
+    redis: Option<&str>,
+) -> Result<Operator<M>> {
+    Ok(match redis {
+        Some(url) => {
+            let store = crate::store::RedisStore::connect(url).await?;
+            tracing::info!(target: "memo", bot = operator.shared().bot(), "shared memory in Redis at {}", store.url());
+            operator.store(store)
+        }
+        None => operator,
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+async fn with_store<M: Clone + Send + Sync + 'static>(
+    operator: Operator<M>,
+    _redis: Option<&str>,
+) -> Result<Operator<M>> {
+    Ok(operator)
+}
+
 /// Seconds as a number (`30`, `2.5`), or a duration string (`250ms`, `1h30m`).
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
@@ -178,13 +231,24 @@ pub fn run() -> ExitCode {
 }
 
 /// [`run`] with an operator you configured (a custom memo, a memo filled in advance, a worker
-/// count); the command line's `--source`, `--workers` and `--shutdown-timeout` still apply.
+/// count); the command line's flags still apply: `--source`, `--workers`,
+/// `--shutdown-timeout`, `--shard`, `--redis` (a store set in code is replaced by it) and
+/// `--name` (a name set in code stays unless `--name` is given).
 ///
 /// The process's exit code says how the operator stopped: 0 after the end of its input or a
 /// signal, 1 when the source or a startup handler failed, 2 for bad flags, 130 or 143 when a
 /// second SIGINT or SIGTERM cut the stop short.
 pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> ExitCode {
     let parsed = Cli::parse(std::env::args().skip(1)).and_then(|mut cli| {
+        if cli.redis.is_none() {
+            cli.redis = std::env::var("MEMO_REDIS_URL").ok().filter(|url| !url.is_empty());
+        }
+        if cli.redis.is_some() && !cfg!(feature = "redis") {
+            return Err(
+                "`--redis` needs memo-runtime's `redis` feature: memo-runtime = { version = \"0.1\", features = [\"redis\"] }"
+                    .to_owned(),
+            );
+        }
         if cli.shard.is_none() {
             if let Ok(text) = std::env::var("MEMO_SHARD") {
                 cli.shard = Some(crate::shard::Shard::parse(&text).map_err(|err| format!("MEMO_SHARD={text}: {err}"))?);
@@ -236,6 +300,16 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
             Some(shard) => operator.shard(shard.index(), shard.count()),
             None => operator,
         };
+        let operator = match (&cli.name, operator.shared().bot() == crate::DEFAULT_BOT_NAME) {
+            (Some(name), _) => operator.name(name.as_str()),
+            // A name set in code stays; otherwise the bot is named after its program.
+            (None, true) => match program_name() {
+                Some(name) => operator.name(name),
+                None => operator,
+            },
+            (None, false) => operator,
+        };
+        let operator = with_store(operator, cli.redis.as_deref()).await?;
         operator.source(source).run().await
     });
     // Work the stop left behind (a handler stuck in a blocking call, a read of a silent stdin)

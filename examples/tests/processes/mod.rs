@@ -12,23 +12,28 @@ use std::time::{Duration, Instant};
 /// a hang fails a test.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The path of an example binary, built if `cargo test` did not build it already.
+/// The path of an example binary, built (once per test binary) with this test's features:
+/// `cargo test --test NAME` builds no examples, and an example built earlier may be stale.
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|done| done == name) {
+        let mut command = Command::new(env!("CARGO"));
+        command.args(["build", "-p", "memo-examples", "--example", name]);
+        if cfg!(feature = "redis") {
+            command.args(["--features", "redis"]);
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "building the `{name}` example failed");
+        built.push(name.to_owned());
+    }
     let test_binary = std::env::current_exe().expect("the test binary's path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
     let profile_dir = test_binary
         .parent()
         .and_then(|deps| deps.parent())
         .expect("the test binary lives in target/<profile>/deps");
-    let binary = profile_dir.join("examples").join(name);
-    if !binary.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "memo-examples", "--example", name])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the `{name}` example failed");
-    }
-    binary
+    profile_dir.join("examples").join(name)
 }
 
 /// A running example.
