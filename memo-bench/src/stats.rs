@@ -54,16 +54,18 @@ pub fn nanos_per(operations: usize, elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1e9 / operations as f64
 }
 
-/// CPU time used so far by every thread of this process, from Linux's per-thread `schedstat`
-/// (nanosecond resolution); `None` where that is not available. Threads that have exited are
-/// not counted, which is fine for the runtime's worker threads: they live as long as the bench.
+/// CPU time used so far by every thread of this process, including threads that have exited
+/// (the runtime's worker threads end with each operator run), from Linux's `/proc/self/stat`
+/// (user + system time, in clock ticks of 10 ms: a run should last a second or more for a
+/// precise figure); `None` where that is not available.
 pub fn process_cpu_time() -> Option<Duration> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_nanos(total))
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it start after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
 /// `1234567.8` as `"1,234,568"`.
