@@ -300,7 +300,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             }
         };
         let stop = Stop::default();
-        let signals = handle_signals.then(|| tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout)));
+        // Ends with this run, however it ends (a caller may drop the future too).
+        let _signals = handle_signals.then(|| AbortOnDrop(tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout))));
         let phases = Phases {
             handlers: handlers.into(),
             memory,
@@ -310,10 +311,16 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         };
         let result = phases.run(memo, source, workers).await;
         drop(idle_sender);
-        if let Some(signals) = signals {
-            signals.abort();
-        }
         result
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

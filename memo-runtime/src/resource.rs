@@ -92,7 +92,9 @@ pub(crate) fn api_group(api_version: &str) -> &str {
 
 /// The part of a resource's identity that is its own, and its key in the dispatcher's map.
 ///
-/// One string: `LOOKUP \0 NAMESPACE \0 NAME \0 UID`, hashed and compared by its lookup part only.
+/// One string, hashed and compared by its lookup part only: `UID \0 NAMESPACE \0 NAME` when the
+/// object has a uid (the lookup is the uid, kept once: every byte here is paid per resource), or
+/// `KIND.GROUP/NAMESPACE/NAME \0 NAMESPACE \0 NAME \0` (a fourth, empty part: no uid).
 #[derive(Clone)]
 pub(crate) struct ResourceKey(Arc<str>);
 
@@ -101,14 +103,16 @@ const SEPARATOR: char = '\0';
 impl ResourceKey {
     pub(crate) fn new(lookup: &str, admitted: &Admitted<'_>) -> Self {
         let namespace = admitted.namespace().unwrap_or_default();
-        let uid = admitted.uid.unwrap_or_default();
-        let mut text = String::with_capacity(lookup.len() + namespace.len() + admitted.name.len() + uid.len() + 3);
-        for (index, part) in [lookup, namespace, admitted.name, uid].into_iter().enumerate() {
+        let mut text = String::with_capacity(lookup.len() + namespace.len() + admitted.name.len() + 3);
+        for (index, part) in [lookup, namespace, admitted.name].into_iter().enumerate() {
             if index > 0 {
                 text.push(SEPARATOR);
             }
             // A separator inside a field would shift the others; Kubernetes names cannot hold one.
             text.extend(part.chars().filter(|&c| c != SEPARATOR));
+        }
+        if admitted.uid.is_none() {
+            text.push(SEPARATOR);
         }
         ResourceKey(text.into())
     }
@@ -130,7 +134,12 @@ impl ResourceKey {
     }
 
     pub(crate) fn uid(&self) -> &str {
-        self.part(3)
+        // A fourth part, empty, says the object had no uid; without it the lookup is the uid.
+        if self.0.split(SEPARATOR).nth(3).is_some() {
+            ""
+        } else {
+            self.lookup()
+        }
     }
 }
 
@@ -225,7 +234,9 @@ mod tests {
 
         let cluster_scoped = key_of(&json!({"kind": "Node", "metadata": {"name": "n1"}}));
         assert_eq!(cluster_scoped.namespace(), None);
+        assert_eq!(cluster_scoped.name(), "n1");
         assert_eq!(cluster_scoped.uid(), "");
+        assert!(hashbrown::Equivalent::equivalent(&Lookup("Node.//n1"), &cluster_scoped));
         assert_eq!(cluster_scoped.lookup(), "Node./ /n1".replace(' ', ""));
     }
 

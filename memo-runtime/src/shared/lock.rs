@@ -172,7 +172,8 @@ impl Shared {
                     held: Held::InProcess(Arc::clone(space), lock),
                 })
             }
-            Backend::Other(other) => self.lease(other, name).await,
+            // Boxed, as in `update`: the in-process future stays small.
+            Backend::Other(other) => Box::pin(self.lease(other, name)).await,
         }
     }
 

@@ -234,7 +234,9 @@ impl Shared {
     {
         match &self.space.backend {
             Backend::InProcess(_, space) => update_in_place(space, key, f),
-            Backend::Other(other) => self.update_in_store(other, key, None, f).await,
+            // Boxed: inline, the remote path's large state would make every in-process `update`
+            // future as large.
+            Backend::Other(other) => Box::pin(self.update_in_store(other, key, None, f)).await,
         }
     }
 
