@@ -147,7 +147,11 @@ fn components_run_unchanged_on_redis() {
     let Some(server) = RedisServer::start() else { return };
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/kopfexamples.json");
     let url = server.url();
-    let mut operator = Process::start("components", &["--source", data, "--redis", &url, "--workers", "4"], &[]);
+    let mut operator = Process::start(
+        "components",
+        &["--source", data, "--redis", &url, "--workers", "4"],
+        &[],
+    );
     let status = operator.wait_exit();
     let stderr = operator.stderr();
     assert_eq!(status.code(), Some(0), "{stderr}");

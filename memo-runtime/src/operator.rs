@@ -301,7 +301,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         };
         let stop = Stop::default();
         // Ends with this run, however it ends (a caller may drop the future too).
-        let _signals = handle_signals.then(|| AbortOnDrop(tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout))));
+        let _signals =
+            handle_signals.then(|| AbortOnDrop(tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout))));
         let phases = Phases {
             handlers: handlers.into(),
             memory,
