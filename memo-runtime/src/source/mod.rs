@@ -1,17 +1,23 @@
-//! Where events come from: an in-process channel, or a Kubernetes watch stream.
+//! Where events come from: an in-process channel, a Kubernetes watch stream, any `Stream` of
+//! events, or several of them merged.
 
 mod json;
+mod merge;
 mod reader_thread;
 
 use crate::{Error, Event, Result};
+use futures_core::Stream;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc;
 
 /// The stream of events an [`Operator`](crate::Operator) handles, set with
 /// [`Operator::source`](crate::Operator::source).
 ///
 /// Make one with [`channel`] (events sent from your own code), [`json_stream`] or
-/// [`json_reader`] (a `kubectl --watch` stream). The operator stops, gracefully, when its source
-/// ends; a source that fails (a read error) stops it with that error.
+/// [`json_reader`] (a `kubectl --watch` stream), [`EventSource::from_stream`] (any stream of
+/// events), or [`EventSource::merge`] (several at once). The operator stops, gracefully, when its
+/// source ends; a source that fails (a read error) stops it with that error.
 pub struct EventSource {
     inner: Inner,
 }
@@ -20,9 +26,74 @@ enum Inner {
     Channel(mpsc::Receiver<Event>),
     Json(json::JsonStream),
     Thread(reader_thread::ReaderThread),
+    Stream(Pin<Box<dyn Stream<Item = Event> + Send>>),
+    Merged(merge::Merged),
 }
 
 impl EventSource {
+    /// A source of the events `stream` yields, in its order; it ends when the stream does.
+    ///
+    /// ```
+    /// use memo_runtime::source::EventSource;
+    /// use memo_runtime::Event;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    /// sender.send(Event::added(serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}}))).unwrap();
+    /// drop(sender);
+    /// // Any `futures_core::Stream<Item = Event>`: here a receiver turned into one.
+    /// let stream = futures_lite_like::Receiver(receiver);
+    /// let mut source = EventSource::from_stream(stream);
+    /// assert_eq!(source.next().await.unwrap().name(), Some("p"));
+    /// assert!(source.next().await.is_none());
+    /// # }
+    /// # mod futures_lite_like {
+    /// #     pub struct Receiver(pub tokio::sync::mpsc::UnboundedReceiver<memo_runtime::Event>);
+    /// #     impl futures_core::Stream for Receiver {
+    /// #         type Item = memo_runtime::Event;
+    /// #         fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>)
+    /// #             -> std::task::Poll<Option<memo_runtime::Event>> { self.0.poll_recv(cx) }
+    /// #     }
+    /// # }
+    /// ```
+    pub fn from_stream(stream: impl Stream<Item = Event> + Send + 'static) -> EventSource {
+        EventSource {
+            inner: Inner::Stream(Box::pin(stream)),
+        }
+    }
+
+    /// One source of the events of all `sources`, each source's events in its order (between
+    /// sources, as they come). It ends when all of them have ended, and fails as soon as one of
+    /// them fails. An operator watching several kinds reads them this way.
+    ///
+    /// ```
+    /// use memo_runtime::source::{channel, EventSource};
+    /// use memo_runtime::Event;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let (pods, pod_source) = channel(8);
+    /// let (nodes, node_source) = channel(8);
+    /// let mut source = EventSource::merge([pod_source, node_source]);
+    /// pods.send(Event::added(serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}}))).await?;
+    /// nodes.send(Event::added(serde_json::json!({"kind": "Node", "metadata": {"name": "n"}}))).await?;
+    /// drop((pods, nodes));
+    /// let mut kinds = Vec::new();
+    /// while let Some(event) = source.next().await {
+    ///     kinds.push(event.kind().unwrap().to_owned());
+    /// }
+    /// kinds.sort();
+    /// assert_eq!(kinds, ["Node", "Pod"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn merge(sources: impl IntoIterator<Item = EventSource>) -> EventSource {
+        EventSource {
+            inner: Inner::Merged(merge::Merged::new(sources.into_iter().collect())),
+        }
+    }
+
     /// The next event if one is ready now, without waiting. `None` says nothing is ready (or the
     /// source cannot tell without waiting); call [`next`](EventSource::next) to wait.
     pub fn try_next(&mut self) -> Option<Event> {
@@ -30,6 +101,13 @@ impl EventSource {
             Inner::Channel(receiver) => receiver.try_recv().ok(),
             Inner::Json(stream) => stream.try_next(),
             Inner::Thread(reader) => reader.try_next(),
+            // Polled with a waker that wakes nothing: the wait, if any, happens in `next`, which
+            // polls again with the real one.
+            Inner::Stream(stream) => match stream.as_mut().poll_next(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(event) => event,
+                Poll::Pending => None,
+            },
+            Inner::Merged(merged) => merged.try_next(),
         }
     }
 
@@ -40,6 +118,8 @@ impl EventSource {
             Inner::Channel(receiver) => receiver.recv().await,
             Inner::Json(stream) => stream.next().await,
             Inner::Thread(reader) => reader.next().await,
+            Inner::Stream(stream) => std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await,
+            Inner::Merged(merged) => merged.next().await.ok().flatten(),
         }
     }
 
@@ -55,6 +135,8 @@ impl EventSource {
                 Some(event) => Ok(Some(event)),
                 None => reader.take_failure().map_or(Ok(None), |err| Err(Error::Io(err))),
             },
+            Inner::Stream(stream) => Ok(std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await),
+            Inner::Merged(merged) => merged.next().await,
         }
     }
 }
@@ -65,6 +147,8 @@ impl std::fmt::Debug for EventSource {
             Inner::Channel(_) => "channel",
             Inner::Json(_) => "json_stream",
             Inner::Thread(_) => "json_reader",
+            Inner::Stream(_) => "stream",
+            Inner::Merged(_) => "merged",
         };
         f.debug_struct("EventSource").field("kind", &kind).finish()
     }
