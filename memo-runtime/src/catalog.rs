@@ -39,12 +39,14 @@ impl<'s> Selector<'s> {
                 return false;
             }
         }
+        // Exactly the kind, its lowercase singular, or its plural as the API server names the
+        // resource (not "any trailing `s` stripped": `ingresses` is `Ingress`). Called when a
+        // kind's plan is built, once per kind and version.
         self.name == kind
             || self.name.eq_ignore_ascii_case(kind)
             || self
                 .name
-                .strip_suffix(['s', 'S'])
-                .is_some_and(|singular| singular.eq_ignore_ascii_case(kind))
+                .eq_ignore_ascii_case(&crate::plural::plural_of(&kind.to_ascii_lowercase()))
     }
 }
 
@@ -207,6 +209,28 @@ mod tests {
                 Selector::parse(selector).matches("KopfExample", api_version),
                 expected,
                 "{selector} vs KopfExample in {api_version}"
+            );
+        }
+    }
+
+    #[test]
+    fn plurals_are_the_api_servers_not_a_stripped_s() {
+        let cases = [
+            ("ingresses", "Ingress", "networking.k8s.io/v1", true),
+            ("ingresses.networking.k8s.io", "Ingress", "networking.k8s.io/v1", true),
+            ("ingress", "Ingress", "networking.k8s.io/v1", true),
+            ("ingresse", "Ingress", "networking.k8s.io/v1", false),
+            ("networkpolicies", "NetworkPolicy", "networking.k8s.io/v1", true),
+            ("networkpolicys", "NetworkPolicy", "networking.k8s.io/v1", false),
+            ("endpoints", "Endpoints", "v1", true),
+            ("storageclasses", "StorageClass", "storage.k8s.io/v1", true),
+            ("pods", "Pod", "v1", true),
+        ];
+        for (selector, kind, api_version, expected) in cases {
+            assert_eq!(
+                Selector::parse(selector).matches(kind, api_version),
+                expected,
+                "{selector} vs {kind} in {api_version}"
             );
         }
     }

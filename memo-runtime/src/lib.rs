@@ -69,6 +69,7 @@ mod invoke;
 mod logger;
 mod memo;
 mod operator;
+mod plural;
 mod prepare;
 pub mod registry;
 mod resource;
