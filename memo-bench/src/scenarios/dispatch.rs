@@ -132,15 +132,20 @@ fn hand_written(config: &Config) -> Duration {
     let mut done = 0;
     for event in events {
         let uid = event.uid().expect("every benchmark event has a uid");
-        match counters.get_mut(uid) {
-            Some(counter) => handlers::count_by_hand(counter, &mut done),
-            None => handlers::count_by_hand(counters.entry(uid.to_owned()).or_insert(0), &mut done),
-        }
+        count_uid(&mut counters, uid, &mut done);
     }
     drop(counters);
     let elapsed = start.elapsed();
     assert_eq!(done, config.resources, "the hand-written loop missed events");
     elapsed
+}
+
+/// What both hand-written loops do per event: count it under its uid, allocating the key once.
+fn count_uid(counters: &mut HashMap<String, u64>, uid: &str, done: &mut usize) {
+    match counters.get_mut(uid) {
+        Some(counter) => handlers::count_by_hand(counter, done),
+        None => handlers::count_by_hand(counters.entry(uid.to_owned()).or_insert(0), done),
+    }
 }
 
 fn through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Duration {
@@ -177,10 +182,7 @@ fn stream_hand_written(config: &Config) -> Duration {
         let uid = document["object"]["metadata"]["uid"]
             .as_str()
             .expect("every benchmark event has a uid");
-        match counters.get_mut(uid) {
-            Some(counter) => handlers::count_by_hand(counter, &mut done),
-            None => handlers::count_by_hand(counters.entry(uid.to_owned()).or_insert(0), &mut done),
-        }
+        count_uid(&mut counters, uid, &mut done);
     }
     drop(counters);
     let elapsed = start.elapsed();
