@@ -25,8 +25,9 @@
 //! ```
 //!
 //! A binary runs them with [`run`] (flags like `kopf run`: `--source FILE|-`, `--workers N`), or
-//! embeds an [`Operator`] in its own tokio program, fed by [`source::channel`] or
-//! [`source::json_stream`].
+//! embeds an [`Operator`] in its own tokio program, fed by [`source::channel`],
+//! [`source::json_file`] / [`source::json_reader`] (a `kubectl --watch` stream), any stream
+//! ([`source::EventSource::from_stream`]) or several merged ([`source::EventSource::merge`]).
 //!
 //! # The memo hierarchy
 //! The operator memo is [`Memo::new`] unless [`Operator::memo`] gives one (of any

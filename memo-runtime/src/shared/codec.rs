@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+#[inline]
 pub(super) fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T> {
     T::deserialize(value).map_err(|err| Error::SharedType {
         key: key.to_owned(),
@@ -13,6 +14,7 @@ pub(super) fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T>
     })
 }
 
+#[inline]
 pub(super) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Value> {
     let type_error = |reason: String| Error::SharedType {
         key: key.to_owned(),
@@ -27,11 +29,21 @@ pub(super) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Valu
     Ok(encoded)
 }
 
+/// Inlined for the common scalar value; containers are walked out of line.
+#[inline]
 fn has_null(value: &Value) -> bool {
     match value {
         Value::Null => true,
+        Value::Array(_) | Value::Object(_) => has_null_inside(value),
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
+    }
+}
+
+fn has_null_inside(value: &Value) -> bool {
+    match value {
         Value::Array(items) => items.iter().any(has_null),
         Value::Object(fields) => fields.values().any(has_null),
+        Value::Null => true,
         Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
     }
 }

@@ -451,6 +451,7 @@ fn lease_lost(fence: Option<(&str, &str)>, key: &str) -> Error {
     }
 }
 
+#[inline]
 fn update_in_place<T, R>(space: &InProcessSpace, key: &str, mut f: impl FnMut(&mut T) -> R) -> Result<R>
 where
     T: Serialize + DeserializeOwned + Default,
