@@ -5,63 +5,14 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[macro_use]
+#[path = "support/stores.rs"]
+mod stores;
 
 use memo_runtime::prelude::*;
-use memo_runtime::store::InProcessStore;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Makes operators (replicas) on one store.
-#[derive(Clone)]
-enum Stores {
-    InProcess(InProcessStore),
-    #[cfg(feature = "redis")]
-    Redis(String),
-}
-
-impl Stores {
-    async fn operator(&self, bot: &str) -> Operator {
-        let operator = Operator::new().name(bot).handle_signals(false);
-        match self {
-            Stores::InProcess(store) => operator.store(store.clone()),
-            #[cfg(feature = "redis")]
-            Stores::Redis(url) => operator.store(
-                memo_runtime::store::RedisStore::connect(url)
-                    .await
-                    .expect("the test's redis-server answers"),
-            ),
-        }
-    }
-
-    async fn shared(&self, bot: &str) -> Shared {
-        self.operator(bot).await.shared()
-    }
-}
-
-/// Runs each listed test once per store.
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod in_process {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Stores::InProcess(memo_runtime::store::InProcessStore::new())).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "redis")]
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(server) = super::redis_server::RedisServer::start() else { return };
-                    super::$test(super::Stores::Redis(server.url())).await;
-                }
-            )*
-        }
-    };
-}
+use stores::Stores;
 
 on_both_stores!(
     get_set_update_remove_contains_keys,

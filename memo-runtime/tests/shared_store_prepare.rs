@@ -5,13 +5,16 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[macro_use]
+#[path = "support/stores.rs"]
+mod stores;
 
 use memo_runtime::prelude::*;
-use memo_runtime::store::InProcessStore;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use stores::Stores;
 
 /// How often each preparer ran, by bot name (the two stores' tests run at once, under different
 /// bot names).
@@ -75,36 +78,6 @@ async fn handled(shared: &Shared) -> memo_runtime::Result<()> {
     Ok(())
 }
 
-#[derive(Clone)]
-enum Stores {
-    InProcess(InProcessStore),
-    #[cfg(feature = "redis")]
-    Redis(String),
-}
-
-impl Stores {
-    fn label(&self) -> &'static str {
-        match self {
-            Stores::InProcess(_) => "in-process",
-            #[cfg(feature = "redis")]
-            Stores::Redis(_) => "redis",
-        }
-    }
-
-    async fn operator(&self, bot: &str) -> Operator {
-        let operator = Operator::new().name(bot).handle_signals(false).workers(1);
-        match self {
-            Stores::InProcess(store) => operator.store(store.clone()),
-            #[cfg(feature = "redis")]
-            Stores::Redis(url) => operator.store(
-                memo_runtime::store::RedisStore::connect(url)
-                    .await
-                    .expect("the test's redis-server answers"),
-            ),
-        }
-    }
-}
-
 fn event(kind: &str, name: &str) -> Event {
     Event::added(json!({
         "apiVersion": "kopf.dev/v1", "kind": kind,
@@ -115,36 +88,12 @@ fn event(kind: &str, name: &str) -> Event {
 /// Runs one replica of `bot` over `events` until they are handled.
 async fn run_replica(stores: &Stores, bot: &str, events: Vec<Event>) {
     let (sender, source) = memo_runtime::source::channel(16);
-    let running = tokio::spawn(stores.operator(bot).await.source(source).run());
+    let running = tokio::spawn(stores.operator(bot).await.workers(1).source(source).run());
     for event in events {
         sender.send(event).await.unwrap();
     }
     drop(sender);
     running.await.unwrap().unwrap();
-}
-
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod in_process {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Stores::InProcess(memo_runtime::store::InProcessStore::new())).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "redis")]
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(server) = super::redis_server::RedisServer::start() else { return };
-                    super::$test(super::Stores::Redis(server.url())).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(
@@ -166,7 +115,7 @@ async fn racing_replicas_prepare_once_and_a_restart_does_not_prepare_again(store
         replica.await.unwrap();
     }
     assert_eq!(runs(&bot), 1, "one replica prepared, the others waited for it");
-    let memory = stores.operator(&bot).await.component_shared("race");
+    let memory = stores.operator(&bot).await.workers(1).component_shared("race");
     assert_eq!(
         memory.get::<(u64, u64)>("handled").await.unwrap(),
         Some((REPLICAS as u64, REPLICAS as u64)),
@@ -187,7 +136,7 @@ async fn racing_replicas_prepare_once_and_a_restart_does_not_prepare_again(store
 
 async fn a_failing_preparer_leaves_the_memory_unprepared_and_is_retried(stores: Stores) {
     let bot = format!("flaky-{}", stores.label());
-    let memory = stores.operator(&bot).await.component_shared("flaky");
+    let memory = stores.operator(&bot).await.workers(1).component_shared("flaky");
     run_replica(&stores, &bot, vec![event("Flaky", "f1")]).await;
     assert_eq!(runs(&bot), 1);
     assert_eq!(
@@ -206,8 +155,8 @@ async fn a_failing_preparer_leaves_the_memory_unprepared_and_is_retried(stores: 
 async fn a_clear_by_another_replica_makes_a_running_one_prepare_again(stores: Stores) {
     let bot = format!("recheck-{}", stores.label());
     let (sender, source) = memo_runtime::source::channel(16);
-    let running = tokio::spawn(stores.operator(&bot).await.source(source).run());
-    let other = stores.operator(&bot).await.component_shared("race");
+    let running = tokio::spawn(stores.operator(&bot).await.workers(1).source(source).run());
+    let other = stores.operator(&bot).await.workers(1).component_shared("race");
 
     sender.send(event("Race", "x1")).await.unwrap();
     handled_becomes(&other, (1, 1)).await;
@@ -269,7 +218,7 @@ async fn a_dead_preparer_is_taken_over_when_its_lease_runs_out() {
         .expect("the lease ran out and the replica took over")
         .unwrap();
     assert_eq!(runs(bot), 1);
-    let memory = stores.operator(bot).await.component_shared("race");
+    let memory = stores.operator(bot).await.workers(1).component_shared("race");
     assert_eq!(memory.get::<(u64, u64)>("handled").await.unwrap(), Some((1, 1)));
 }
 
