@@ -126,17 +126,13 @@ fn a_replica_rides_out_a_redis_restart() {
 
 #[test]
 fn an_unreachable_redis_fails_the_start_naming_the_url() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}/");
+    let url = redis_server::unreachable_url();
     let mut replica = Process::start("message_counter", &["--redis", &url], &[]);
     let status = replica.wait_exit();
     let stderr = replica.stderr();
     assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    let address = url.trim_start_matches("redis://").trim_end_matches('/');
+    assert!(stderr.contains(address), "{stderr}");
     assert!(!replica.stdout().contains("preparing"), "no handler ran");
 }
 

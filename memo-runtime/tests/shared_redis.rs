@@ -17,12 +17,7 @@ async fn shared(server: &RedisServer, bot: &str) -> Shared {
 
 #[tokio::test]
 async fn connecting_to_a_dead_port_fails_soon_naming_the_url() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}/");
+    let url = redis_server::unreachable_url();
     let attempt = tokio::time::timeout(Duration::from_secs(10), RedisStore::connect(&url)).await;
     let err = attempt.expect("fails within a few seconds, no hang").unwrap_err();
     assert!(matches!(err, Error::Store(_)), "{err:?}");

@@ -133,6 +133,12 @@ fn complete(reply: &[u8]) -> bool {
     }
 }
 
+/// A Redis URL on a free loopback port where nothing listens: what connecting to a dead server
+/// looks like.
+pub fn unreachable_url() -> String {
+    format!("redis://127.0.0.1:{}/", free_port())
+}
+
 fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
