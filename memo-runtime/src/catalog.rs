@@ -33,8 +33,8 @@ impl<'s> Selector<'s> {
     /// Whether an object of `kind` in `api_version` (`"group/version"` or a core `"version"`)
     /// is selected.
     pub(crate) fn matches(&self, kind: &str, api_version: &str) -> bool {
+        let object_group = crate::resource::api_group(api_version);
         if let Some(group) = self.group {
-            let object_group = crate::resource::api_group(api_version);
             if !group.eq_ignore_ascii_case(object_group) {
                 return false;
             }
@@ -46,7 +46,17 @@ impl<'s> Selector<'s> {
             || self.name.eq_ignore_ascii_case(kind)
             || self
                 .name
-                .eq_ignore_ascii_case(&crate::plural::plural_of(&kind.to_ascii_lowercase()))
+                .eq_ignore_ascii_case(&crate::plural::plural_in(object_group, kind))
+    }
+
+    /// The kind or plural named, without its group.
+    pub(crate) fn name(&self) -> &'s str {
+        self.name
+    }
+
+    /// The API group named, if any.
+    pub(crate) fn group(&self) -> Option<&'s str> {
+        self.group
     }
 }
 

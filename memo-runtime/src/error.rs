@@ -64,8 +64,40 @@ pub enum Error {
         /// The key that was not written.
         key: String,
     },
+    /// Handlers select kinds the Kubernetes API server does not serve: nothing was watched and no
+    /// event handled. Each entry names the kind, the handler and its source location.
+    UnknownKinds(Vec<UnknownKind>),
+    /// The Kubernetes API could not be reached or configured (no kubeconfig, discovery failed).
+    Kubernetes(String),
     /// A free-form error, usually raised by a handler.
     Custom(String),
+}
+
+/// A kind that a handler selects and the cluster does not serve; see [`Error::UnknownKinds`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownKind {
+    /// The selector as the handler wrote it (`"kopfexampels"`).
+    pub kind: String,
+    /// The handler's id.
+    pub handler: String,
+    /// The handler's source location, `file:line:column`.
+    pub location: String,
+    /// A served resource with a similar name, if there is one.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "handler `{}` at {} selects `{}`, which the cluster does not serve",
+            self.handler, self.location, self.kind
+        )?;
+        match &self.suggestion {
+            Some(suggestion) => write!(f, "; did you mean `{suggestion}`?"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Error {
@@ -124,6 +156,14 @@ impl fmt::Display for Error {
                 f,
                 "fenced write of shared memory key `{key}` refused: the lease of lock `{lock}` was lost; nothing was written"
             ),
+            Error::UnknownKinds(unknown) => {
+                write!(f, "the operator did not start: {} unknown kind(s)", unknown.len())?;
+                for kind in unknown {
+                    write!(f, "\n  {kind}")?;
+                }
+                Ok(())
+            }
+            Error::Kubernetes(message) => write!(f, "kubernetes: {message}"),
             Error::Custom(message) => f.write_str(message),
         }
     }

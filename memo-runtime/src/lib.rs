@@ -81,7 +81,7 @@ mod stop;
 pub mod store;
 
 pub use cli::{run, run_with};
-pub use error::{Error, Result};
+pub use error::{Error, Result, UnknownKind};
 pub use event::{Event, EventType};
 pub use logger::Logger;
 pub use memo::{Memo, MemoError};
@@ -93,6 +93,15 @@ pub use operator::{Operator, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use registry::registered_handler_count;
 pub use shared::{LockGuard, Shared, DEFAULT_BOT_NAME};
 pub use stop::Signal;
+
+/// The kube crate memo watches clusters with (feature `kube`): use it to build the
+/// [`kube::Client`] that [`source::kubernetes`] takes, without a second version of it.
+#[cfg(feature = "kube")]
+pub use kube;
+
+/// Kubernetes' API types (feature `kube`), the version kube is built with.
+#[cfg(feature = "kube")]
+pub use k8s_openapi;
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {

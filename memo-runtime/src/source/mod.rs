@@ -1,9 +1,14 @@
-//! Where events come from: an in-process channel, a Kubernetes watch stream, any `Stream` of
-//! events, or several of them merged.
+//! Where events come from: the Kubernetes API ([`kubernetes`], feature `kube`), an in-process
+//! channel, a `kubectl --watch` stream, any `Stream` of events, or several of them merged.
 
 mod json;
+#[cfg(feature = "kube")]
+mod kubernetes;
 mod merge;
 mod reader_thread;
+
+#[cfg(feature = "kube")]
+pub use kubernetes::kubernetes;
 
 use crate::{Error, Event, Result};
 use futures_core::Stream;

@@ -1,0 +1,129 @@
+//! One watch of one kind (in one namespace, or all): kube-runtime's watcher, retried with its
+//! default backoff, every failure logged with the kind and the delay before the next attempt.
+
+use super::bookkeeping::{Bookkeeping, Change};
+use crate::Event;
+use futures_core::Stream;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, DefaultBackoff};
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+type Watcher = Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<DynamicObject>>> + Send>>;
+
+/// The events of one watch, in the order the API server sent them. It never ends by itself:
+/// failures are logged and retried.
+pub(super) struct Watch {
+    resource: ApiResource,
+    /// `"all namespaces"` or `"namespace NS"`, for the logs.
+    scope: String,
+    watcher: Watcher,
+    backoff: DefaultBackoff,
+    retry: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the last attempt failed, to log the recovery.
+    failing: bool,
+    book: Bookkeeping,
+    ready: VecDeque<Event>,
+}
+
+impl Watch {
+    pub(super) fn new(api: Api<DynamicObject>, resource: ApiResource, namespace: Option<&str>) -> Self {
+        let scope = match namespace {
+            Some(namespace) => format!("namespace {namespace}"),
+            None => "all namespaces".to_owned(),
+        };
+        Watch {
+            resource,
+            scope,
+            watcher: Box::pin(watcher::watcher(api, watcher::Config::default())),
+            backoff: DefaultBackoff::default(),
+            retry: None,
+            failing: false,
+            book: Bookkeeping::default(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    fn record(&mut self, event: watcher::Event<DynamicObject>) {
+        let change = match event {
+            watcher::Event::Init => Change::Relist,
+            watcher::Event::InitApply(object) => Change::Listed(self.complete(object)),
+            watcher::Event::InitDone => Change::ListDone,
+            watcher::Event::Apply(object) => Change::Applied(self.complete(object)),
+            watcher::Event::Delete(object) => Change::Deleted(self.complete(object)),
+        };
+        self.book.record(change, &mut self.ready);
+    }
+
+    /// The object as handlers see it, with the `kind` and `apiVersion` that API servers leave
+    /// out of list items.
+    fn complete(&self, object: DynamicObject) -> Value {
+        let mut fields = match object.data {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        fields.insert("apiVersion".to_owned(), Value::String(self.resource.api_version.clone()));
+        fields.insert("kind".to_owned(), Value::String(self.resource.kind.clone()));
+        // ObjectMeta is plain data: serializing it cannot fail.
+        let metadata = serde_json::to_value(&object.metadata).unwrap_or_default();
+        fields.insert("metadata".to_owned(), metadata);
+        Value::Object(fields)
+    }
+
+    fn failed(&mut self, err: &watcher::Error) {
+        // The default backoff never gives up; should it, keep retrying at its ceiling.
+        let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
+        tracing::warn!(
+            target: "memo",
+            kind = %self.resource.kind,
+            api_version = %self.resource.api_version,
+            "watching {} in {} failed: {err}; retrying in {delay:.1?}",
+            self.resource.plural,
+            self.scope,
+        );
+        self.failing = true;
+        self.retry = Some(Box::pin(tokio::time::sleep(delay)));
+    }
+}
+
+impl Stream for Watch {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(event) = this.ready.pop_front() {
+                return Poll::Ready(Some(event));
+            }
+            if let Some(retry) = &mut this.retry {
+                ready!(retry.as_mut().poll(cx));
+                this.retry = None;
+            }
+            match ready!(this.watcher.as_mut().poll_next(cx)) {
+                Some(Ok(event)) => {
+                    this.backoff.reset();
+                    if this.failing {
+                        this.failing = false;
+                        tracing::info!(
+                            target: "memo",
+                            kind = %this.resource.kind,
+                            api_version = %this.resource.api_version,
+                            "watching {} in {} again",
+                            this.resource.plural,
+                            this.scope,
+                        );
+                    }
+                    this.record(event);
+                }
+                Some(Err(err)) => this.failed(&err),
+                // kube's watcher does not end; if it ever did, the source would end with it.
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
