@@ -10,11 +10,15 @@ use tracing_subscriber::EnvFilter;
 mod duration_text;
 
 const USAGE: &str = "\
-usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION]
+usage: OPERATOR [--namespace NS]... [--source FILE|-] [--workers N] [--shutdown-timeout DURATION]
                 [--redis URL] [--name NAME] [--shard I/N] [-v|-vv] [-q]
 
+  (no --source)               watch the Kubernetes API, connecting as kubectl does (KUBECONFIG,
+                              ~/.kube/config, or the in-cluster service account): every kind a
+                              handler selects; needs the `kube` feature
+  -n, --namespace NS          watch only namespace NS (repeat for more; default: all namespaces)
   --source FILE|-             read Kubernetes watch events from FILE (or a FIFO), or from standard
-                              input with `-` (the default), as
+                              input with `-`, as
                               `kubectl get KIND -A --watch --output-watch-events -o json` prints them
   --workers N                 run up to N handlers at once (default: the number of cores)
   --shutdown-timeout DURATION on SIGTERM/SIGINT, how long running handlers may take to finish
@@ -32,14 +36,21 @@ usage: OPERATOR [--source FILE|-] [--workers N] [--shutdown-timeout DURATION]
   -q                          less logging (errors only)
   -h, --help                  show this help
 
-exit codes: 0 after a stop by the end of the input or by a signal; 1 when the source, a startup
-handler or the store (at start) failed; 2 for bad flags; 130/143 when a second SIGINT/SIGTERM cut the stop short";
+exit codes: 0 after a stop by the end of the input or by a signal; 1 when the source, the
+cluster's API, a startup handler or the store (at start) failed; 2 for bad flags; 130/143 when a
+second SIGINT/SIGTERM cut the stop short";
+
+/// What `run()` without `--source` says when memo-runtime was built without the `kube` feature.
+const NO_KUBE: &str = "error: no `--source` given, and watching a cluster needs memo-runtime's `kube` feature: memo-runtime = { version = \"0.1\", features = [\"kube\"] } (or read a watch stream with `--source FILE|-`)";
 
 /// Command-line settings of an operator binary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cli {
-    /// Where watch events come from: a file path, or `-` for standard input.
+    /// Where watch events come from: a file path, `-` for standard input, or empty (no
+    /// `--source`, the default) for the Kubernetes API.
     pub source: String,
+    /// `--namespace NS` flags, in order: the namespaces watched in the cluster (none: all).
+    pub namespaces: Vec<String>,
     /// `--workers N`, if given.
     pub workers: Option<usize>,
     /// -1 for `-q`, 0 by default, 1 for `-v`, 2 for `-vv`.
@@ -72,6 +83,11 @@ impl Cli {
     /// let cli = Cli::parse(["--redis", "redis://127.0.0.1:6379/", "--name", "message-counter"]).unwrap();
     /// assert_eq!(cli.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
     /// assert_eq!(cli.name.as_deref(), Some("message-counter"));
+    ///
+    /// // No `--source`: the cluster, in the namespaces given (none: all of them).
+    /// let cli = Cli::parse(["--namespace", "default", "-n", "staging"]).unwrap();
+    /// assert_eq!(cli.source, "");
+    /// assert_eq!(cli.namespaces, ["default", "staging"]);
     /// ```
     pub fn parse<I, S>(args: I) -> std::result::Result<Cli, String>
     where
@@ -79,7 +95,8 @@ impl Cli {
         S: Into<String>,
     {
         let mut cli = Cli {
-            source: "-".to_owned(),
+            source: String::new(),
+            namespaces: Vec::new(),
             workers: None,
             verbosity: 0,
             shutdown_timeout: None,
@@ -100,7 +117,20 @@ impl Cli {
                     .ok_or_else(|| format!("`{name}` needs a value\n\n{USAGE}"))
             };
             match flag.as_str() {
-                "--source" => cli.source = value("--source")?,
+                "--source" => {
+                    let source = value("--source")?;
+                    if source.is_empty() {
+                        return Err("`--source` needs a file path, or `-` for standard input".to_owned());
+                    }
+                    cli.source = source;
+                }
+                "-n" | "--namespace" => {
+                    let namespace = value("--namespace")?;
+                    if namespace.trim().is_empty() {
+                        return Err("`--namespace` must not be empty".to_owned());
+                    }
+                    cli.namespaces.push(namespace);
+                }
                 "--workers" => {
                     let text = value("--workers")?;
                     let workers: usize = text
@@ -151,9 +181,15 @@ impl Cli {
         })
     }
 
-    fn source(&self) -> Result<crate::source::EventSource> {
+    async fn source(&self) -> Result<crate::source::EventSource> {
+        if self.source.is_empty() {
+            return cluster_source(&self.namespaces).await;
+        }
+        if !self.namespaces.is_empty() {
+            tracing::warn!(target: "memo", "`--namespace` applies to watching a cluster; `--source` streams are read whole");
+        }
         if self.source == "-" {
-            tracing::info!(target: "memo", "reading watch events from standard input (`--source FILE` reads a file)");
+            tracing::info!(target: "memo", "reading watch events from standard input");
             return Ok(crate::source::json_reader(std::io::stdin()));
         }
         // Opening waits for a FIFO's writer, so the reading thread opens it; whether it exists
@@ -167,6 +203,23 @@ impl Cli {
         tracing::info!(target: "memo", "reading watch events from `{}`", self.source);
         Ok(crate::source::json_file(&self.source))
     }
+}
+
+/// The Kubernetes API as the source, connected as kubectl connects.
+#[cfg(feature = "kube")]
+async fn cluster_source(namespaces: &[String]) -> Result<crate::source::EventSource> {
+    let client = kube::Client::try_default().await.map_err(|err| {
+        crate::Error::Kubernetes(format!(
+            "cannot connect to the cluster: {err} (set KUBECONFIG, or give `--source FILE|-` to read a watch stream)"
+        ))
+    })?;
+    crate::source::kubernetes(client, namespaces.iter().cloned()).await
+}
+
+#[cfg(not(feature = "kube"))]
+async fn cluster_source(_namespaces: &[String]) -> Result<crate::source::EventSource> {
+    // `run_with` refuses an empty `--source` before it gets here; say the same if it ever does.
+    Err(crate::Error::Kubernetes(NO_KUBE.trim_start_matches("error: ").to_owned()))
 }
 
 /// The executable's file name, the default bot name.
@@ -249,6 +302,9 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
                     .to_owned(),
             );
         }
+        if cli.source.is_empty() && !cfg!(feature = "kube") {
+            return Err(NO_KUBE.to_owned());
+        }
         if cli.shard.is_none() {
             if let Ok(text) = std::env::var("MEMO_SHARD") {
                 cli.shard = Some(crate::shard::Shard::parse(&text).map_err(|err| format!("MEMO_SHARD={text}: {err}"))?);
@@ -287,7 +343,7 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
         }
     };
     let result = runtime.block_on(async {
-        let source = cli.source()?;
+        let source = cli.source().await?;
         let operator = match cli.workers {
             Some(workers) => operator.workers(workers),
             None => operator,

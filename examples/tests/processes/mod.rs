@@ -20,8 +20,12 @@ pub fn example(name: &str) -> PathBuf {
     if !built.iter().any(|done| done == name) {
         let mut command = Command::new(env!("CARGO"));
         command.args(["build", "-p", "memo-examples", "--example", name]);
-        if cfg!(feature = "redis") {
-            command.args(["--features", "redis"]);
+        let features: Vec<&str> = [("redis", cfg!(feature = "redis")), ("kube", cfg!(feature = "kube"))]
+            .into_iter()
+            .filter_map(|(feature, on)| on.then_some(feature))
+            .collect();
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
         }
         let status = command.status().expect("cargo runs");
         assert!(status.success(), "building the `{name}` example failed");
@@ -45,8 +49,20 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `example` with `args`; its standard input is a pipe the test holds (`stdin`).
+    /// Starts `example` with `args`, reading its events from its standard input, a pipe the test
+    /// holds (`stdin`), unless `args` give another `--source`.
     pub fn start(example_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Process {
+        let mut with_source = Vec::new();
+        if !args.iter().any(|arg| *arg == "--source" || arg.starts_with("--source=")) {
+            with_source.extend(["--source", "-"]);
+        }
+        with_source.extend_from_slice(args);
+        Process::start_plain(example_name, &with_source, envs)
+    }
+
+    /// Starts `example` with exactly `args` (without `--source`, an operator watches the cluster
+    /// that `KUBECONFIG` in `envs` names).
+    pub fn start_plain(example_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Process {
         let mut child = Command::new(example(example_name))
             .args(args)
             .envs(envs.iter().copied())
