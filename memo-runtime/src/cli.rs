@@ -219,7 +219,9 @@ async fn cluster_source(namespaces: &[String]) -> Result<crate::source::EventSou
 #[cfg(not(feature = "kube"))]
 async fn cluster_source(_namespaces: &[String]) -> Result<crate::source::EventSource> {
     // `run_with` refuses an empty `--source` before it gets here; say the same if it ever does.
-    Err(crate::Error::Kubernetes(NO_KUBE.trim_start_matches("error: ").to_owned()))
+    Err(crate::Error::Kubernetes(
+        NO_KUBE.trim_start_matches("error: ").to_owned(),
+    ))
 }
 
 /// The executable's file name, the default bot name.

@@ -14,7 +14,10 @@ static DECLARED: LazyLock<RwLock<HashMap<(String, String), String>>> = LazyLock:
 /// Records the plural the API server gives `kind` in `group` (`""` for the core group).
 pub(crate) fn declare(group: &str, kind: &str, plural: &str) {
     let mut declared = DECLARED.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-    declared.insert((group.to_ascii_lowercase(), kind.to_ascii_lowercase()), plural.to_ascii_lowercase());
+    declared.insert(
+        (group.to_ascii_lowercase(), kind.to_ascii_lowercase()),
+        plural.to_ascii_lowercase(),
+    );
 }
 
 /// The plural of `kind` in `group`: as discovery declared it, else by the rules.

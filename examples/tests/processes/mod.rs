@@ -53,7 +53,10 @@ impl Process {
     /// holds (`stdin`), unless `args` give another `--source`.
     pub fn start(example_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Process {
         let mut with_source = Vec::new();
-        if !args.iter().any(|arg| *arg == "--source" || arg.starts_with("--source=")) {
+        if !args
+            .iter()
+            .any(|arg| *arg == "--source" || arg.starts_with("--source="))
+        {
             with_source.extend(["--source", "-"]);
         }
         with_source.extend_from_slice(args);

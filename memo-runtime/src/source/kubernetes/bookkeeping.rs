@@ -51,8 +51,12 @@ impl Bookkeeping {
             }
             Change::ListDone => {
                 let listed = self.listing.take().unwrap_or_default();
-                let vanished: Vec<Box<str>> =
-                    self.known.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+                let vanished: Vec<Box<str>> = self
+                    .known
+                    .keys()
+                    .filter(|uid| !listed.contains(*uid))
+                    .cloned()
+                    .collect();
                 for uid in vanished {
                     if let Some(known) = self.known.remove(&uid) {
                         events.push_back(Event::new(EventType::Deleted, known.last));
@@ -158,7 +162,13 @@ mod tests {
         use EventType::*;
         assert_eq!(
             events,
-            [ev(Added, "a", 1), ev(Added, "b", 2), ev(Added, "c", 3), ev(Modified, "a", 4), ev(Deleted, "b", 5)]
+            [
+                ev(Added, "a", 1),
+                ev(Added, "b", 2),
+                ev(Added, "c", 3),
+                ev(Modified, "a", 4),
+                ev(Deleted, "b", 5)
+            ]
         );
         assert_eq!(book.len(), 2);
     }
@@ -187,7 +197,10 @@ mod tests {
             ],
         );
         use EventType::*;
-        assert_eq!(events, [ev(Modified, "changed", 7), ev(Added, "new", 8), ev(Deleted, "gone", 3)]);
+        assert_eq!(
+            events,
+            [ev(Modified, "changed", 7), ev(Added, "new", 8), ev(Deleted, "gone", 3)]
+        );
         assert_eq!(book.len(), 3);
         // A repeated apply of a version already seen fires nothing.
         assert!(record(&mut book, vec![Change::Applied(object("same", 1))]).is_empty());

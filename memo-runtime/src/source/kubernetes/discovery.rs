@@ -105,8 +105,11 @@ fn resolve_in(
 /// Whether `selector` names `resource`: its kind (any case) or its plural, in its group if one
 /// is given.
 fn names(selector: &Selector<'_>, resource: &ApiResource) -> bool {
-    selector.group().is_none_or(|group| group.eq_ignore_ascii_case(&resource.group))
-        && (selector.name().eq_ignore_ascii_case(&resource.kind) || selector.name().eq_ignore_ascii_case(&resource.plural))
+    selector
+        .group()
+        .is_none_or(|group| group.eq_ignore_ascii_case(&resource.group))
+        && (selector.name().eq_ignore_ascii_case(&resource.kind)
+            || selector.name().eq_ignore_ascii_case(&resource.plural))
 }
 
 fn same(a: &ApiResource, b: &ApiResource) -> bool {
@@ -165,7 +168,11 @@ mod tests {
 
     fn served() -> Vec<(ApiResource, ApiCapabilities)> {
         let resource = |group: &str, kind: &str, plural: &str, scope| {
-            let api_version = if group.is_empty() { "v1".to_owned() } else { format!("{group}/v1") };
+            let api_version = if group.is_empty() {
+                "v1".to_owned()
+            } else {
+                format!("{group}/v1")
+            };
             let resource = ApiResource {
                 group: group.to_owned(),
                 version: "v1".to_owned(),
@@ -236,11 +243,25 @@ mod tests {
 
     #[test]
     fn irregular_plurals_and_groups_resolve_as_served() {
-        let watched = resolve(&[("i", "ingresses"), ("m", "moose"), ("n", "namespaces"), ("e", "events.events.k8s.io")]).unwrap();
-        let names: Vec<_> = watched.iter().map(|w| (w.resource.group.as_str(), w.resource.kind.as_str(), w.namespaced)).collect();
+        let watched = resolve(&[
+            ("i", "ingresses"),
+            ("m", "moose"),
+            ("n", "namespaces"),
+            ("e", "events.events.k8s.io"),
+        ])
+        .unwrap();
+        let names: Vec<_> = watched
+            .iter()
+            .map(|w| (w.resource.group.as_str(), w.resource.kind.as_str(), w.namespaced))
+            .collect();
         assert_eq!(
             names,
-            [("networking.k8s.io", "Ingress", true), ("zoo.example", "Moose", true), ("", "Namespace", false), ("events.k8s.io", "Event", true)]
+            [
+                ("networking.k8s.io", "Ingress", true),
+                ("zoo.example", "Moose", true),
+                ("", "Namespace", false),
+                ("events.k8s.io", "Event", true)
+            ]
         );
         // Unqualified, the core group wins, as in kubectl.
         assert_eq!(resolve(&[("e", "events")]).unwrap()[0].resource.group, "");
@@ -248,8 +269,12 @@ mod tests {
 
     #[test]
     fn unknown_kinds_are_all_named_with_handler_location_and_suggestion() {
-        let Err(Error::UnknownKinds(unknown)) = resolve(&[("ok", "configmaps"), ("typo", "kopfexampels"), ("far", "widgets"), ("group", "ingresses.kopf.dev")])
-        else {
+        let Err(Error::UnknownKinds(unknown)) = resolve(&[
+            ("ok", "configmaps"),
+            ("typo", "kopfexampels"),
+            ("far", "widgets"),
+            ("group", "ingresses.kopf.dev"),
+        ]) else {
             panic!("unknown kinds must fail");
         };
         assert_eq!(unknown.len(), 3);

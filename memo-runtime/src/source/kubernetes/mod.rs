@@ -50,7 +50,10 @@ use std::task::{Context, Poll};
 ///     Operator::new().source(source).run().await
 /// }
 /// ```
-pub async fn kubernetes<N: Into<String>>(client: Client, namespaces: impl IntoIterator<Item = N>) -> Result<EventSource> {
+pub async fn kubernetes<N: Into<String>>(
+    client: Client,
+    namespaces: impl IntoIterator<Item = N>,
+) -> Result<EventSource> {
     let namespaces: Vec<String> = namespaces.into_iter().map(Into::into).collect();
     let watched = discovery::resolve(&client, &crate::registry::registered()).await?;
     if watched.is_empty() {
@@ -70,7 +73,11 @@ pub async fn kubernetes<N: Into<String>>(client: Client, namespaces: impl IntoIt
                 sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)));
             }
         } else {
-            let scope = if watched.namespaced { "all namespaces" } else { "the cluster" };
+            let scope = if watched.namespaced {
+                "all namespaces"
+            } else {
+                "the cluster"
+            };
             tracing::info!(target: "memo", "watching {kind} in {scope} (for {handlers})");
             let api = Api::<DynamicObject>::all_with(client.clone(), resource);
             sources.push(watch::Watch::new(api, resource.clone(), None));

@@ -67,7 +67,10 @@ impl Watch {
             Value::Object(fields) => fields,
             _ => Map::new(),
         };
-        fields.insert("apiVersion".to_owned(), Value::String(self.resource.api_version.clone()));
+        fields.insert(
+            "apiVersion".to_owned(),
+            Value::String(self.resource.api_version.clone()),
+        );
         fields.insert("kind".to_owned(), Value::String(self.resource.kind.clone()));
         // ObjectMeta is plain data: serializing it cannot fail.
         let metadata = serde_json::to_value(&object.metadata).unwrap_or_default();
