@@ -4,6 +4,7 @@
 //! write refused.
 #![cfg(feature = "redis")]
 
+mod processes;
 #[path = "../../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -17,29 +18,7 @@ use std::sync::OnceLock;
 /// in `target/<profile>/examples`.
 fn worker_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "memo-examples",
-                "--features",
-                "redis",
-                "--example",
-                "shared_worker",
-            ])
-            .status()
-            .expect("cannot run cargo");
-        assert!(status.success(), "building the shared_worker example failed");
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>/deps");
-        let binary = profile_dir.join("examples").join("shared_worker");
-        assert!(binary.exists(), "{} was not built", binary.display());
-        binary
-    })
+    BINARY.get_or_init(|| processes::example("shared_worker"))
 }
 
 /// A worker with the store's default lease (15 s): long enough that a worker slowed down by a

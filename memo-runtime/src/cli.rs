@@ -169,6 +169,20 @@ impl Cli {
         Ok(cli)
     }
 
+    /// Refuses what needs a feature memo-runtime was built without, saying how to enable it.
+    fn check_features(&self, redis: bool, kube: bool) -> std::result::Result<(), String> {
+        if self.redis.is_some() && !redis {
+            return Err(
+                "`--redis` needs memo-runtime's `redis` feature: memo-runtime = { version = \"0.1\", features = [\"redis\"] }"
+                    .to_owned(),
+            );
+        }
+        if self.source.is_empty() && !kube {
+            return Err(NO_KUBE.to_owned());
+        }
+        Ok(())
+    }
+
     fn filter(&self) -> EnvFilter {
         if let Ok(filter) = EnvFilter::try_from_default_env() {
             return filter;
@@ -298,15 +312,7 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
         if cli.redis.is_none() {
             cli.redis = std::env::var("MEMO_REDIS_URL").ok().filter(|url| !url.is_empty());
         }
-        if cli.redis.is_some() && !cfg!(feature = "redis") {
-            return Err(
-                "`--redis` needs memo-runtime's `redis` feature: memo-runtime = { version = \"0.1\", features = [\"redis\"] }"
-                    .to_owned(),
-            );
-        }
-        if cli.source.is_empty() && !cfg!(feature = "kube") {
-            return Err(NO_KUBE.to_owned());
-        }
+        cli.check_features(cfg!(feature = "redis"), cfg!(feature = "kube"))?;
         if cli.shard.is_none() {
             if let Ok(text) = std::env::var("MEMO_SHARD") {
                 cli.shard = Some(crate::shard::Shard::parse(&text).map_err(|err| format!("MEMO_SHARD={text}: {err}"))?);
@@ -379,5 +385,36 @@ pub fn run_with<M: Clone + Send + Sync + 'static>(operator: Operator<M>) -> Exit
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, NO_KUBE};
+
+    #[test]
+    fn without_the_kube_feature_no_source_says_how_to_enable_it() {
+        let cli = Cli::parse(["--workers", "2"]).unwrap();
+        let message = cli.check_features(true, false).unwrap_err();
+        assert_eq!(message, NO_KUBE);
+        assert_eq!(message.lines().count(), 1, "one line");
+        assert!(message.contains(r#"features = ["kube"]"#), "{message}");
+        assert!(message.contains("--source FILE|-"), "{message}");
+        // With the feature, or with a `--source`, nothing is refused.
+        assert!(cli.check_features(true, true).is_ok());
+        assert!(Cli::parse(["--source", "-"])
+            .unwrap()
+            .check_features(true, false)
+            .is_ok());
+    }
+
+    #[test]
+    fn without_the_redis_feature_redis_is_refused() {
+        let cli = Cli::parse(["--source", "-", "--redis", "redis://127.0.0.1:1/"]).unwrap();
+        assert!(cli
+            .check_features(false, true)
+            .unwrap_err()
+            .contains(r#"features = ["redis"]"#));
+        assert!(cli.check_features(true, true).is_ok());
     }
 }

@@ -20,6 +20,25 @@ pub fn example(name: &str) -> PathBuf {
     if !built.iter().any(|done| done == name) {
         let mut command = Command::new(env!("CARGO"));
         command.args(["build", "-p", "memo-examples", "--example", name]);
+        // What `cargo test` sets for the test binary is not the environment of a build: a build
+        // script that reads `CARGO_MANIFEST_DIR` (ring's) would be rerun, and everything above
+        // it rebuilt, once per test binary.
+        for (variable, _) in std::env::vars_os() {
+            let text = variable.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .iter()
+            .any(|prefix| text.starts_with(prefix))
+            {
+                command.env_remove(&variable);
+            }
+        }
         let features: Vec<&str> = [("redis", cfg!(feature = "redis")), ("kube", cfg!(feature = "kube"))]
             .into_iter()
             .filter_map(|(feature, on)| on.then_some(feature))
