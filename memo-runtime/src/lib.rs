@@ -24,8 +24,9 @@
 //! # fn main() {}
 //! ```
 //!
-//! A binary runs them with [`run`] (flags like `kopf run`: `--source FILE|-`, `--workers N`), or
-//! embeds an [`Operator`] in its own tokio program, fed by [`source::channel`],
+//! A binary runs them with [`run`] (flags like `kopf run`; without `--source FILE|-` it watches
+//! the cluster, with the `kube` feature), or embeds an [`Operator`] in its own tokio program, fed
+//! by `source::kubernetes` (feature `kube`), [`source::channel`],
 //! [`source::json_file`] / [`source::json_reader`] (a `kubectl --watch` stream), any stream
 //! ([`source::EventSource::from_stream`]) or several merged ([`source::EventSource::merge`]).
 //!
