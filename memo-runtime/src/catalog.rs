@@ -50,11 +50,13 @@ impl<'s> Selector<'s> {
     }
 
     /// The kind or plural named, without its group.
+    #[cfg_attr(not(feature = "kube"), allow(dead_code))]
     pub(crate) fn name(&self) -> &'s str {
         self.name
     }
 
     /// The API group named, if any.
+    #[cfg_attr(not(feature = "kube"), allow(dead_code))]
     pub(crate) fn group(&self) -> Option<&'s str> {
         self.group
     }

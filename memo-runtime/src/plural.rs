@@ -12,6 +12,7 @@ use std::sync::{LazyLock, RwLock};
 static DECLARED: LazyLock<RwLock<HashMap<(String, String), String>>> = LazyLock::new(Default::default);
 
 /// Records the plural the API server gives `kind` in `group` (`""` for the core group).
+#[cfg_attr(not(feature = "kube"), allow(dead_code))]
 pub(crate) fn declare(group: &str, kind: &str, plural: &str) {
     let mut declared = DECLARED.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     declared.insert(
