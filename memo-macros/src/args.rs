@@ -82,6 +82,12 @@ pub(crate) struct HandlerArgs {
     pub(crate) initial_delay: Option<u64>,
     pub(crate) id: Option<LitStr>,
     pub(crate) component: Option<LitStr>,
+    /// `retries = N`.
+    pub(crate) retries: Option<u32>,
+    /// `backoff = DURATION`, nanoseconds.
+    pub(crate) backoff: Option<u64>,
+    /// `timeout = DURATION`, nanoseconds.
+    pub(crate) timeout: Option<u64>,
 }
 
 const HANDLER_KEYS: [&str; 11] = [

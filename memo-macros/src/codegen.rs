@@ -35,6 +35,7 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
         None => quote!(::core::option::Option::None),
     };
     let uses_shared = params.iter().any(|param| param.injectable == Injectable::Shared);
+    let retry = retry(args);
     hidden_const(
         hidden_name(func, args.id.as_ref(), "handler"),
         quote! {
@@ -50,10 +51,31 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
                     component: #component,
                     uses_shared: #uses_shared,
                     invoke: ::memo_runtime::__private::Invoke::#invoke(__memo_wrapper),
+                    retry: #retry,
                 }
             }
         },
     )
+}
+
+/// The `RetryPolicy`: what the attribute gives, the runtime's defaults for the rest.
+fn retry(args: &HandlerArgs) -> TokenStream {
+    let default = quote!(::memo_runtime::__private::RetryPolicy::DEFAULT);
+    let retries = match args.retries {
+        Some(retries) => quote!(::core::option::Option::Some(#retries)),
+        None => quote!(#default.retries),
+    };
+    let backoff = match args.backoff {
+        Some(nanos) => quote!(::memo_runtime::__private::Duration::from_nanos(#nanos)),
+        None => quote!(#default.backoff),
+    };
+    let timeout = match args.timeout {
+        Some(nanos) => quote!(::core::option::Option::Some(::memo_runtime::__private::Duration::from_nanos(#nanos))),
+        None => quote!(#default.timeout),
+    };
+    quote! {
+        ::memo_runtime::__private::RetryPolicy { retries: #retries, backoff: #backoff, timeout: #timeout }
+    }
 }
 
 /// What the generated code is for.

@@ -118,7 +118,7 @@ pub mod __private {
         memo_type_of, BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome, LoggerArg, MemoArg, NameArg,
         NamespaceArg, Outcome, SharedArg, UidArg,
     };
-    pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, Trigger};
+    pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger};
     pub use inventory;
     pub use std::time::Duration;
 

@@ -106,6 +106,38 @@ impl MemoType {
     }
 }
 
+/// The first delay before a failed create, update or delete handler is retried, when its
+/// attribute gives no `backoff`.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest delay between retries: the doubling stops here (jitter may add a quarter more).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How a handler's failures are retried and how long an async handler may run:
+/// `#[handler(create = "KIND", retries = 5, backoff = "2s", timeout = "30s")]`.
+///
+/// Only create, update and delete handlers are retried; `timeout` applies to every async handler
+/// that gives one (a timed-out event handler or timer is a failure, logged, not retried).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first call; `None`: unlimited, as in kopf.
+    pub retries: Option<u32>,
+    /// The delay before the first retry; each later one doubles, up to [`MAX_BACKOFF`], plus a
+    /// random jitter of up to a quarter.
+    pub backoff: Duration,
+    /// How long an async handler may run before it is cancelled, a temporary failure.
+    pub timeout: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// Unlimited retries from [`DEFAULT_BACKOFF`], no timeout.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        retries: None,
+        backoff: DEFAULT_BACKOFF,
+        timeout: None,
+    };
+}
+
 /// One handler, as `#[handler]` registers it. Built by the macro as a `const` expression.
 pub struct Registration {
     /// The name used in logs: the explicit `id`, or the function's path.
@@ -130,6 +162,8 @@ pub struct Registration {
     pub uses_shared: bool,
     /// The generated wrapper.
     pub invoke: Invoke,
+    /// `retries`, `backoff` and `timeout`.
+    pub retry: RetryPolicy,
 }
 
 inventory::collect!(Registration);

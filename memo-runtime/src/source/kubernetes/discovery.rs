@@ -217,6 +217,7 @@ mod tests {
             component: None,
             uses_shared: false,
             invoke: Invoke::Sync(noop),
+            retry: crate::registry::RetryPolicy::DEFAULT,
         }))
     }
 
