@@ -9,6 +9,7 @@ use crate::catalog::{Catalog, KindPlan};
 use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
 use crate::resource::{Admitted, Lookup, Resource, ResourceKey};
+use crate::retry::{self, PendingRetry, Verdict};
 use crate::shard::Shard;
 use crate::source::EventSource;
 use crate::stop::Stop;
@@ -38,6 +39,25 @@ pub(crate) struct ResourceState<M> {
 enum Work {
     Event(Event),
     Timer(u16),
+    /// A failed handler's next try (and the handlers after it).
+    Retry(Box<PendingRetry>),
+}
+
+impl Work {
+    fn is_event(&self) -> bool {
+        matches!(self, Work::Event(_))
+    }
+
+    fn is_deleted_event(&self) -> bool {
+        matches!(self, Work::Event(event) if event.r#type == EventType::Deleted)
+    }
+}
+
+/// Work due later, in the one queue of delayed work: a timer's next run, or a retry.
+#[derive(Clone, Copy)]
+enum Delayed {
+    Timer(u16),
+    Retry,
 }
 
 /// A resource as the loop keeps it. Kept small: the map holds one per resource, so every byte
@@ -56,6 +76,9 @@ struct Cold {
     pending: VecDeque<Work>,
     /// The scheduled run of each of the kind's timers (`None` while it runs or waits to).
     timer_keys: Box<[Option<delay_queue::Key>]>,
+    /// A failed handler waiting for its retry: until it has run, the resource's later work waits
+    /// in `pending`, in order.
+    retry: Option<(Box<PendingRetry>, delay_queue::Key)>,
 }
 
 impl<M> Slot<M> {
@@ -69,10 +92,24 @@ impl<M> Slot<M> {
         if self
             .cold
             .as_ref()
-            .is_some_and(|cold| cold.pending.is_empty() && cold.timer_keys.is_empty())
+            .is_some_and(|cold| cold.pending.is_empty() && cold.timer_keys.is_empty() && cold.retry.is_none())
         {
             self.cold = None;
         }
+    }
+
+    /// Whether a retry holds the resource's work back.
+    fn waiting_for_retry(&self) -> bool {
+        self.cold.as_ref().is_some_and(|cold| cold.retry.is_some())
+    }
+
+    /// Whether the resource waits to retry a create or update handler, which a deletion ends.
+    fn retrying_before_deletion(&self) -> bool {
+        self.cold.as_ref().is_some_and(|cold| {
+            cold.retry
+                .as_ref()
+                .is_some_and(|(retry, _)| retry.event.r#type != EventType::Deleted)
+        })
     }
 
     fn take_pending(&mut self) -> VecDeque<Work> {
@@ -103,6 +140,8 @@ struct Done<M> {
     /// Events skipped because of a stop.
     dropped: usize,
     timers_ran: Vec<u16>,
+    /// A handler failed and runs again later: the job stopped there, `leftover` waits for it.
+    retry: Option<Box<PendingRetry>>,
     /// An event the job is done with, freed by the loop: the loop's thread allocated it (parsing
     /// a stream), and freeing it there avoids contending for the allocator with the parser.
     spent: Option<Event>,
@@ -112,7 +151,8 @@ pub(crate) struct Dispatcher<M> {
     operator_memo: M,
     catalog: Catalog,
     resources: Resources<M>,
-    timers: DelayQueue<(ResourceKey, u16)>,
+    /// Delayed work of every resource: timers and retries.
+    timers: DelayQueue<(ResourceKey, Delayed)>,
     in_flight: usize,
     accepting_timers: bool,
     stop: Stop,
@@ -139,14 +179,15 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
 
     /// Runs until the source ends (then drains what is queued) or a stop is requested (then
     /// starts nothing new and waits for what runs), and drops every resource memo. Fails with
-    /// the source's failure, after the same steps.
+    /// the source's failure, after the same steps. Retries scheduled for later are dropped, not
+    /// waited for.
     pub(crate) async fn run(mut self, source: EventSource, workers: usize, in_flight: InFlight) -> Result<()> {
         let outcome = if workers <= 1 {
             self.run_inline(source, &in_flight.watch()).await
         } else {
             self.run_workers(source, workers, &in_flight).await
         };
-        self.timers.clear();
+        self.stop_timers("stopping");
         self.resources.clear();
         outcome
     }
@@ -164,16 +205,20 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             tokio::select! {
                 biased;
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
-                    let (key, timer) = expired.into_inner();
-                    self.run_timer_inline(key, timer, watch).await;
+                    let (key, delayed) = expired.into_inner();
+                    self.run_delayed_inline(key, delayed, watch).await;
                 }
                 event = source.next_or_failure() => match event {
                     Ok(Some(event)) => self.run_event_inline(event, watch).await,
                     Ok(None) => {
                         tracing::info!(target: "memo", "the source ended; stopping");
+                        self.release_retries_inline(watch).await;
                         return Ok(());
                     }
-                    Err(err) => return Err(err),
+                    Err(err) => {
+                        self.release_retries_inline(watch).await;
+                        return Err(err);
+                    }
                 },
                 () = &mut requested => return Ok(()),
             }
@@ -185,29 +230,108 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some((key, slot)) = self.admit(&event) else {
             return;
         };
-        // Inline, a resource's state never leaves its slot.
-        let Some(state) = slot.state.as_mut() else {
-            return;
-        };
-        run_work(&key, state, Work::Event(event), watch).await;
-        if deleted {
-            self.forget(key.lookup());
+        if slot.waiting_for_retry() {
+            if !(deleted && slot.retrying_before_deletion()) {
+                slot.cold().pending.push_back(Work::Event(event));
+                return;
+            }
+            self.cancel_retry(&key);
         }
+        self.run_inline_work(key, Work::Event(event), watch).await;
     }
 
-    async fn run_timer_inline(&mut self, key: ResourceKey, timer: u16, watch: &Watch) {
+    async fn run_delayed_inline(&mut self, key: ResourceKey, delayed: Delayed, watch: &Watch) {
         let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
             return;
         };
-        if let Some(cold) = slot.cold.as_mut() {
-            cold.timer_keys[usize::from(timer)] = None;
-        }
-        let Some(state) = slot.state.as_mut() else {
-            return;
+        let work = match delayed {
+            Delayed::Timer(timer) => {
+                if let Some(cold) = slot.cold.as_mut() {
+                    cold.timer_keys[usize::from(timer)] = None;
+                }
+                if slot.waiting_for_retry() {
+                    slot.cold().pending.push_back(Work::Timer(timer));
+                    return;
+                }
+                Work::Timer(timer)
+            }
+            Delayed::Retry => match slot.cold.as_mut().and_then(|cold| cold.retry.take()) {
+                Some((retry, _)) => Work::Retry(retry),
+                None => return,
+            },
         };
-        run_work(&key, state, Work::Timer(timer), watch).await;
-        let interval = state.plan.timers[usize::from(timer)].interval;
-        self.reschedule(&key, timer, interval);
+        self.run_inline_work(key, work, watch).await;
+    }
+
+    /// Runs `first` and then the resource's pending work, in order, until a retry holds it back
+    /// or nothing is left. Inline, a resource's state never leaves its slot.
+    async fn run_inline_work(&mut self, key: ResourceKey, first: Work, watch: &Watch) {
+        let mut next = Some(first);
+        while let Some(work) = next.take() {
+            let Some(state) = self
+                .resources
+                .get_mut(&Lookup(key.lookup()))
+                .and_then(|slot| slot.state.as_mut())
+            else {
+                return;
+            };
+            let timer = match work {
+                Work::Timer(timer) => Some(timer),
+                _ => None,
+            };
+            let ran = run_work(&key, state, work, watch).await;
+            if let Some(timer) = timer {
+                let interval = state.plan.timers[usize::from(timer)].interval;
+                self.reschedule(&key, timer, interval);
+            }
+            if ran.deleted {
+                let leftover = self
+                    .forget(key.lookup())
+                    .map(|mut slot| slot.take_pending())
+                    .unwrap_or_default();
+                for work in leftover {
+                    if let Work::Event(event) = work {
+                        // A new incarnation: admitted afresh, with a fresh memo.
+                        Box::pin(self.run_event_inline(event, watch)).await;
+                    }
+                }
+                return;
+            }
+            if let Some(retry) = ran.retry {
+                if self.schedule_retry(&key, retry) {
+                    return;
+                }
+            }
+            next = self
+                .resources
+                .get_mut(&Lookup(key.lookup()))
+                .and_then(|slot| slot.cold.as_mut())
+                .and_then(|cold| cold.pending.pop_front());
+        }
+        if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
+            slot.release_idle_cold();
+        }
+    }
+
+    /// The source ended: scheduled retries are dropped, and the work that waited behind them runs.
+    async fn release_retries_inline(&mut self, watch: &Watch) {
+        self.stop_timers("the source ended");
+        let waiting: Vec<ResourceKey> = self
+            .resources
+            .iter()
+            .filter(|(_, slot)| slot.cold.as_ref().is_some_and(|cold| !cold.pending.is_empty()))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in waiting {
+            let first = self
+                .resources
+                .get_mut(&Lookup(key.lookup()))
+                .and_then(|slot| slot.cold.as_mut())
+                .and_then(|cold| cold.pending.pop_front());
+            if let Some(first) = first {
+                self.run_inline_work(key, first, watch).await;
+            }
+        }
     }
 
     async fn run_workers(&mut self, mut source: EventSource, workers: usize, in_flight: &InFlight) -> Result<()> {
@@ -240,7 +364,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             if !stopping && stop.is_requested() {
                 stopping = true;
                 reading = false;
-                self.stop_timers();
+                self.stop_timers("stopping");
                 self.drop_pending();
                 continue;
             }
@@ -253,14 +377,8 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     }
                 }
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if reading && !self.timers.is_empty() => {
-                    let (key, timer) = expired.into_inner();
-                    if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
-                        if let Some(cold) = slot.cold.as_mut() {
-                            cold.timer_keys[usize::from(timer)] = None;
-                        }
-                        enqueue(key, slot, Work::Timer(timer), &jobs);
-                        self.in_flight += 1;
-                    }
+                    let (key, delayed) = expired.into_inner();
+                    self.run_delayed(key, delayed, &jobs);
                 }
                 event = source.next_or_failure(), if reading && self.in_flight <= resume_below => match event {
                     Ok(Some(event)) => {
@@ -279,11 +397,11 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     Ok(None) => {
                         tracing::info!(target: "memo", "the source ended; finishing the queued events");
                         reading = false;
-                        self.stop_timers();
+                        self.release_retries(&jobs);
                     }
                     Err(err) => {
                         reading = false;
-                        self.stop_timers();
+                        self.release_retries(&jobs);
                         outcome = Err(err);
                     }
                 },
@@ -299,10 +417,79 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         outcome
     }
 
+    fn run_delayed(&mut self, key: ResourceKey, delayed: Delayed, jobs: &async_channel::Sender<Job<M>>) {
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+            return;
+        };
+        match delayed {
+            Delayed::Timer(timer) => {
+                if let Some(cold) = slot.cold.as_mut() {
+                    cold.timer_keys[usize::from(timer)] = None;
+                }
+                enqueue(key, slot, Work::Timer(timer), jobs);
+            }
+            Delayed::Retry => {
+                let Some((retry, _)) = slot.cold.as_mut().and_then(|cold| cold.retry.take()) else {
+                    return;
+                };
+                // The resource is idle while it waits; its pending work follows the retry.
+                let Some(state) = slot.state.take() else {
+                    tracing::error!(target: "memo", "internal error: a resource waiting for a retry was busy; the retry was lost");
+                    return;
+                };
+                let rest = slot.take_pending();
+                send(
+                    jobs,
+                    Job {
+                        key,
+                        state,
+                        first: Work::Retry(retry),
+                        rest,
+                    },
+                );
+            }
+        }
+        self.in_flight += 1;
+    }
+
     fn route(&mut self, event: Event, jobs: &async_channel::Sender<Job<M>>) {
-        if let Some((key, slot)) = self.admit(&event) {
-            enqueue(key, slot, Work::Event(event), jobs);
-            self.in_flight += 1;
+        let deleted = event.r#type == EventType::Deleted;
+        let Some((key, slot)) = self.admit(&event) else {
+            return;
+        };
+        if deleted && slot.retrying_before_deletion() {
+            self.cancel_retry(&key);
+        }
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+            return;
+        };
+        enqueue(key, slot, Work::Event(event), jobs);
+        self.in_flight += 1;
+    }
+
+    /// The source ended: scheduled retries are dropped, and the work that waited behind them is
+    /// handed to the workers.
+    fn release_retries(&mut self, jobs: &async_channel::Sender<Job<M>>) {
+        self.stop_timers("the source ended");
+        for (key, slot) in self.resources.iter_mut() {
+            if slot.state.is_none() {
+                continue;
+            }
+            let mut rest = slot.take_pending();
+            if let Some(first) = rest.pop_front() {
+                let state = slot.state.take();
+                if let Some(state) = state {
+                    send(
+                        jobs,
+                        Job {
+                            key: key.clone(),
+                            state,
+                            first,
+                            rest,
+                        },
+                    );
+                }
+            }
         }
     }
 
@@ -312,7 +499,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         for slot in self.resources.values_mut() {
             let pending = slot.take_pending();
             self.in_flight -= pending.len();
-            dropped += pending.iter().filter(|work| matches!(work, Work::Event(_))).count();
+            dropped += pending.iter().filter(|work| work.is_event()).count();
         }
         self.stop.count_dropped(dropped);
     }
@@ -348,7 +535,33 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
             return;
         };
-        let mut rest = slot.take_pending();
+        // What the job did not get to goes first, before what arrived meanwhile.
+        let mut rest = done.leftover;
+        rest.append(&mut slot.take_pending());
+        if let Some(retry) = done.retry {
+            slot.state = Some(done.state);
+            slot.cold().pending = rest;
+            if self.schedule_retry(&key, retry) {
+                return;
+            }
+            let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+                return;
+            };
+            rest = slot.take_pending();
+            done.state = match slot.state.take() {
+                Some(state) => state,
+                None => return,
+            };
+            if self.stop.is_requested() {
+                self.in_flight -= rest.len();
+                self.stop
+                    .count_dropped(rest.iter().filter(|work| work.is_event()).count());
+                rest.clear();
+            }
+        }
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+            return;
+        };
         match rest.pop_front() {
             Some(first) => {
                 let job = Job {
@@ -363,6 +576,56 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 slot.state = Some(done.state);
                 slot.release_idle_cold();
             }
+        }
+    }
+
+    /// Holds the resource's work back until `retry` has run, or, if a `DELETED` already waits
+    /// (or no more delayed work is accepted), does not: returns whether the retry is scheduled.
+    fn schedule_retry(&mut self, key: &ResourceKey, retry: Box<PendingRetry>) -> bool {
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+            return false;
+        };
+        if !self.accepting_timers {
+            retry::log_dropped(1, "stopping");
+            return false;
+        }
+        let cold = slot.cold();
+        if retry.event.r#type != EventType::Deleted {
+            if let Some(deletion) = cold.pending.iter().position(Work::is_deleted_event) {
+                // The resource is gone already: the retry and what waits before the deletion
+                // are moot.
+                let superseded: Vec<Work> = cold.pending.drain(..deletion).collect();
+                let events = superseded.iter().filter(|work| work.is_event()).count();
+                self.in_flight -= superseded.len().min(self.in_flight);
+                if let Some(state) = slot.state.as_ref() {
+                    log_cancelled(key, state, &retry, events);
+                }
+                return false;
+            }
+        }
+        let delay_key = self.timers.insert((key.clone(), Delayed::Retry), retry.delay);
+        cold.retry = Some((retry, delay_key));
+        true
+    }
+
+    /// A `DELETED` arrived for a resource waiting to retry a create or update handler: the retry,
+    /// and the work waiting behind it, are moot.
+    fn cancel_retry(&mut self, key: &ResourceKey) {
+        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+            return;
+        };
+        let Some(cold) = slot.cold.as_mut() else {
+            return;
+        };
+        let Some((retry, delay_key)) = cold.retry.take() else {
+            return;
+        };
+        self.timers.try_remove(&delay_key);
+        let superseded = std::mem::take(&mut cold.pending);
+        self.in_flight -= superseded.len().min(self.in_flight);
+        let events = superseded.iter().filter(|work| work.is_event()).count();
+        if let Some(state) = slot.state.as_ref() {
+            log_cancelled(key, state, &retry, events);
         }
     }
 
@@ -393,11 +656,17 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 let cold = plan.has_timers().then(|| {
                     let timer_keys = (0..=u16::MAX)
                         .zip(plan.timers.iter())
-                        .map(|(index, spec)| Some(self.timers.insert((key.clone(), index), spec.initial_delay)))
+                        .map(|(index, spec)| {
+                            Some(
+                                self.timers
+                                    .insert((key.clone(), Delayed::Timer(index)), spec.initial_delay),
+                            )
+                        })
                         .collect();
                     Box::new(Cold {
                         pending: VecDeque::new(),
                         timer_keys,
+                        retry: None,
                     })
                 });
                 let slot = Slot {
@@ -419,36 +688,70 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             return;
         }
         if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
-            let scheduled = self.timers.insert((key.clone(), timer), interval);
+            let scheduled = self.timers.insert((key.clone(), Delayed::Timer(timer)), interval);
             slot.cold().timer_keys[usize::from(timer)] = Some(scheduled);
         }
     }
 
-    /// Drops a resource (and its memo) and cancels its timers.
+    /// Drops a resource (and its memo) and cancels its timers and retry.
     fn forget(&mut self, lookup: &str) -> Option<Slot<M>> {
         let slot = self.resources.remove(&Lookup(lookup))?;
-        for timer_key in slot.cold.iter().flat_map(|cold| cold.timer_keys.iter().flatten()) {
-            self.timers.try_remove(timer_key);
+        if let Some(cold) = &slot.cold {
+            for timer_key in cold.timer_keys.iter().flatten() {
+                self.timers.try_remove(timer_key);
+            }
+            if let Some((_, retry_key)) = &cold.retry {
+                self.timers.try_remove(retry_key);
+            }
         }
         Some(slot)
     }
 
-    fn stop_timers(&mut self) {
+    /// No more delayed work: timers stop, and scheduled retries are dropped (logged with `why`),
+    /// releasing the work that waited behind them.
+    fn stop_timers(&mut self, why: &str) {
         self.accepting_timers = false;
         self.timers.clear();
+        let mut dropped = 0;
+        for slot in self.resources.values_mut() {
+            if let Some(cold) = slot.cold.as_mut() {
+                dropped += usize::from(cold.retry.take().is_some());
+            }
+        }
+        retry::log_dropped(dropped, why);
     }
 }
 
-/// Queues work for a resource, or sends it to a worker right away if the resource is idle.
+/// Logs a retry that a deletion cancelled, naming the handler.
+fn log_cancelled<M>(key: &ResourceKey, state: &ResourceState<M>, retry: &PendingRetry, events_dropped: usize) {
+    if let Some(bound) = state.plan.handlers(retry.event.r#type).get(retry.handler) {
+        let resource = Resource {
+            kind: &state.plan.kind,
+            key,
+        };
+        retry::log_cancelled(bound.handler, &resource, events_dropped);
+    }
+}
+
+/// Queues work for a resource, or sends it to a worker right away if the resource is idle and
+/// not waiting for a retry.
 fn enqueue<M>(key: ResourceKey, slot: &mut Slot<M>, work: Work, jobs: &async_channel::Sender<Job<M>>) {
+    if slot.waiting_for_retry() {
+        slot.cold().pending.push_back(work);
+        return;
+    }
     match slot.state.take() {
         Some(state) => {
-            let job = Job {
-                key,
-                state,
-                first: work,
-                rest: VecDeque::new(),
+            // Work that waited behind a retry just cancelled goes first.
+            let mut rest = slot.take_pending();
+            let first = match rest.pop_front() {
+                Some(earlier) => {
+                    rest.push_back(work);
+                    earlier
+                }
+                None => work,
             };
+            let job = Job { key, state, first, rest };
             send(jobs, job);
         }
         None => slot.cold().pending.push_back(work),
@@ -522,8 +825,8 @@ fn next_job_soon<M>(jobs: &async_channel::Receiver<Job<M>>) -> Option<Job<M>> {
     None
 }
 
-/// Runs a resource's queued work in order, stopping after a `DELETED` event, and skipping what
-/// has not started once a stop is requested.
+/// Runs a resource's queued work in order, stopping after a `DELETED` event or a failure to be
+/// retried, and skipping what has not started once a stop is requested.
 async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Watch) -> Done<M> {
     let Job {
         key,
@@ -536,19 +839,28 @@ async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Wat
     let mut deleted = false;
     let mut dropped = 0;
     let mut spent = None;
+    let mut retry = None;
     let mut next = Some(first);
     while let Some(work) = next.take().or_else(|| rest.pop_front()) {
         if stop.is_requested() {
-            dropped += usize::from(matches!(work, Work::Event(_)));
+            match work {
+                Work::Event(_) => dropped += 1,
+                Work::Retry(_) => retry::log_dropped(1, "stopping"),
+                Work::Timer(_) => {}
+            }
             continue;
         }
         if let Work::Timer(timer) = work {
             timers_ran.push(timer);
         }
-        let (was_deleted, event) = run_work(&key, &mut state, work, watch).await;
-        spent = event.or(spent);
-        if was_deleted {
+        let ran = run_work(&key, &mut state, work, watch).await;
+        spent = ran.spent.or(spent);
+        if ran.deleted {
             deleted = true;
+            break;
+        }
+        if ran.retry.is_some() {
+            retry = ran.retry;
             break;
         }
     }
@@ -560,55 +872,129 @@ async fn run_job<M: Send + Sync + 'static>(job: Job<M>, stop: &Stop, watch: &Wat
         leftover: rest,
         dropped,
         timers_ran,
+        retry,
         spent,
     }
 }
 
-/// Runs one unit of work for a resource. Returns whether the resource was deleted, and the event
-/// if the resource does not keep it.
+/// What running one unit of work came to.
+struct Ran {
+    /// The resource was deleted (its `DELETED` handlers are done).
+    deleted: bool,
+    /// The event, if the resource does not keep it.
+    spent: Option<Event>,
+    /// A handler failed and runs again later.
+    retry: Option<Box<PendingRetry>>,
+}
+
+/// Runs one unit of work for a resource.
 async fn run_work<M: Send + Sync + 'static>(
     key: &ResourceKey,
     state: &mut ResourceState<M>,
     work: Work,
     watch: &Watch,
-) -> (bool, Option<Event>) {
+) -> Ran {
     let ResourceState {
         plan,
         memo,
         logger,
         body,
     } = state;
-    let resource = Some(Resource { kind: &plan.kind, key });
-    match work {
-        Work::Event(event) => {
-            let env = Env {
-                body: Some(&event.object),
-                event: Some(&event),
-                resource,
-                logger,
-                watch,
-            };
-            for handler in plan.handlers(event.r#type) {
-                invoke::call(handler, memo, &env).await;
-            }
-            let deleted = event.r#type == EventType::Deleted;
-            if plan.has_timers() && !deleted {
-                *body = Some(Box::new(event.object));
-                return (false, None);
-            }
-            (deleted, Some(event))
+    let resource = Resource { kind: &plan.kind, key };
+    let (event, first, retries_done) = match work {
+        Work::Event(event) => (event, 0, 0),
+        Work::Retry(retry) => {
+            let PendingRetry {
+                event,
+                handler,
+                attempt,
+                ..
+            } = *retry;
+            (event, handler, attempt)
         }
         Work::Timer(timer) => {
             let spec = &plan.timers[usize::from(timer)];
             let env = Env {
                 body: body.as_deref(),
                 event: None,
-                resource,
+                resource: Some(resource),
                 logger,
                 watch,
             };
-            invoke::call(&spec.handler, memo, &env).await;
-            (false, None)
+            if let Err(err) = invoke::call(&spec.handler, memo, &env).await {
+                invoke::report(spec.handler.handler, &env, &err);
+            }
+            return Ran {
+                deleted: false,
+                spent: None,
+                retry: None,
+            };
+        }
+    };
+    let failed = {
+        let env = Env {
+            body: Some(&event.object),
+            event: Some(&event),
+            resource: Some(resource),
+            logger,
+            watch,
+        };
+        run_handlers(plan.handlers(event.r#type), first, retries_done, memo, &env, &resource).await
+    };
+    if let Some((handler, attempt, delay)) = failed {
+        return Ran {
+            deleted: false,
+            spent: None,
+            retry: Some(Box::new(PendingRetry {
+                event,
+                handler,
+                attempt,
+                delay,
+            })),
+        };
+    }
+    let deleted = event.r#type == EventType::Deleted;
+    if plan.has_timers() && !deleted {
+        *body = Some(Box::new(event.object));
+        return Ran {
+            deleted: false,
+            spent: None,
+            retry: None,
+        };
+    }
+    Ran {
+        deleted,
+        spent: Some(event),
+        retry: None,
+    }
+}
+
+/// Runs an event's handlers from `first` on (the handlers before it succeeded already), the first
+/// of them `retries_done` retries in. Stops at a failure to be retried: returns the handler's
+/// index, its retry count and the delay.
+async fn run_handlers(
+    handlers: &[crate::invoke::Bound],
+    first: usize,
+    retries_done: u32,
+    memo: &mut (dyn std::any::Any + Send + Sync),
+    env: &Env<'_>,
+    resource: &Resource<'_>,
+) -> Option<(usize, u32, std::time::Duration)> {
+    for (index, bound) in handlers.iter().enumerate().skip(first) {
+        let retries_done = if index == first { retries_done } else { 0 };
+        let handler = bound.handler;
+        match invoke::call(bound, memo, env).await {
+            Ok(()) if retries_done > 0 => retry::log_recovered(handler, resource, retries_done),
+            Ok(()) => {}
+            Err(err) if retry::retried(handler) => match retry::verdict(&handler.retry, &err, retries_done) {
+                Verdict::Retry(delay) => {
+                    retry::log_temporary(handler, resource, &err, delay);
+                    return Some((index, retries_done + 1, delay));
+                }
+                verdict => retry::log_final(handler, resource, &err, &verdict, retries_done),
+            },
+            Err(err) => invoke::report(handler, env, &err),
         }
     }
+    None
 }

@@ -69,6 +69,17 @@ pub enum Error {
     UnknownKinds(Vec<UnknownKind>),
     /// The Kubernetes API could not be reached or configured (no kubeconfig, discovery failed).
     Kubernetes(String),
+    /// A handler's failure worth retrying after `delay` (kopf's `TemporaryError`): made with
+    /// [`Error::temporary`].
+    Temporary {
+        /// What went wrong.
+        message: String,
+        /// How long to wait before the retry.
+        delay: std::time::Duration,
+    },
+    /// A handler's failure that retrying cannot fix (kopf's `PermanentError`): made with
+    /// [`Error::permanent`].
+    Permanent(String),
     /// A free-form error, usually raised by a handler.
     Custom(String),
 }
@@ -101,9 +112,61 @@ impl fmt::Display for UnknownKind {
 }
 
 impl Error {
-    /// An error with the given message.
+    /// An error with the given message. Returned by a create, update or delete handler, it is
+    /// retried with the handler's backoff.
     pub fn custom(message: impl fmt::Display) -> Self {
         Error::Custom(message.to_string())
+    }
+
+    /// A failure to retry after `delay` (kopf's `TemporaryError(delay=...)`): a create, update or
+    /// delete handler that returns it runs again after exactly `delay` (counted as one of its
+    /// `retries`).
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// #[handler(create = "KopfExample", retries = 5)]
+    /// async fn provision(name: &str) -> memo_runtime::Result<()> {
+    ///     if name.is_empty() {
+    ///         return Err(Error::temporary("the database is restarting", Duration::from_secs(10)));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn temporary(message: impl fmt::Display, delay: std::time::Duration) -> Self {
+        Error::Temporary {
+            message: message.to_string(),
+            delay,
+        }
+    }
+
+    /// A failure never to retry (kopf's `PermanentError`): the handler is not run again for this
+    /// event; the handlers after it are.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    ///
+    /// #[handler(create = "KopfExample")]
+    /// fn validate(body: &serde_json::Value) -> memo_runtime::Result<()> {
+    ///     if body["spec"]["size"].as_i64().unwrap_or(0) <= 0 {
+    ///         return Err(Error::permanent("spec.size must be positive"));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Error::Permanent(message.to_string())
+    }
+
+    pub(crate) fn retry_hint(&self) -> crate::inject::RetryHint {
+        match self {
+            Error::Temporary { delay, .. } => crate::inject::RetryHint::After(*delay),
+            Error::Permanent(_) => crate::inject::RetryHint::Never,
+            _ => crate::inject::RetryHint::Backoff,
+        }
     }
 }
 
@@ -164,7 +227,9 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Kubernetes(message) => write!(f, "kubernetes: {message}"),
-            Error::Custom(message) => f.write_str(message),
+            Error::Temporary { message, .. } | Error::Permanent(message) | Error::Custom(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

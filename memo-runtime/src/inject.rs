@@ -15,13 +15,58 @@ use std::fmt::{self, Display};
 /// What a handler call came to: `Ok` or the handler's error, already rendered.
 pub type Outcome = Result<(), HandlerError>;
 
-/// A handler's error message, or why its arguments could not be supplied.
+/// A handler's error message (or why its arguments could not be supplied), and whether retrying
+/// may help.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError(pub(crate) String);
+pub struct HandlerError {
+    pub(crate) message: String,
+    pub(crate) retry: RetryHint,
+}
+
+/// What a failure says about retrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryHint {
+    /// Any error, a panic, a timeout: retry with the handler's backoff.
+    Backoff,
+    /// [`Error::temporary`](crate::Error::temporary): retry after exactly this delay.
+    After(std::time::Duration),
+    /// [`Error::permanent`](crate::Error::permanent): never retry.
+    Never,
+}
+
+impl HandlerError {
+    /// A failure to retry with the handler's backoff.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retry: RetryHint::Backoff,
+        }
+    }
+
+    /// The failure `err` is, classified: memo's own temporary and permanent errors (also boxed as
+    /// `dyn Error`) say how to retry; anything else is retried with the backoff.
+    fn of<E: Display + 'static>(err: E) -> Self {
+        let any: &dyn Any = &err;
+        let ours = any
+            .downcast_ref::<crate::Error>()
+            .or_else(|| {
+                any.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+                    .and_then(|boxed| boxed.downcast_ref::<crate::Error>())
+            })
+            .or_else(|| {
+                any.downcast_ref::<Box<dyn std::error::Error>>()
+                    .and_then(|boxed| boxed.downcast_ref::<crate::Error>())
+            });
+        HandlerError {
+            retry: ours.map_or(RetryHint::Backoff, crate::Error::retry_hint),
+            message: err.to_string(),
+        }
+    }
+}
 
 impl Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -32,7 +77,7 @@ pub struct InjectError(&'static str);
 
 impl From<InjectError> for HandlerError {
     fn from(err: InjectError) -> Self {
-        HandlerError(format!("the runtime could not supply `{}` to this handler", err.0))
+        HandlerError::new(format!("the runtime could not supply `{}` to this handler", err.0))
     }
 }
 
@@ -85,10 +130,10 @@ impl IntoOutcome for () {
     }
 }
 
-impl<E: Display> IntoOutcome for Result<(), E> {
+impl<E: Display + 'static> IntoOutcome for Result<(), E> {
     #[inline]
     fn into_outcome(self) -> Outcome {
-        self.map_err(|err| HandlerError(err.to_string()))
+        self.map_err(HandlerError::of)
     }
 }
 

@@ -26,10 +26,11 @@ impl Bound {
     }
 }
 
-/// Runs a handler and logs its failure (an `Err` or a panic) with the handler and the resource.
-/// A failing handler never stops the operator; the caller learns whether it succeeded. A handler
-/// whose shared memory cannot be prepared is not run, and that is logged (and a failure) too.
-pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> bool {
+/// Runs a handler, catching its failure: an `Err`, a panic, or (for an async handler with a
+/// `timeout`) running too long, when it is cancelled. A handler whose shared memory cannot be
+/// prepared is not run, and that is a failure too. The caller logs failures: how depends on
+/// whether the handler is retried.
+pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared {
@@ -37,14 +38,9 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
             let component = shared
                 .component()
                 .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));
-            report(
-                handler,
-                env,
-                &HandlerError(format!(
-                    "not run: the shared memory of {component} is not prepared: {err}"
-                )),
-            );
-            return false;
+            return Err(HandlerError::new(format!(
+                "not run: the shared memory of {component} is not prepared: {err}"
+            )));
         }
     }
     let mut cx = Context {
@@ -52,18 +48,16 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
         env,
         shared: bound.shared.as_ref(),
     };
-    let outcome = match handler.invoke {
+    match handler.invoke {
         Invoke::Sync(wrapper) => {
             catch_unwind(AssertUnwindSafe(|| wrapper(&mut cx))).unwrap_or_else(|panic| Err(panicked(panic)))
         }
-        Invoke::Async(wrapper) => CatchUnwind(wrapper(&mut cx)).await,
-    };
-    match outcome {
-        Ok(()) => true,
-        Err(err) => {
-            report(handler, env, &err);
-            false
-        }
+        Invoke::Async(wrapper) => match handler.retry.timeout {
+            None => CatchUnwind(wrapper(&mut cx)).await,
+            Some(timeout) => tokio::time::timeout(timeout, CatchUnwind(wrapper(&mut cx)))
+                .await
+                .unwrap_or_else(|_| Err(HandlerError::new(format!("timed out after {timeout:?} and was cancelled")))),
+        },
     }
 }
 
@@ -87,7 +81,8 @@ pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) 
     CatchUnwind((preparer.invoke)(&mut cx)).await
 }
 
-fn report(handler: &'static Registration, env: &Env<'_>, err: &HandlerError) {
+/// Logs a failure that is not retried (an event handler, a timer, startup, cleanup).
+pub(crate) fn report(handler: &'static Registration, env: &Env<'_>, err: &HandlerError) {
     match env.resource {
         Some(resource) => tracing::error!(
             target: "memo",
@@ -114,7 +109,7 @@ fn panicked(panic: Box<dyn Any + Send>) -> HandlerError {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string payload".to_owned());
-    HandlerError(format!("panicked: {message}"))
+    HandlerError::new(format!("panicked: {message}"))
 }
 
 /// Turns a panic while polling a handler's future into its error outcome.

@@ -75,6 +75,7 @@ mod plural;
 mod prepare;
 pub mod registry;
 mod resource;
+mod retry;
 pub mod shard;
 mod shared;
 pub mod source;

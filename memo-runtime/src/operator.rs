@@ -493,9 +493,11 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
         watch,
     };
     for &handler in handlers {
-        let succeeded = invoke::call(&Bound::new(handler, memory), memo, &env).await;
-        if !succeeded && handler.trigger.is_startup() {
-            return Some(handler);
+        if let Err(err) = invoke::call(&Bound::new(handler, memory), memo, &env).await {
+            invoke::report(handler, &env, &err);
+            if handler.trigger.is_startup() {
+                return Some(handler);
+            }
         }
     }
     None
