@@ -4,9 +4,10 @@
 use crate::errors::Errors;
 use crate::{duration, resource, suggest};
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token, UnOp};
 
 /// What makes a handler run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,9 +89,12 @@ pub(crate) struct HandlerArgs {
     pub(crate) backoff: Option<u64>,
     /// `timeout = DURATION`, nanoseconds.
     pub(crate) timeout: Option<u64>,
+    /// The `timeout` key, when written (valid value or not): whether the function may have it
+    /// depends on its `async`, which `check::timeout_needs_async` sees.
+    pub(crate) timeout_span: Option<Span>,
 }
 
-const HANDLER_KEYS: [&str; 11] = [
+const HANDLER_KEYS: [&str; 14] = [
     "event",
     "create",
     "update",
@@ -102,6 +106,9 @@ const HANDLER_KEYS: [&str; 11] = [
     "initial_delay",
     "id",
     "component",
+    "retries",
+    "backoff",
+    "timeout",
 ];
 
 /// Parses `#[handler(...)]` arguments, recording every problem in `errors` and keeping what is
@@ -118,6 +125,9 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
     let mut misspelled_trigger = false;
     let mut interval_span = None;
     let mut initial_delay_span = None;
+    // `retries`, `backoff` and `timeout` as written, valid value or not: where they may appear
+    // depends on the trigger, checked once all keys are read.
+    let mut retry_keys: Vec<(&'static str, Span)> = Vec::new();
     for meta in &metas {
         let Some(key) = meta.path().get_ident().map(ToString::to_string) else {
             errors.spanned(meta.path(), "expected a key such as `event`, `timer` or `id`");
@@ -188,6 +198,31 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
                     }
                 }
             }
+            "retries" => {
+                retry_keys.push(("retries", key_span));
+                let Some(value) = name_value(meta, &key, "5", errors) else {
+                    continue;
+                };
+                match retries(value) {
+                    Ok(retries) => parsed.retries = Some(retries),
+                    Err(error) => errors.push(error),
+                }
+            }
+            "backoff" | "timeout" => {
+                let key: &'static str = if key == "backoff" { "backoff" } else { "timeout" };
+                retry_keys.push((key, key_span));
+                if key == "timeout" {
+                    parsed.timeout_span = Some(key_span);
+                }
+                let Some(value) = name_value(meta, key, "\"2s\"", errors) else {
+                    continue;
+                };
+                match duration::parse(key, value).and_then(|nanos| non_zero(key, nanos, value)) {
+                    Ok(nanos) if key == "backoff" => parsed.backoff = Some(nanos),
+                    Ok(nanos) => parsed.timeout = Some(nanos),
+                    Err(error) => errors.push(error),
+                }
+            }
             "id" | "component" => {
                 let Some(text) = string_value(meta, &key, errors) else {
                     continue;
@@ -204,6 +239,15 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
                 misspelled_trigger |=
                     suggest::closest(&key, HANDLER_KEYS).is_some_and(|s| TriggerKind::from_key(s).is_some());
                 errors.at(key_span, unknown_key_message(&key));
+            }
+        }
+    }
+
+    // With two triggers, the conflict is the error to fix first.
+    if let (Some(trigger), [_]) = (&parsed.trigger, kinds_written.as_slice()) {
+        for &(key, span) in &retry_keys {
+            if let Some(message) = misplaced_retry_key(key, trigger.kind) {
+                errors.at(span, message);
             }
         }
     }
@@ -240,6 +284,90 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
         }
     }
     parsed
+}
+
+/// Why `key` (`retries`, `backoff` or `timeout`) cannot be given to a handler of this kind, if it
+/// cannot. Whether `timeout` may be given also depends on `async`: see `check::timeout_needs_async`.
+fn misplaced_retry_key(key: &str, kind: TriggerKind) -> Option<String> {
+    let retried = "applies to create, update and delete handlers";
+    let reason = match (key, kind) {
+        (_, TriggerKind::Create | TriggerKind::Update | TriggerKind::Delete) => return None,
+        ("timeout", TriggerKind::Event | TriggerKind::Timer) => return None,
+        ("timeout", TriggerKind::Startup | TriggerKind::Cleanup) => {
+            return Some(format!(
+                "`timeout` applies to resource handlers (event, create, update, delete and timer), not to {}; \
+                 remove it, and bound the work inside the handler if needed",
+                kind.describe()
+            ));
+        }
+        (_, TriggerKind::Event) => format!(
+            "`{key}` {retried}: an `event` handler is fire-and-forget (kopf's `on.event`) and is not retried; \
+             use `create = \"KIND\"`, `update = \"KIND\"` or `delete = \"KIND\"` to retry"
+        ),
+        (_, TriggerKind::Timer) => {
+            format!("`{key}` {retried}: a timer is not retried, it simply runs again at its next tick; remove `{key}`")
+        }
+        (_, TriggerKind::Startup) => format!(
+            "`{key}` {retried}: a startup handler is not retried, if it fails the operator stops; remove `{key}`"
+        ),
+        (_, TriggerKind::Cleanup) => {
+            format!("`{key}` {retried}: a cleanup handler runs once, at shutdown, and is not retried; remove `{key}`")
+        }
+    };
+    Some(reason)
+}
+
+/// `retries = N`: a whole number that fits `u32`.
+fn retries(value: &Expr) -> syn::Result<u32> {
+    let hint = "write the number of retries after the first call, e.g. `retries = 5` (`retries = 0`: never retried; \
+                leave it out for unlimited retries)";
+    let error = |message: String| Err(syn::Error::new_spanned(value, message));
+    match value {
+        // syn reads `-1` in an attribute as one negative literal.
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(_) | Lit::Float(_),
+            ..
+        }) if value.to_token_stream().to_string().starts_with('-') => {
+            error(format!("`retries` must not be negative: {hint}"))
+        }
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => {
+            error(format!("`retries` must not be negative: {hint}"))
+        }
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<u32>().or_else(|_| {
+            error(format!(
+                "`retries` is too large: at most {}; leave it out for unlimited retries",
+                u32::MAX
+            ))
+        }),
+        Expr::Lit(ExprLit { lit: Lit::Float(_), .. }) => error(format!("`retries` is a whole number: {hint}")),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text), ..
+        }) if text.value().trim().parse::<u32>().is_ok() => error(format!(
+            "`retries` is a number, not a string: write `retries = {}`",
+            text.value().trim()
+        )),
+        Expr::Path(path) => error(format!(
+            "`retries` must be a literal: the macro reads it while compiling and cannot evaluate `{}`; {hint}",
+            path.to_token_stream().to_string().replace(' ', "")
+        )),
+        _ => error(format!("expected a whole number for `retries`: {hint}")),
+    }
+}
+
+/// `backoff` and `timeout` cannot be zero (`duration::parse` refuses zero for `interval` only).
+fn non_zero(key: &str, nanos: u64, value: &Expr) -> syn::Result<u64> {
+    if nanos > 0 {
+        return Ok(nanos);
+    }
+    let why = if key == "backoff" {
+        "retries would run back to back"
+    } else {
+        "no handler finishes in no time"
+    };
+    Err(syn::Error::new_spanned(
+        value,
+        format!("`{key}` must be greater than zero: {why}; write e.g. `{key} = 1` or `{key} = \"500ms\"`"),
+    ))
 }
 
 /// Parses `#[prepare_memory]` / `#[prepare_memory(component = "NAME")]`; returns the component.
@@ -347,6 +475,9 @@ fn resource_value(meta: &Meta, key: &str, errors: &mut Errors) -> Option<LitStr>
 }
 
 fn unknown_key_message(key: &str) -> String {
+    if matches!(key, "retry" | "max_retries" | "attempts") {
+        return format!("unknown key `{key}`; did you mean `retries`?");
+    }
     let unsupported = match key {
         "idle" => Some("kopf's `idle` is not supported: a timer here runs every `interval` while its resource exists"),
         "sharp" => Some("kopf's `sharp` is not supported: a timer's interval counts from the end of its previous run"),
@@ -354,8 +485,9 @@ fn unknown_key_message(key: &str) -> String {
         "labels" | "annotations" | "value" => Some(
             "filters on labels, annotations and fields are not supported: check them in the handler's `body` and return early",
         ),
-        "retries" | "backoff" | "timeout" | "errors" => Some(
-            "retry options are not supported: a failing handler is logged and the operator goes on; retry inside the handler if needed",
+        "errors" => Some(
+            "kopf's `errors=` is not supported: return `Error::permanent(...)` for a failure never to retry, \
+             and `Error::temporary(..., delay)` for one to retry after that delay; other errors are retried with the `backoff`",
         ),
         "param" => Some("`param` is not supported: keep per-handler settings in the memo or in a constant"),
         "delay" => Some("`delay` is not supported here: did you mean `initial_delay` (timers only)?"),
@@ -477,7 +609,8 @@ mod tests {
             ("idle", "kopf's `idle`"),
             ("when", "`when` filters"),
             ("labels", "filters on labels"),
-            ("retries", "retry options"),
+            ("errors", "kopf's `errors=` is not supported"),
+            ("retry", "did you mean `retries`?"),
             ("plural", "the resource is the trigger's value"),
             ("daemon", "daemons are not supported"),
             ("field", "field handlers"),
@@ -486,6 +619,135 @@ mod tests {
             let (_, errors) = parse(quote!(event = "A", #key = 1));
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert!(errors[0].contains(expected), "{key}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn retry_keys_are_parsed() {
+        let (args, errors) = parse(quote!(
+            create = "KopfExample",
+            retries = 5,
+            backoff = "2s",
+            timeout = "30s"
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.retries, Some(5));
+        assert_eq!(args.backoff, Some(2_000_000_000));
+        assert_eq!(args.timeout, Some(30_000_000_000));
+        assert!(args.timeout_span.is_some());
+        let (args, errors) = parse(quote!(update = "KopfExample", retries = 0, backoff = 0.5, timeout = 1));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.retries, Some(0));
+        assert_eq!(args.backoff, Some(500_000_000));
+        assert_eq!(args.timeout, Some(1_000_000_000));
+        let (args, errors) = parse(quote!(delete = "KopfExample", retries = 4294967295, backoff = "1h30m"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.retries, Some(u32::MAX));
+        assert_eq!(args.backoff, Some(5_400_000_000_000));
+        assert_eq!((args.timeout, args.timeout_span.is_some()), (None, false));
+        // Left out: the runtime's defaults.
+        let (args, _) = parse(quote!(create = "KopfExample"));
+        assert_eq!((args.retries, args.backoff, args.timeout), (None, None, None));
+    }
+
+    #[test]
+    fn timeout_is_allowed_on_event_handlers_and_timers() {
+        for args in [
+            quote!(event = "KopfExample", timeout = 5),
+            quote!(timer = "KopfExample", interval = 10, timeout = "1s"),
+        ] {
+            let (args, errors) = parse(args);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(args.timeout.is_some(), args.timeout_span.is_some());
+        }
+    }
+
+    #[test]
+    fn retries_and_backoff_only_on_create_update_delete() {
+        for (args, expected) in [
+            (quote!(event = "A", retries = 3), "`retries` applies to create, update and delete handlers: an `event` handler is fire-and-forget (kopf's `on.event`) and is not retried; use `create = \"KIND\"`, `update = \"KIND\"` or `delete = \"KIND\"` to retry"),
+            (quote!(event = "A", backoff = "2s"), "`backoff` applies to create, update and delete handlers: an `event` handler"),
+            (quote!(timer = "A", interval = 1, backoff = 1), "`backoff` applies to create, update and delete handlers: a timer is not retried, it simply runs again at its next tick"),
+            (quote!(timer = "A", interval = 1, retries = 1), "a timer is not retried"),
+            (quote!(startup, retries = 1), "a startup handler is not retried, if it fails the operator stops"),
+            (quote!(cleanup, backoff = 1), "a cleanup handler runs once, at shutdown, and is not retried"),
+            (quote!(startup, timeout = 1), "`timeout` applies to resource handlers (event, create, update, delete and timer), not to a startup handler"),
+            (quote!(cleanup, timeout = "1s"), "not to a cleanup handler"),
+        ] {
+            let (_, errors) = parse(args);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].starts_with(expected) || errors[0].contains(expected), "{errors:?}");
+        }
+    }
+
+    #[test]
+    fn every_misplaced_retry_key_is_reported_at_once() {
+        let (_, errors) = parse(quote!(timer = "A", retries = 2, interval = 1, backoff = "1s"));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("`retries` applies"), "{errors:?}");
+        assert!(errors[1].starts_with("`backoff` applies"), "{errors:?}");
+        let (_, errors) = parse(quote!(startup, retries = 1, backoff = 1, timeout = 1));
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        // A bad value and a bad place are two mistakes.
+        let (_, errors) = parse(quote!(event = "A", retries = -1));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        // Two triggers: that conflict comes first, not what follows from either.
+        let (_, errors) = parse(quote!(event = "A", create = "A", retries = 1));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("one trigger"), "{errors:?}");
+    }
+
+    #[test]
+    fn bad_retry_values_say_what_to_write() {
+        for (args, expected) in [
+            (
+                quote!(create = "A", retries = -1),
+                "`retries` must not be negative: write the number of retries",
+            ),
+            (quote!(create = "A", retries = 1.5), "`retries` is a whole number"),
+            (
+                quote!(create = "A", retries = "3"),
+                "`retries` is a number, not a string: write `retries = 3`",
+            ),
+            (
+                quote!(create = "A", retries = "many"),
+                "expected a whole number for `retries`",
+            ),
+            (quote!(create = "A", retries = MAX), "`retries` must be a literal"),
+            (quote!(create = "A", retries = u32::MAX), "cannot evaluate `u32::MAX`"),
+            (
+                quote!(create = "A", retries = 4294967296),
+                "`retries` is too large: at most 4294967295",
+            ),
+            (quote!(create = "A", retries), "`retries` needs a value: `retries = 5`"),
+            (quote!(create = "A", backoff = 0), "`backoff` must be greater than zero"),
+            (
+                quote!(create = "A", timeout = "0s"),
+                "`timeout` must be greater than zero",
+            ),
+            (quote!(create = "A", backoff = -1), "`backoff` must not be negative"),
+            (
+                quote!(create = "A", timeout = "5 parsecs"),
+                "invalid duration \"5 parsecs\" for `timeout`",
+            ),
+            (
+                quote!(create = "A", timeout = true),
+                "expected a number of seconds or a duration string for `timeout`",
+            ),
+            (quote!(create = "A", backoff), "`backoff` needs a value"),
+        ] {
+            let (_, errors) = parse(args);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains(expected), "{expected}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn misspelled_retry_keys_are_suggested() {
+        for (key, suggestion) in [("retires", "retries"), ("backof", "backoff"), ("timout", "timeout")] {
+            let key = syn::Ident::new(key, Span::call_site());
+            let (_, errors) = parse(quote!(create = "A", #key = 1));
+            assert_eq!(errors, [format!("unknown key `{key}`; did you mean `{suggestion}`?")]);
         }
     }
 

@@ -1,7 +1,7 @@
 //! Rules that relate the attribute to the function: what each kind of handler may ask for, and
 //! what needs `async`.
 
-use crate::args::TriggerKind;
+use crate::args::{HandlerArgs, TriggerKind};
 use crate::errors::Errors;
 use crate::sig::{Injectable, Param};
 use syn::{Attribute, ItemFn};
@@ -24,6 +24,23 @@ pub(crate) fn shared_needs_async(func: &ItemFn, params: &[Param], errors: &mut E
         errors.spanned(
             func.sig.fn_token,
             "`shared` is only available to async handlers: its methods are `async` because the store may be remote; make it `async fn`",
+        );
+    }
+}
+
+/// `timeout` cancels a handler that runs too long: only an `async fn` can be cancelled.
+pub(crate) fn timeout_needs_async(func: &ItemFn, args: &HandlerArgs, errors: &mut Errors) {
+    let Some(span) = args.timeout_span else {
+        return;
+    };
+    // On a startup or cleanup handler, `timeout` is already refused whatever the function.
+    if args.trigger.as_ref().is_some_and(|trigger| !trigger.kind.is_resource()) {
+        return;
+    }
+    if func.sig.asyncness.is_none() {
+        errors.at(
+            span,
+            "`timeout` needs an `async fn`: a running sync `fn` cannot be cancelled; make the handler `async fn`, or drop `timeout`",
         );
     }
 }
@@ -55,4 +72,56 @@ fn is_memo_attribute(attr: &Attribute) -> bool {
         segments.as_slice(),
         ["handler" | "prepare_memory"] | [.., "memo_runtime" | "prelude", "handler" | "prepare_memory"]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+    use syn::parse_quote;
+
+    fn timeout_errors(args: proc_macro2::TokenStream, func: ItemFn) -> Vec<String> {
+        let mut errors = Errors::default();
+        let args = crate::args::parse_handler(args, &mut errors);
+        assert!(errors.is_empty(), "{:?}", errors.messages());
+        timeout_needs_async(&func, &args, &mut errors);
+        errors.messages()
+    }
+
+    #[test]
+    fn timeout_needs_an_async_fn() {
+        let sync: ItemFn = parse_quote!(
+            fn provision() {}
+        );
+        let asynchronous: ItemFn = parse_quote!(
+            async fn provision() {}
+        );
+        for args in [
+            quote!(create = "KopfExample", timeout = "30s"),
+            quote!(event = "KopfExample", timeout = 5),
+            quote!(timer = "KopfExample", interval = 10, timeout = "1s"),
+        ] {
+            let errors = timeout_errors(args.clone(), sync.clone());
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].starts_with("`timeout` needs an `async fn`"), "{errors:?}");
+            assert!(timeout_errors(args, asynchronous.clone()).is_empty());
+        }
+        // A sync handler without `timeout` is fine, retries or not.
+        assert!(timeout_errors(quote!(update = "KopfExample", retries = 0), sync).is_empty());
+    }
+
+    #[test]
+    fn no_second_error_where_timeout_is_already_refused() {
+        let mut errors = Errors::default();
+        let args = crate::args::parse_handler(quote!(startup, timeout = 5), &mut errors);
+        assert_eq!(errors.messages().len(), 1);
+        timeout_needs_async(
+            &parse_quote!(
+                fn start() {}
+            ),
+            &args,
+            &mut errors,
+        );
+        assert_eq!(errors.messages().len(), 1, "{:?}", errors.messages());
+    }
 }

@@ -30,6 +30,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let (params, output_checkable) = read_signature(&func, "#[handler]", &availability, &mut errors);
     check::shared_needs_async(&func, &params, &mut errors);
+    check::timeout_needs_async(&func, &parsed, &mut errors);
     if !errors.is_empty() {
         return rejected(item, &func, &params, output_checkable, "handler", errors);
     }
