@@ -751,7 +751,12 @@ fn enqueue<M>(key: ResourceKey, slot: &mut Slot<M>, work: Work, jobs: &async_cha
                 }
                 None => work,
             };
-            let job = Job { key, state, first, rest };
+            let job = Job {
+                key,
+                state,
+                first,
+                rest,
+            };
             send(jobs, job);
         }
         None => slot.cold().pending.push_back(work),

@@ -56,7 +56,11 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
             None => CatchUnwind(wrapper(&mut cx)).await,
             Some(timeout) => tokio::time::timeout(timeout, CatchUnwind(wrapper(&mut cx)))
                 .await
-                .unwrap_or_else(|_| Err(HandlerError::new(format!("timed out after {timeout:?} and was cancelled")))),
+                .unwrap_or_else(|_| {
+                    Err(HandlerError::new(format!(
+                        "timed out after {timeout:?} and was cancelled"
+                    )))
+                }),
         },
     }
 }

@@ -61,7 +61,9 @@ pub(crate) fn verdict(policy: &RetryPolicy, err: &HandlerError, retries_done: u3
 /// [`MAX_BACKOFF`] (or `first`, if larger), plus `jitter` (in `[0, 1)`) times a quarter of that.
 pub(crate) fn backoff(first: Duration, retries_done: u32, jitter: f64) -> Duration {
     let cap = MAX_BACKOFF.max(first);
-    let base = first.checked_mul(1u32 << retries_done.min(31)).map_or(cap, |delay| delay.min(cap));
+    let base = first
+        .checked_mul(1u32 << retries_done.min(31))
+        .map_or(cap, |delay| delay.min(cap));
     base + base.mul_f64(jitter.clamp(0.0, 1.0) / 4.0)
 }
 
@@ -111,7 +113,13 @@ pub(crate) fn log_recovered(handler: &Registration, resource: &Resource<'_>, ret
 }
 
 /// Logs the end of a handler's tries for this event.
-pub(crate) fn log_final(handler: &Registration, resource: &Resource<'_>, err: &HandlerError, verdict: &Verdict, retries: u32) {
+pub(crate) fn log_final(
+    handler: &Registration,
+    resource: &Resource<'_>,
+    err: &HandlerError,
+    verdict: &Verdict,
+    retries: u32,
+) {
     let outcome = match verdict {
         Verdict::Permanent => "failed permanently".to_owned(),
         _ => format!("gave up after {retries} retr{}", if retries == 1 { "y" } else { "ies" }),
@@ -178,8 +186,12 @@ mod tests {
             timeout: None,
         };
         let any = HandlerError::new("boom");
-        assert!(matches!(verdict(&policy, &any, 0), Verdict::Retry(d) if d >= Duration::from_secs(2) && d <= Duration::from_millis(2500)));
-        assert!(matches!(verdict(&policy, &any, 1), Verdict::Retry(d) if d >= Duration::from_secs(4) && d <= Duration::from_secs(5)));
+        assert!(
+            matches!(verdict(&policy, &any, 0), Verdict::Retry(d) if d >= Duration::from_secs(2) && d <= Duration::from_millis(2500))
+        );
+        assert!(
+            matches!(verdict(&policy, &any, 1), Verdict::Retry(d) if d >= Duration::from_secs(4) && d <= Duration::from_secs(5))
+        );
         assert_eq!(verdict(&policy, &any, 2), Verdict::GiveUp);
         let temporary = HandlerError {
             message: "later".into(),
@@ -192,7 +204,10 @@ mod tests {
             retry: RetryHint::Never,
         };
         assert_eq!(verdict(&policy, &permanent, 0), Verdict::Permanent);
-        assert!(matches!(verdict(&RetryPolicy::DEFAULT, &any, 1_000_000), Verdict::Retry(_)));
+        assert!(matches!(
+            verdict(&RetryPolicy::DEFAULT, &any, 1_000_000),
+            Verdict::Retry(_)
+        ));
     }
 
     #[test]
