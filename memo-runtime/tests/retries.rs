@@ -7,13 +7,12 @@ mod common;
 use common::{capture_logs, entries, log_in, push, Log};
 use memo_runtime::prelude::*;
 use serde_json::json;
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The tests read the log, which tracing's per-callsite caches make unreliable across threads
 /// running at once: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Seconds since the test started (paused time), to one decimal.
 fn now(memo: &Memo) -> f64 {
@@ -214,7 +213,7 @@ fn time_of(entry: &str) -> f64 {
 
 #[tokio::test(start_paused = true)]
 async fn temporary_failures_are_retried_with_growing_jittered_backoff_until_success() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let (_guard, logs) = capture_logs();
     let running = start(1);
     running.send(Event::added(object("Flaky", "f"))).await;
@@ -262,7 +261,7 @@ async fn temporary_failures_are_retried_with_growing_jittered_backoff_until_succ
 
 #[tokio::test(start_paused = true)]
 async fn a_temporary_error_is_retried_after_its_own_delay() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let running = start(1);
     running.send(Event::added(object("Later", "l"))).await;
     running.wait_for("later 2", 1).await;
@@ -277,7 +276,7 @@ async fn a_temporary_error_is_retried_after_its_own_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn a_permanent_failure_runs_once_and_the_next_handlers_still_run() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let (_guard, logs) = capture_logs();
     let running = start(1);
     running.send(Event::added(object("Broken", "b"))).await;
@@ -295,7 +294,7 @@ async fn a_permanent_failure_runs_once_and_the_next_handlers_still_run() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_3_gives_up_after_4_calls() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let (_guard, logs) = capture_logs();
     let running = start(2);
     running.send(Event::added(object("Limited", "x"))).await;
@@ -313,7 +312,7 @@ async fn retries_3_gives_up_after_4_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn a_timeout_cancels_a_slow_async_handler_and_retries_it() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let (_guard, logs) = capture_logs();
     let running = start(1);
     running.send(Event::added(object("Slow", "s"))).await;
@@ -337,7 +336,7 @@ async fn a_timeout_cancels_a_slow_async_handler_and_retries_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_panic_is_a_temporary_failure() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let running = start(1);
     running.send(Event::added(object("Panicky", "p"))).await;
     running.wait_for("panicky ok", 1).await;
@@ -369,13 +368,13 @@ async fn later_events_wait_behind_the_retry_other_resources_do_not(workers: usiz
 
 #[tokio::test(start_paused = true)]
 async fn later_events_of_a_resource_wait_for_its_retry_while_others_run_inline() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     later_events_wait_behind_the_retry_other_resources_do_not(1).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn later_events_of_a_resource_wait_for_its_retry_while_others_run_on_workers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     later_events_wait_behind_the_retry_other_resources_do_not(2).await;
 }
 
@@ -413,19 +412,19 @@ async fn deleted_cancels_the_create_retry_and_delete_retries_keep_the_memo(worke
 
 #[tokio::test(start_paused = true)]
 async fn deleted_cancels_pending_retries_inline() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     deleted_cancels_the_create_retry_and_delete_retries_keep_the_memo(1).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn deleted_cancels_pending_retries_on_workers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     deleted_cancels_the_create_retry_and_delete_retries_keep_the_memo(2).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn event_handlers_are_not_retried() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     let running = start(1);
     running.send(Event::added(object("Noisy", "n"))).await;
     running.wait_for("noisy", 1).await;
@@ -435,7 +434,7 @@ async fn event_handlers_are_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn the_end_of_the_source_does_not_wait_for_scheduled_retries() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().await;
     for workers in [1, 2] {
         let (_guard, logs) = capture_logs();
         let started = Instant::now();
