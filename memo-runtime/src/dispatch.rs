@@ -236,8 +236,17 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 return;
             }
             self.cancel_retry(&key);
+            return self.run_inline_work(key, Work::Event(event), watch).await;
         }
-        self.run_inline_work(key, Work::Event(event), watch).await;
+        // The common case, in the one lookup `admit` made: nothing waits, nothing to settle
+        // unless the resource was deleted or a handler is to be retried.
+        let Some(state) = slot.state.as_mut() else {
+            return;
+        };
+        let ran = run_work(&key, state, Work::Event(event), watch).await;
+        if ran.deleted || ran.retry.is_some() {
+            self.settle_inline(key, ran, watch).await;
+        }
     }
 
     async fn run_delayed_inline(&mut self, key: ResourceKey, delayed: Delayed, watch: &Watch) {
@@ -285,17 +294,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 self.reschedule(&key, timer, interval);
             }
             if ran.deleted {
-                let leftover = self
-                    .forget(key.lookup())
-                    .map(|mut slot| slot.take_pending())
-                    .unwrap_or_default();
-                for work in leftover {
-                    if let Work::Event(event) = work {
-                        // A new incarnation: admitted afresh, with a fresh memo.
-                        Box::pin(self.run_event_inline(event, watch)).await;
-                    }
-                }
-                return;
+                return self.settle_inline(key, ran, watch).await;
             }
             if let Some(retry) = ran.retry {
                 if self.schedule_retry(&key, retry) {
@@ -310,6 +309,38 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         }
         if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
             slot.release_idle_cold();
+        }
+    }
+
+    /// After work that deleted the resource (its memo is dropped, and events that waited behind
+    /// a delete handler's retry start a new incarnation) or that is to be retried.
+    async fn settle_inline(&mut self, key: ResourceKey, ran: Ran, watch: &Watch) {
+        if ran.deleted {
+            let leftover = self
+                .forget(key.lookup())
+                .map(|mut slot| slot.take_pending())
+                .unwrap_or_default();
+            for work in leftover {
+                if let Work::Event(event) = work {
+                    // A new incarnation: admitted afresh, with a fresh memo.
+                    Box::pin(self.run_event_inline(event, watch)).await;
+                }
+            }
+            return;
+        }
+        if let Some(retry) = ran.retry {
+            if !self.schedule_retry(&key, retry) {
+                // Not held back after all (a deletion waits, or no retry is accepted now): what
+                // waits runs now.
+                let next = self
+                    .resources
+                    .get_mut(&Lookup(key.lookup()))
+                    .and_then(|slot| slot.cold.as_mut())
+                    .and_then(|cold| cold.pending.pop_front());
+                if let Some(next) = next {
+                    Box::pin(self.run_inline_work(key, next, watch)).await;
+                }
+            }
         }
     }
 
@@ -459,11 +490,13 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         };
         if deleted && slot.retrying_before_deletion() {
             self.cancel_retry(&key);
+            let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
+                return;
+            };
+            enqueue(key, slot, Work::Event(event), jobs);
+        } else {
+            enqueue(key, slot, Work::Event(event), jobs);
         }
-        let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
-            return;
-        };
-        enqueue(key, slot, Work::Event(event), jobs);
         self.in_flight += 1;
     }
 
@@ -538,45 +571,29 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         // What the job did not get to goes first, before what arrived meanwhile.
         let mut rest = done.leftover;
         rest.append(&mut slot.take_pending());
-        if let Some(retry) = done.retry {
-            slot.state = Some(done.state);
-            slot.cold().pending = rest;
-            if self.schedule_retry(&key, retry) {
-                return;
-            }
-            let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
-                return;
-            };
-            rest = slot.take_pending();
-            done.state = match slot.state.take() {
-                Some(state) => state,
-                None => return,
-            };
-            if self.stop.is_requested() {
-                self.in_flight -= rest.len();
-                self.stop
-                    .count_dropped(rest.iter().filter(|work| work.is_event()).count());
-                rest.clear();
-            }
+        let Some(retry) = done.retry else {
+            return continue_with(key, slot, done.state, rest, jobs);
+        };
+        slot.state = Some(done.state);
+        slot.cold().pending = rest;
+        if self.schedule_retry(&key, retry) {
+            return;
         }
+        // Not held back after all: a deletion waits, or no retry is accepted now.
         let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
             return;
         };
-        match rest.pop_front() {
-            Some(first) => {
-                let job = Job {
-                    key,
-                    state: done.state,
-                    first,
-                    rest,
-                };
-                send(jobs, job);
-            }
-            None => {
-                slot.state = Some(done.state);
-                slot.release_idle_cold();
-            }
+        let mut rest = slot.take_pending();
+        let Some(state) = slot.state.take() else {
+            return;
+        };
+        if self.stop.is_requested() {
+            self.in_flight -= rest.len();
+            self.stop
+                .count_dropped(rest.iter().filter(|work| work.is_event()).count());
+            rest.clear();
         }
+        continue_with(key, slot, state, rest, jobs);
     }
 
     /// Holds the resource's work back until `retry` has run, or, if a `DELETED` already waits
@@ -730,6 +747,31 @@ fn log_cancelled<M>(key: &ResourceKey, state: &ResourceState<M>, retry: &Pending
             key,
         };
         retry::log_cancelled(bound.handler, &resource, events_dropped);
+    }
+}
+
+/// Hands a resource's next work to a worker, or leaves it idle if there is none.
+fn continue_with<M>(
+    key: ResourceKey,
+    slot: &mut Slot<M>,
+    state: ResourceState<M>,
+    mut rest: VecDeque<Work>,
+    jobs: &async_channel::Sender<Job<M>>,
+) {
+    match rest.pop_front() {
+        Some(first) => send(
+            jobs,
+            Job {
+                key,
+                state,
+                first,
+                rest,
+            },
+        ),
+        None => {
+            slot.state = Some(state);
+            slot.release_idle_cold();
+        }
     }
 }
 
