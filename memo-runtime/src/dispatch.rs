@@ -986,7 +986,20 @@ async fn run_work<M: Send + Sync + 'static>(
             logger,
             watch,
         };
-        run_handlers(plan.handlers(event.r#type), first, retries_done, memo, &env, &resource).await
+        let mut failed = None;
+        // Only a failure, or a success after retries, has anything to settle.
+        for (index, bound) in plan.handlers(event.r#type).iter().enumerate().skip(first) {
+            let outcome = invoke::call(bound, memo, &env).await;
+            let retries_done = if index == first { retries_done } else { 0 };
+            if outcome.is_ok() && retries_done == 0 {
+                continue;
+            }
+            if let Some(delay) = settle_handler(bound.handler, outcome, retries_done, &env, &resource) {
+                failed = Some((index, retries_done + 1, delay));
+                break;
+            }
+        }
+        failed
     };
     if let Some((handler, attempt, delay)) = failed {
         return Ran {
@@ -1016,32 +1029,33 @@ async fn run_work<M: Send + Sync + 'static>(
     }
 }
 
-/// Runs an event's handlers from `first` on (the handlers before it succeeded already), the first
-/// of them `retries_done` retries in. Stops at a failure to be retried: returns the handler's
-/// index, its retry count and the delay.
-async fn run_handlers(
-    handlers: &[crate::invoke::Bound],
-    first: usize,
+/// Logs how a handler's call went (a success only after retries); returns the delay if it is to
+/// be retried.
+fn settle_handler(
+    handler: &'static crate::registry::Registration,
+    outcome: crate::inject::Outcome,
     retries_done: u32,
-    memo: &mut (dyn std::any::Any + Send + Sync),
     env: &Env<'_>,
     resource: &Resource<'_>,
-) -> Option<(usize, u32, std::time::Duration)> {
-    for (index, bound) in handlers.iter().enumerate().skip(first) {
-        let retries_done = if index == first { retries_done } else { 0 };
-        let handler = bound.handler;
-        match invoke::call(bound, memo, env).await {
-            Ok(()) if retries_done > 0 => retry::log_recovered(handler, resource, retries_done),
-            Ok(()) => {}
-            Err(err) if retry::retried(handler) => match retry::verdict(&handler.retry, &err, retries_done) {
-                Verdict::Retry(delay) => {
-                    retry::log_temporary(handler, resource, &err, delay);
-                    return Some((index, retries_done + 1, delay));
-                }
-                verdict => retry::log_final(handler, resource, &err, &verdict, retries_done),
-            },
-            Err(err) => invoke::report(handler, env, &err),
+) -> Option<std::time::Duration> {
+    match outcome {
+        Ok(()) => {
+            retry::log_recovered(handler, resource, retries_done);
+            None
+        }
+        Err(err) if retry::retried(handler) => match retry::verdict(&handler.retry, &err, retries_done) {
+            Verdict::Retry(delay) => {
+                retry::log_temporary(handler, resource, &err, delay);
+                Some(delay)
+            }
+            verdict => {
+                retry::log_final(handler, resource, &err, &verdict, retries_done);
+                None
+            }
+        },
+        Err(err) => {
+            invoke::report(handler, env, &err);
+            None
         }
     }
-    None
 }
