@@ -82,7 +82,10 @@ pub mod source;
 mod stop;
 pub mod store;
 
-pub use cli::{run, run_with};
+/// The clap memo parses its flags with ([`cli::Args`]): derive your own parser through it
+/// (`use memo_runtime::clap::{self, Parser};`), without a second version of clap.
+pub use clap;
+pub use cli::{run, run_with, run_with_args};
 pub use error::{Error, Result, UnknownKind};
 pub use event::{Event, EventType};
 pub use logger::Logger;

@@ -1,0 +1,273 @@
+//! The runtime's flags as a `clap::Args` struct, and the value parsers they use.
+
+use crate::shard::Shard;
+use clap::builder::TypedValueParser;
+use std::ffi::OsStr;
+use std::time::Duration;
+
+/// What `run()` without `--source` says when memo-runtime was built without the `kube` feature.
+pub(crate) const NO_KUBE: &str = "error: no `--source` given, and watching a cluster needs memo-runtime's `kube` feature: memo-runtime = { version = \"0.1\", features = [\"kube\"] } (or read a watch stream with `--source FILE|-`)";
+
+/// What `--redis` says when memo-runtime was built without the `redis` feature.
+pub(crate) const NO_REDIS: &str =
+    "`--redis` needs memo-runtime's `redis` feature: memo-runtime = { version = \"0.1\", features = [\"redis\"] }";
+
+/// Every flag of the runtime, as a [`clap::Args`]: flatten it into your own parser and hand it to
+/// [`run_with_args`](crate::run_with_args); [`run`](crate::run) and
+/// [`run_with`](crate::run_with) parse it alone.
+///
+/// | flag | meaning |
+/// | --- | --- |
+/// | `--source FILE\|-` | read watch events from a file, a FIFO or standard input (`-`); without it, watch the cluster (feature `kube`) |
+/// | `-n, --namespace NS` | watch only these namespaces (repeatable) |
+/// | `--workers N` | run up to N handlers at once |
+/// | `--shutdown-timeout DURATION` | how long running handlers may take to finish after a signal (`30`, `2.5`, `250ms`, `1m30s`) |
+/// | `--redis URL` | shared memory in Redis (feature `redis`) `[env: MEMO_REDIS_URL]` |
+/// | `--name NAME` | the bot's name in the store |
+/// | `--shard I/N` | be replica I of N `[env: MEMO_SHARD]` |
+/// | `--log-format text\|json` | log lines as text or JSON `[env: MEMO_LOG_FORMAT]` |
+/// | `-v`, `-vv`, `-q` | more or less logging |
+///
+/// Flags of features memo-runtime was built without still parse (so `--help` is the same for
+/// every build); [`run_with_args`](crate::run_with_args) refuses them with exit code 2.
+///
+/// ```
+/// use memo_runtime::clap::{self, Parser};
+///
+/// /// My operator.
+/// #[derive(Parser)]
+/// struct Flags {
+///     #[command(flatten)]
+///     memo: memo_runtime::cli::Args,
+///     /// Where my database is.
+///     #[arg(long, env = "DATABASE_URL")]
+///     database_url: String,
+/// }
+///
+/// fn main() {
+///     let flags = Flags::try_parse_from(["op", "--workers", "4", "-vv", "--database-url", "postgres://db/"]).unwrap();
+///     assert_eq!(flags.memo.workers, Some(4));
+///     assert_eq!(flags.memo.verbosity(), 2);
+///     assert_eq!(flags.database_url, "postgres://db/");
+///     // In a real `main`: `memo_runtime::run_with_args(flags.memo, Operator::new())`.
+/// }
+/// ```
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+// This text is rustdoc's, not the `about` of the parser it is flattened into.
+#[command(about = None, long_about = None)]
+// Its own group id: a program's parser is often called `Args` too.
+#[group(id = "memo-runtime")]
+#[non_exhaustive]
+pub struct Args {
+    /// Read Kubernetes watch events from FILE (or a FIFO), or from standard input with `-`, as
+    /// `kubectl get KIND -A --watch --output-watch-events -o json` prints them. Without
+    /// `--source`, watch the Kubernetes API, connecting as kubectl does (KUBECONFIG,
+    /// ~/.kube/config, or the in-cluster service account): every kind a handler selects; that
+    /// needs memo-runtime's `kube` feature.
+    #[arg(long, value_name = "FILE|-", value_parser = source_path)]
+    pub source: Option<String>,
+
+    /// Watch only namespace NS in the cluster (repeat for more; default: all namespaces).
+    #[arg(short = 'n', long = "namespace", value_name = "NS", value_parser = non_blank)]
+    pub namespaces: Vec<String>,
+
+    /// Run up to N handlers at once (default: the number of cores).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub workers: Option<usize>,
+
+    /// On SIGTERM/SIGINT, how long running handlers may take to finish before they are abandoned:
+    /// seconds (`30`, `2.5`) or `250ms`, `10s`, `1m`, `1h30m` (default: 30s). A second signal
+    /// stops at once.
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser)]
+    pub shutdown_timeout: Option<Duration>,
+
+    /// Keep shared memory in Redis (`redis://127.0.0.1:6379/`), shared by every replica of the
+    /// bot; needs memo-runtime's `redis` feature.
+    #[arg(long, value_name = "URL", env = "MEMO_REDIS_URL")]
+    pub redis: Option<String>,
+
+    /// The bot's name: its keys, locks and preparation in the store live under it (default: this
+    /// executable's file name).
+    #[arg(long, value_name = "NAME", value_parser = non_blank)]
+    pub name: Option<String>,
+
+    /// Be replica I of N (counted from 0): handle only the resources whose key hashes to I modulo
+    /// N; N replicas on one source split it.
+    #[arg(long, value_name = "I/N", env = "MEMO_SHARD", value_parser = shard)]
+    pub shard: Option<Shard>,
+
+    /// How log lines are written to standard error: `text` for people, `json` for log collectors
+    /// (one object a line: timestamp, level, target, and `fields` with the message and the
+    /// event's fields such as handler, kind, namespace, name).
+    #[arg(long, value_name = "FORMAT", value_enum, env = "MEMO_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More logging: `-v` debug, `-vv` trace (RUST_LOG overrides).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less logging: errors only (wins over `-v`; RUST_LOG overrides).
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+/// How [`run_with_args`](crate::run_with_args) writes its log lines (`--log-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines, colored on a terminal.
+    #[default]
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, and `fields` holding `message`
+    /// and the event's fields.
+    Json,
+}
+
+impl Default for Args {
+    /// What an empty command line gives, without reading environment variables: the cluster as
+    /// the source, all namespaces, defaults for everything else.
+    fn default() -> Self {
+        Args {
+            source: None,
+            namespaces: Vec::new(),
+            workers: None,
+            shutdown_timeout: None,
+            redis: None,
+            name: None,
+            shard: None,
+            log_format: LogFormat::Text,
+            verbose: 0,
+            quiet: false,
+        }
+    }
+}
+
+impl Args {
+    /// -1 for `-q`, 0 by default, 1 for `-v`, 2 for `-vv` (and more for more `-v`s).
+    ///
+    /// ```
+    /// let args = memo_runtime::cli::Args::default();
+    /// assert_eq!(args.verbosity(), 0);
+    /// ```
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            i8::try_from(self.verbose).unwrap_or(i8::MAX)
+        }
+    }
+
+    /// Refuses what needs a feature memo-runtime was built without, saying how to enable it.
+    pub(crate) fn check_features(&self, redis: bool, kube: bool) -> Result<(), &'static str> {
+        if self.redis.is_some() && !redis {
+            return Err(NO_REDIS);
+        }
+        if self.source.is_none() && !kube {
+            return Err(NO_KUBE);
+        }
+        Ok(())
+    }
+}
+
+/// `--source`: a path, or `-`; not empty.
+fn source_path(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("give a file path, or `-` for standard input".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// `--namespace`, `--name`: not empty.
+fn non_blank(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("it must not be empty".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// `--workers`: a positive number.
+fn positive(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|&n: &usize| n > 0)
+        .ok_or_else(|| "it must be a positive number".to_owned())
+}
+
+/// `--shard I/N`, as [`Shard::parse`] reads it.
+fn shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text).map_err(|err| err.to_string())
+}
+
+/// Seconds as a number (`30`, `2.5`), or a duration string (`250ms`, `1h30m`).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| "it must be a non-negative number of seconds".to_owned());
+    }
+    super::duration_text::parse_text(text).map(Duration::from_nanos)
+}
+
+/// A duration flag's value parser: [`parse_duration`], with an error that names the flag and
+/// says what to write.
+#[derive(Clone, Copy)]
+struct DurationParser;
+
+impl TypedValueParser for DurationParser {
+    type Value = Duration;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<Duration, clap::Error> {
+        let text = value.to_string_lossy();
+        parse_duration(&text).map_err(|reason| {
+            let flag = arg
+                .and_then(|arg| arg.get_long())
+                .map_or_else(|| "a duration".to_owned(), |long| format!("--{long}"));
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("`{flag} {text}` is not a duration: {reason}; write e.g. `30`, `10s`, `1m` or `1h30m`"),
+            )
+            // With the usage and the pointer to `--help`, as clap's own errors.
+            .format(&mut cmd.clone())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Args, NO_KUBE};
+
+    fn args(flags: &[&str]) -> Args {
+        use clap::FromArgMatches;
+        let command = <Args as clap::Args>::augment_args(clap::Command::new("test").no_binary_name(true))
+            .mut_args(|arg| arg.env(None::<&'static str>));
+        Args::from_arg_matches(&command.try_get_matches_from(flags).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn without_the_kube_feature_no_source_says_how_to_enable_it() {
+        let cli = args(&["--workers", "2"]);
+        let message = cli.check_features(true, false).unwrap_err();
+        assert_eq!(message, NO_KUBE);
+        assert_eq!(message.lines().count(), 1, "one line");
+        assert!(message.contains(r#"features = ["kube"]"#), "{message}");
+        assert!(message.contains("--source FILE|-"), "{message}");
+        // With the feature, or with a `--source`, nothing is refused.
+        assert!(cli.check_features(true, true).is_ok());
+        assert!(args(&["--source", "-"]).check_features(true, false).is_ok());
+    }
+
+    #[test]
+    fn without_the_redis_feature_redis_is_refused() {
+        let cli = args(&["--source", "-", "--redis", "redis://127.0.0.1:1/"]);
+        let message = cli.check_features(false, true).unwrap_err();
+        assert!(message.contains(r#"features = ["redis"]"#), "{message}");
+        assert_eq!(message.lines().count(), 1, "one line");
+        assert!(cli.check_features(true, true).is_ok());
+    }
+
+    #[test]
+    fn the_default_is_an_empty_command_line() {
+        assert_eq!(args(&[]), Args::default());
+    }
+}

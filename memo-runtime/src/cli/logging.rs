@@ -1,0 +1,31 @@
+//! The log subscriber `run_with_args` installs: text or JSON lines on standard error.
+
+use super::args::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+/// The level filter: `RUST_LOG` if set, else by `-v`/`-q`.
+fn filter(verbosity: i8) -> EnvFilter {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        return filter;
+    }
+    EnvFilter::new(match verbosity {
+        ..=-1 => "error",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    })
+}
+
+/// Installs the global subscriber, unless the program installed one already.
+pub(crate) fn init(format: LogFormat, verbosity: i8) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(verbosity))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // `{"timestamp", "level", "fields": {"message", ...the event's fields}, "target"}`.
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+}
