@@ -85,14 +85,26 @@ fn random_unit() -> f64 {
     })
 }
 
+/// A `tracing` event at `$level` about `$handler` on `$resource`, carrying both as fields.
+macro_rules! about {
+    ($level:ident, $handler:expr, $resource:expr, $($message:tt)+) => {
+        tracing::$level!(
+            target: "memo",
+            handler = $handler.id,
+            kind = $resource.kind,
+            namespace = $resource.namespace().unwrap_or_default(),
+            name = $resource.name(),
+            $($message)+
+        )
+    };
+}
+
 /// Logs a failure that will be retried.
 pub(crate) fn log_temporary(handler: &Registration, resource: &Resource<'_>, err: &HandlerError, delay: Duration) {
-    tracing::warn!(
-        target: "memo",
-        handler = handler.id,
-        kind = resource.kind,
-        namespace = resource.namespace().unwrap_or_default(),
-        name = resource.name(),
+    about!(
+        warn,
+        handler,
+        resource,
         "handler `{}` failed temporarily: {err}; retrying in {delay:.1?}",
         handler.id,
     );
@@ -100,12 +112,10 @@ pub(crate) fn log_temporary(handler: &Registration, resource: &Resource<'_>, err
 
 /// Logs a success after `retries` retries.
 pub(crate) fn log_recovered(handler: &Registration, resource: &Resource<'_>, retries: u32) {
-    tracing::info!(
-        target: "memo",
-        handler = handler.id,
-        kind = resource.kind,
-        namespace = resource.namespace().unwrap_or_default(),
-        name = resource.name(),
+    about!(
+        info,
+        handler,
+        resource,
         "handler `{}` succeeded after {retries} retr{}",
         handler.id,
         if retries == 1 { "y" } else { "ies" },
@@ -124,25 +134,15 @@ pub(crate) fn log_final(
         Verdict::Permanent => "failed permanently".to_owned(),
         _ => format!("gave up after {retries} retr{}", if retries == 1 { "y" } else { "ies" }),
     };
-    tracing::error!(
-        target: "memo",
-        handler = handler.id,
-        kind = resource.kind,
-        namespace = resource.namespace().unwrap_or_default(),
-        name = resource.name(),
-        "handler `{}` {outcome}: {err}",
-        handler.id,
-    );
+    about!(error, handler, resource, "handler `{}` {outcome}: {err}", handler.id,);
 }
 
 /// Logs a retry that a `DELETED` event made moot.
 pub(crate) fn log_cancelled(handler: &Registration, resource: &Resource<'_>, events_dropped: usize) {
-    tracing::info!(
-        target: "memo",
-        handler = handler.id,
-        kind = resource.kind,
-        namespace = resource.namespace().unwrap_or_default(),
-        name = resource.name(),
+    about!(
+        info,
+        handler,
+        resource,
         "the resource was deleted: the retry of handler `{}` is cancelled{}",
         handler.id,
         match events_dropped {
