@@ -1,6 +1,7 @@
 //! Which handlers apply to which resources: selectors, and per-kind plans built on first sight.
 
 use crate::invoke::Bound;
+use crate::metrics::{KindMetrics, Metrics};
 use crate::registry::{Registration, Trigger};
 use crate::shared::SharedMemory;
 use crate::EventType;
@@ -77,6 +78,8 @@ pub(crate) struct KindPlan {
     modified: Box<[Bound]>,
     deleted: Box<[Bound]>,
     pub(crate) timers: Box<[TimerSpec]>,
+    /// `None` unless the operator serves metrics.
+    pub(crate) metrics: Option<KindMetrics>,
 }
 
 impl KindPlan {
@@ -100,6 +103,7 @@ type KnownVersion = (Box<str>, Option<usize>);
 pub(crate) struct Catalog {
     handlers: Vec<&'static Registration>,
     memory: SharedMemory,
+    metrics: Option<Metrics>,
     /// For each kind, its API versions seen so far and the index of their plan in `plans`
     /// (`None`: no handler wants these objects). Indices, not references, so that a hit costs one
     /// hash lookup.
@@ -109,7 +113,7 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     /// `handlers` in registry order; startup and cleanup handlers are ignored here.
-    pub(crate) fn new(handlers: &[&'static Registration], memory: SharedMemory) -> Self {
+    pub(crate) fn new(handlers: &[&'static Registration], memory: SharedMemory, metrics: Option<Metrics>) -> Self {
         let handlers = handlers
             .iter()
             .copied()
@@ -118,6 +122,7 @@ impl Catalog {
         Catalog {
             handlers,
             memory,
+            metrics,
             by_kind: HashMap::default(),
             plans: Vec::new(),
         }
@@ -139,7 +144,7 @@ impl Catalog {
     }
 
     fn add(&mut self, kind: &str, api_version: &str) -> Option<usize> {
-        let index = build_plan(&self.handlers, &self.memory, kind, api_version).map(|plan| {
+        let index = build_plan(&self.handlers, &self.memory, self.metrics.as_ref(), kind, api_version).map(|plan| {
             self.plans.push(Arc::new(plan));
             self.plans.len() - 1
         });
@@ -154,6 +159,7 @@ impl Catalog {
 fn build_plan(
     handlers: &[&'static Registration],
     memory: &SharedMemory,
+    metrics: Option<&Metrics>,
     kind: &str,
     api_version: &str,
 ) -> Option<KindPlan> {
@@ -170,7 +176,7 @@ fn build_plan(
                     (EventType::Deleted, &mut deleted),
                 ] {
                     if filter.accepts(r#type) {
-                        list.push(Bound::new(handler, memory));
+                        list.push(Bound::new(handler, memory, metrics));
                     }
                 }
             }
@@ -179,7 +185,7 @@ fn build_plan(
                 interval,
                 initial_delay,
             } if Selector::parse(resource).matches(kind, api_version) => timers.push(TimerSpec {
-                handler: Bound::new(handler, memory),
+                handler: Bound::new(handler, memory, metrics),
                 interval,
                 initial_delay,
             }),
@@ -195,6 +201,7 @@ fn build_plan(
         modified: modified.into(),
         deleted: deleted.into(),
         timers: timers.into(),
+        metrics: metrics.map(|metrics| metrics.kind(kind)),
     })
 }
 

@@ -8,6 +8,8 @@
 use crate::catalog::{Catalog, KindPlan};
 use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
+use crate::invoke::Bound;
+use crate::metrics::Metrics;
 use crate::resource::{Admitted, Lookup, Resource, ResourceKey};
 use crate::retry::{self, PendingRetry, Verdict};
 use crate::shard::Shard;
@@ -153,27 +155,53 @@ pub(crate) struct Dispatcher<M> {
     resources: Resources<M>,
     /// Delayed work of every resource: timers and retries.
     timers: DelayQueue<(ResourceKey, Delayed)>,
+    /// Work admitted and not finished: with workers, what is with them or waits behind them;
+    /// inline, what waits behind a retry.
     in_flight: usize,
+    /// With workers: resources whose state is with a worker (one job each).
+    jobs_out: usize,
     accepting_timers: bool,
     stop: Stop,
     /// The resources this replica handles; `None`: all.
     shard: Option<Shard>,
     /// Reused to build the lookup text of objects without a uid.
     lookup_buffer: String,
+    /// `None` unless the operator serves metrics.
+    metrics: Option<Metrics>,
 }
 
 impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
-    pub(crate) fn new(operator_memo: M, catalog: Catalog, stop: Stop, shard: Option<Shard>) -> Self {
+    pub(crate) fn new(
+        operator_memo: M,
+        catalog: Catalog,
+        stop: Stop,
+        shard: Option<Shard>,
+        metrics: Option<Metrics>,
+    ) -> Self {
         Dispatcher {
             operator_memo,
             catalog,
             resources: Resources::default(),
             timers: DelayQueue::new(),
             in_flight: 0,
+            jobs_out: 0,
             accepting_timers: true,
             stop,
             shard,
             lookup_buffer: String::new(),
+            metrics,
+        }
+    }
+
+    /// Sets the gauges of the metrics: once per turn of the loop, a store or two, rather than
+    /// bookkeeping at every change.
+    fn publish(&self) {
+        if let Some(metrics) = &self.metrics {
+            let waiting = self.in_flight - self.jobs_out.min(self.in_flight);
+            metrics.queue_depth.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+            metrics
+                .resources
+                .set(i64::try_from(self.resources.len()).unwrap_or(i64::MAX));
         }
     }
 
@@ -189,6 +217,9 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         };
         self.stop_timers("stopping");
         self.resources.clear();
+        self.in_flight = 0;
+        self.jobs_out = 0;
+        self.publish();
         outcome
     }
 
@@ -202,6 +233,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             if stop.is_requested() {
                 return Ok(());
             }
+            self.publish();
             tokio::select! {
                 biased;
                 Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
@@ -233,6 +265,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         if slot.waiting_for_retry() {
             if !(deleted && slot.retrying_before_deletion()) {
                 slot.cold().pending.push_back(Work::Event(event));
+                self.in_flight += 1;
                 return;
             }
             self.cancel_retry(&key);
@@ -260,6 +293,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 }
                 if slot.waiting_for_retry() {
                     slot.cold().pending.push_back(Work::Timer(timer));
+                    self.in_flight += 1;
                     return;
                 }
                 Work::Timer(timer)
@@ -301,11 +335,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     return;
                 }
             }
-            next = self
-                .resources
-                .get_mut(&Lookup(key.lookup()))
-                .and_then(|slot| slot.cold.as_mut())
-                .and_then(|cold| cold.pending.pop_front());
+            next = self.pop_pending(&key);
         }
         if let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) {
             slot.release_idle_cold();
@@ -320,6 +350,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 .forget(key.lookup())
                 .map(|mut slot| slot.take_pending())
                 .unwrap_or_default();
+            self.in_flight -= leftover.len().min(self.in_flight);
             for work in leftover {
                 if let Work::Event(event) = work {
                     // A new incarnation: admitted afresh, with a fresh memo.
@@ -332,12 +363,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             if !self.schedule_retry(&key, retry) {
                 // Not held back after all (a deletion waits, or no retry is accepted now): what
                 // waits runs now.
-                let next = self
-                    .resources
-                    .get_mut(&Lookup(key.lookup()))
-                    .and_then(|slot| slot.cold.as_mut())
-                    .and_then(|cold| cold.pending.pop_front());
-                if let Some(next) = next {
+                if let Some(next) = self.pop_pending(&key) {
                     Box::pin(self.run_inline_work(key, next, watch)).await;
                 }
             }
@@ -354,15 +380,21 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             .map(|(key, _)| key.clone())
             .collect();
         for key in waiting {
-            let first = self
-                .resources
-                .get_mut(&Lookup(key.lookup()))
-                .and_then(|slot| slot.cold.as_mut())
-                .and_then(|cold| cold.pending.pop_front());
-            if let Some(first) = first {
+            if let Some(first) = self.pop_pending(&key) {
                 self.run_inline_work(key, first, watch).await;
             }
         }
+    }
+
+    /// Inline: the next work waiting behind a resource's retry, if any.
+    fn pop_pending(&mut self, key: &ResourceKey) -> Option<Work> {
+        let next = self
+            .resources
+            .get_mut(&Lookup(key.lookup()))
+            .and_then(|slot| slot.cold.as_mut())
+            .and_then(|cold| cold.pending.pop_front());
+        self.in_flight -= usize::from(next.is_some()).min(self.in_flight);
+        next
     }
 
     async fn run_workers(&mut self, mut source: EventSource, workers: usize, in_flight: &InFlight) -> Result<()> {
@@ -399,6 +431,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 self.drop_pending();
                 continue;
             }
+            self.publish();
             tokio::select! {
                 biased;
                 Some(finished) = done.recv() => {
@@ -457,7 +490,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 if let Some(cold) = slot.cold.as_mut() {
                     cold.timer_keys[usize::from(timer)] = None;
                 }
-                enqueue(key, slot, Work::Timer(timer), jobs);
+                self.jobs_out += usize::from(enqueue(key, slot, Work::Timer(timer), jobs));
             }
             Delayed::Retry => {
                 let Some((retry, _)) = slot.cold.as_mut().and_then(|cold| cold.retry.take()) else {
@@ -478,6 +511,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                         rest,
                     },
                 );
+                self.jobs_out += 1;
             }
         }
         self.in_flight += 1;
@@ -488,15 +522,16 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some((key, slot)) = self.admit(&event) else {
             return;
         };
-        if deleted && slot.retrying_before_deletion() {
+        let sent = if deleted && slot.retrying_before_deletion() {
             self.cancel_retry(&key);
             let Some(slot) = self.resources.get_mut(&Lookup(key.lookup())) else {
                 return;
             };
-            enqueue(key, slot, Work::Event(event), jobs);
+            enqueue(key, slot, Work::Event(event), jobs)
         } else {
-            enqueue(key, slot, Work::Event(event), jobs);
-        }
+            enqueue(key, slot, Work::Event(event), jobs)
+        };
+        self.jobs_out += usize::from(sent);
         self.in_flight += 1;
     }
 
@@ -521,6 +556,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                             rest,
                         },
                     );
+                    self.jobs_out += 1;
                 }
             }
         }
@@ -540,6 +576,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
     fn finish(&mut self, mut done: Done<M>, jobs: &async_channel::Sender<Job<M>>) {
         drop(done.spent.take());
         self.in_flight -= done.finished;
+        self.jobs_out -= 1;
         self.stop.count_dropped(done.dropped);
         let key = done.key;
         if done.deleted {
@@ -572,7 +609,8 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let mut rest = done.leftover;
         rest.append(&mut slot.take_pending());
         let Some(retry) = done.retry else {
-            return continue_with(key, slot, done.state, rest, jobs);
+            self.jobs_out += usize::from(continue_with(key, slot, done.state, rest, jobs));
+            return;
         };
         slot.state = Some(done.state);
         slot.cold().pending = rest;
@@ -593,7 +631,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 .count_dropped(rest.iter().filter(|work| work.is_event()).count());
             rest.clear();
         }
-        continue_with(key, slot, state, rest, jobs);
+        self.jobs_out += usize::from(continue_with(key, slot, state, rest, jobs));
     }
 
     /// Holds the resource's work back until `retry` has run, or, if a `DELETED` already waits
@@ -658,9 +696,15 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             }
         };
         let Some(plan) = self.catalog.plan(admitted.kind, admitted.api_version) else {
+            if let Some(metrics) = &self.metrics {
+                metrics.received_unhandled_kind(admitted.kind, event.r#type);
+            }
             tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
             return None;
         };
+        if let Some(metrics) = &plan.metrics {
+            metrics.received(event.r#type);
+        }
         let lookup = admitted.lookup(&mut self.lookup_buffer);
         if self.shard.is_some_and(|shard| !shard.owns(lookup)) {
             tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
@@ -750,37 +794,42 @@ fn log_cancelled<M>(key: &ResourceKey, state: &ResourceState<M>, retry: &Pending
     }
 }
 
-/// Hands a resource's next work to a worker, or leaves it idle if there is none.
+/// Hands a resource's next work to a worker, or leaves it idle if there is none. Returns whether
+/// it sent a job.
 fn continue_with<M>(
     key: ResourceKey,
     slot: &mut Slot<M>,
     state: ResourceState<M>,
     mut rest: VecDeque<Work>,
     jobs: &async_channel::Sender<Job<M>>,
-) {
+) -> bool {
     match rest.pop_front() {
-        Some(first) => send(
-            jobs,
-            Job {
-                key,
-                state,
-                first,
-                rest,
-            },
-        ),
+        Some(first) => {
+            send(
+                jobs,
+                Job {
+                    key,
+                    state,
+                    first,
+                    rest,
+                },
+            );
+            true
+        }
         None => {
             slot.state = Some(state);
             slot.release_idle_cold();
+            false
         }
     }
 }
 
 /// Queues work for a resource, or sends it to a worker right away if the resource is idle and
-/// not waiting for a retry.
-fn enqueue<M>(key: ResourceKey, slot: &mut Slot<M>, work: Work, jobs: &async_channel::Sender<Job<M>>) {
+/// not waiting for a retry. Returns whether it sent a job.
+fn enqueue<M>(key: ResourceKey, slot: &mut Slot<M>, work: Work, jobs: &async_channel::Sender<Job<M>>) -> bool {
     if slot.waiting_for_retry() {
         slot.cold().pending.push_back(work);
-        return;
+        return false;
     }
     match slot.state.take() {
         Some(state) => {
@@ -800,8 +849,12 @@ fn enqueue<M>(key: ResourceKey, slot: &mut Slot<M>, work: Work, jobs: &async_cha
                 rest,
             };
             send(jobs, job);
+            true
         }
-        None => slot.cold().pending.push_back(work),
+        None => {
+            slot.cold().pending.push_back(work);
+            false
+        }
     }
 }
 
@@ -994,7 +1047,7 @@ async fn run_work<M: Send + Sync + 'static>(
             if outcome.is_ok() && retries_done == 0 {
                 continue;
             }
-            if let Some(delay) = settle_handler(bound.handler, outcome, retries_done, &env, &resource) {
+            if let Some(delay) = settle_handler(bound, outcome, retries_done, &env, &resource) {
                 failed = Some((index, retries_done + 1, delay));
                 break;
             }
@@ -1012,6 +1065,9 @@ async fn run_work<M: Send + Sync + 'static>(
                 delay,
             })),
         };
+    }
+    if let Some(metrics) = &plan.metrics {
+        metrics.handled(event.r#type);
     }
     let deleted = event.r#type == EventType::Deleted;
     if plan.has_timers() && !deleted {
@@ -1032,12 +1088,13 @@ async fn run_work<M: Send + Sync + 'static>(
 /// Logs how a handler's call went (a success only after retries); returns the delay if it is to
 /// be retried.
 fn settle_handler(
-    handler: &'static crate::registry::Registration,
+    bound: &Bound,
     outcome: crate::inject::Outcome,
     retries_done: u32,
     env: &Env<'_>,
     resource: &Resource<'_>,
 ) -> Option<std::time::Duration> {
+    let handler = bound.handler;
     match outcome {
         Ok(()) => {
             retry::log_recovered(handler, resource, retries_done);
@@ -1046,6 +1103,9 @@ fn settle_handler(
         Err(err) if retry::retried(handler) => match retry::verdict(&handler.retry, &err, retries_done) {
             Verdict::Retry(delay) => {
                 retry::log_temporary(handler, resource, &err, delay);
+                if let Some(metrics) = &bound.metrics {
+                    metrics.retry_scheduled();
+                }
                 Some(delay)
             }
             verdict => {

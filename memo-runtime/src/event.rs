@@ -14,6 +14,14 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every event type, in the order of [`EventType::index`].
+    pub(crate) const ALL: [EventType; 3] = [EventType::Added, EventType::Modified, EventType::Deleted];
+
+    /// Its position in [`EventType::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The name Kubernetes uses for this type in watch streams: `ADDED`, `MODIFIED`, `DELETED`.
     ///
     /// ```

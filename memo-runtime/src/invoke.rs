@@ -2,6 +2,7 @@
 //! and logging it by name.
 
 use crate::inject::{Context, Env, HandlerError, Outcome};
+use crate::metrics::{HandlerMetrics, Metrics};
 use crate::registry::{Invoke, Preparer, Registration};
 use crate::shared::SharedMemory;
 use crate::{Logger, Shared};
@@ -10,18 +11,24 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+use tracing::Instrument;
 
-/// A handler with the shared memory it asks for resolved once, at startup.
+/// A handler with the shared memory it asks for, and its counters, resolved once, when its
+/// kind's plan is made.
 pub(crate) struct Bound {
     pub(crate) handler: &'static Registration,
     shared: Option<Shared>,
+    /// `None` unless the operator serves metrics.
+    pub(crate) metrics: Option<HandlerMetrics>,
 }
 
 impl Bound {
-    pub(crate) fn new(handler: &'static Registration, memory: &SharedMemory) -> Self {
+    pub(crate) fn new(handler: &'static Registration, memory: &SharedMemory, metrics: Option<&Metrics>) -> Self {
         Bound {
             handler,
             shared: handler.uses_shared.then(|| memory.space(handler.component)),
+            metrics: metrics.map(|metrics| metrics.handler(handler.id)),
         }
     }
 }
@@ -30,7 +37,19 @@ impl Bound {
 /// `timeout`) running too long, when it is cancelled. A handler whose shared memory cannot be
 /// prepared is not run, and that is a failure too. The caller logs failures: how depends on
 /// whether the handler is retried.
+///
+/// The handler runs inside a `handler` span carrying its id and its resource's kind, namespace
+/// and name, so that a plain `tracing::info!` in its body says what it is about.
 pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
+    let started = bound.metrics.as_ref().map(|_| Instant::now());
+    let outcome = call_in_span(bound, memo, env).await;
+    if let (Some(metrics), Some(started)) = (&bound.metrics, started) {
+        metrics.called(started, outcome.is_err());
+    }
+    outcome
+}
+
+async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared {
@@ -48,13 +67,25 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
         env,
         shared: bound.shared.as_ref(),
     };
+    // Without a subscriber that wants it, this is a disabled span: no fields read, nothing kept.
+    let span = match env.resource {
+        Some(resource) => tracing::info_span!(
+            target: "memo",
+            "handler",
+            handler = handler.id,
+            kind = resource.kind,
+            namespace = resource.namespace(),
+            name = resource.name(),
+        ),
+        None => tracing::info_span!(target: "memo", "handler", handler = handler.id),
+    };
     match handler.invoke {
-        Invoke::Sync(wrapper) => {
+        Invoke::Sync(wrapper) => span.in_scope(|| {
             catch_unwind(AssertUnwindSafe(|| wrapper(&mut cx))).unwrap_or_else(|panic| Err(panicked(panic)))
-        }
+        }),
         Invoke::Async(wrapper) => match handler.retry.timeout {
-            None => CatchUnwind(wrapper(&mut cx)).await,
-            Some(timeout) => tokio::time::timeout(timeout, CatchUnwind(wrapper(&mut cx)))
+            None => CatchUnwind(wrapper(&mut cx)).instrument(span).await,
+            Some(timeout) => tokio::time::timeout(timeout, CatchUnwind(wrapper(&mut cx)).instrument(span))
                 .await
                 .unwrap_or_else(|_| {
                     Err(HandlerError::new(format!(

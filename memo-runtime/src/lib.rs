@@ -65,11 +65,14 @@ pub mod diagnostics {}
 mod dispatch;
 mod error;
 mod event;
+mod health;
 mod in_flight;
 mod inject;
 mod invoke;
+mod liveness;
 mod logger;
 mod memo;
+mod metrics;
 mod operator;
 mod plural;
 mod prepare;

@@ -3,9 +3,12 @@
 
 use crate::catalog::Catalog;
 use crate::dispatch::Dispatcher;
+use crate::health::Health;
 use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
 use crate::invoke::Bound;
+use crate::liveness::Endpoint;
+use crate::metrics::Metrics;
 use crate::registry::{self, MemoType, Registration, Trigger};
 use crate::shard::Shard;
 use crate::shared::SharedMemory;
@@ -57,6 +60,8 @@ pub struct Operator<M = Memo> {
     handle_signals: bool,
     shutdown_timeout: Duration,
     shard: Option<(u64, u64)>,
+    liveness: Option<String>,
+    metrics: Metrics,
 }
 
 impl Operator<Memo> {
@@ -75,6 +80,8 @@ impl Operator<Memo> {
             handle_signals: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             shard: None,
+            liveness: None,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -96,6 +103,7 @@ impl<M> std::fmt::Debug for Operator<M> {
             .field("handle_signals", &self.handle_signals)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("shard", &self.shard)
+            .field("liveness", &self.liveness)
             .finish()
     }
 }
@@ -126,6 +134,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             handle_signals: self.handle_signals,
             shutdown_timeout: self.shutdown_timeout,
             shard: self.shard,
+            liveness: self.liveness,
+            metrics: self.metrics,
         }
     }
 
@@ -247,6 +257,41 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         self
     }
 
+    /// Serves a liveness probe and Prometheus metrics over HTTP on `address` (`HOST:PORT`; port 0
+    /// picks a free one) while the operator runs — kopf's `--liveness`, the `--liveness` flag of
+    /// [`run`](crate::run).
+    ///
+    /// - `GET /healthz` answers `200` while the event loop runs and its source is connected, and
+    ///   `503` otherwise, with the reason in the body: before the loop starts (startup handlers,
+    ///   connecting), while a Kubernetes watch is listing or retrying after a failure, and once
+    ///   the loop has ended (the stop drained it; cleanup handlers run).
+    /// - `GET /metrics` serves the Prometheus (OpenMetrics) text format: `memo_events_received_total`
+    ///   and `memo_events_handled_total` by `kind` and `type`; `memo_handler_calls_total`,
+    ///   `memo_handler_failures_total`, `memo_handler_retries_total` and the
+    ///   `memo_handler_duration_seconds` histogram by `handler`; the gauges `memo_resources`,
+    ///   `memo_queue_depth` and `memo_source_connected`; and `memo_shared_operations_total` (by
+    ///   `store` and `operation`) and `memo_shared_errors_total` (by `store`).
+    ///
+    /// The address is bound when [`run`](Operator::run) starts: an address in use fails the run
+    /// with an error naming it, before any handler runs. The server stops when the run ends.
+    /// Without this call nothing is counted.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let (events, source) = memo_runtime::source::channel(16);
+    /// memo_runtime::Operator::new()
+    ///     .liveness("127.0.0.1:8080")
+    ///     .source(source)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn liveness(mut self, address: impl ToString) -> Self {
+        self.liveness = Some(address.to_string());
+        self
+    }
+
     /// Runs the operator to completion.
     ///
     /// First checks the registered handlers (memo types, duplicate ids) and fails with
@@ -279,6 +324,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             handle_signals,
             shutdown_timeout,
             shard,
+            liveness,
+            metrics,
         } = self;
         let shard = shard.map(|(index, count)| Shard::new(index, count)).transpose()?;
         if let Some(shard) = shard {
@@ -299,6 +346,16 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
                 ))
             }
         };
+        let health = Health::default();
+        let metrics = liveness.is_some().then_some(metrics);
+        // Stops with this run, however it ends.
+        let _endpoint = match (&liveness, &metrics) {
+            (Some(address), Some(metrics)) => {
+                memory.count_operations(metrics);
+                Some(Endpoint::start(address, health.clone(), metrics.clone()).await?)
+            }
+            _ => None,
+        };
         let stop = Stop::default();
         // Ends with this run, however it ends (a caller may drop the future too).
         let _signals =
@@ -309,6 +366,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             stop,
             grace: shutdown_timeout,
             shard,
+            health,
+            metrics,
         };
         let result = phases.run(memo, source, workers).await;
         drop(idle_sender);
@@ -332,6 +391,9 @@ struct Phases {
     stop: Stop,
     grace: Duration,
     shard: Option<Shard>,
+    health: Health,
+    /// `None` unless the operator serves metrics.
+    metrics: Option<Metrics>,
 }
 
 impl Phases {
@@ -378,8 +440,9 @@ impl Phases {
     ) -> Result<Result<()>> {
         let stop = &self.stop;
         let in_flight = InFlight::default();
-        let catalog = Catalog::new(&self.handlers, self.memory.clone());
-        let dispatcher = Dispatcher::new(memo, catalog, stop.clone(), self.shard);
+        let catalog = Catalog::new(&self.handlers, self.memory.clone(), self.metrics.clone());
+        let dispatcher = Dispatcher::new(memo, catalog, stop.clone(), self.shard, self.metrics.clone());
+        self.health.running(source.connections());
         let dispatching = {
             let (stop, in_flight) = (stop.clone(), in_flight.clone());
             crate::dedicated::task(async move {
@@ -409,6 +472,7 @@ impl Phases {
             Supervised::Forced(signal) => return Err(Error::Forced(signal)),
             Supervised::Lost => Err(Error::custom("the event loop's thread ended without an answer")),
         };
+        self.health.stopped();
         let dropped = stop.dropped_events();
         if dropped > 0 {
             tracing::warn!(target: "memo", dropped, "{dropped} event(s) read but not started were dropped by the stop");
@@ -434,11 +498,12 @@ impl Phases {
         let in_flight = InFlight::default();
         let work = {
             let (memory, cancel, watch) = (self.memory.clone(), cancel.clone(), in_flight.watch());
+            let metrics = self.metrics.clone();
             crate::dedicated::spawn(format!("memo-{phase}"), async move {
                 let failed = tokio::select! {
                     biased;
                     () = cancel.cancelled() => None,
-                    failed = run_lifecycle(&selected, &memory, &mut memo, &watch) => failed,
+                    failed = run_lifecycle(&selected, &memory, metrics.as_ref(), &mut memo, &watch) => failed,
                 };
                 (memo, failed)
             })
@@ -481,6 +546,7 @@ enum Lifecycle<M> {
 async fn run_lifecycle<M: Send + Sync + 'static>(
     handlers: &[&'static Registration],
     memory: &SharedMemory,
+    metrics: Option<&Metrics>,
     memo: &mut M,
     watch: &Watch,
 ) -> Option<&'static Registration> {
@@ -493,7 +559,7 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
         watch,
     };
     for &handler in handlers {
-        if let Err(err) = invoke::call(&Bound::new(handler, memory), memo, &env).await {
+        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env).await {
             invoke::report(handler, &env, &err);
             if handler.trigger.is_startup() {
                 return Some(handler);

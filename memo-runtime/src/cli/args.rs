@@ -26,6 +26,7 @@ pub(crate) const NO_REDIS: &str =
 /// | `--name NAME` | the bot's name in the store |
 /// | `--shard I/N` | be replica I of N `[env: MEMO_SHARD]` |
 /// | `--log-format text\|json` | log lines as text or JSON `[env: MEMO_LOG_FORMAT]` |
+/// | `--liveness HOST:PORT` | serve `/healthz` and Prometheus `/metrics` there `[env: MEMO_LIVENESS]` |
 /// | `-v`, `-vv`, `-q` | more or less logging |
 ///
 /// Flags of features memo-runtime was built without still parse (so `--help` is the same for
@@ -102,6 +103,12 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", value_enum, env = "MEMO_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Serve a liveness probe on `http://HOST:PORT/healthz` (200 while the event loop runs and
+    /// the source is connected, 503 otherwise) and Prometheus metrics on `/metrics`, as kopf's
+    /// `--liveness` (port 0 picks a free port, logged).
+    #[arg(long, value_name = "HOST:PORT", env = "MEMO_LIVENESS", value_parser = non_blank)]
+    pub liveness: Option<String>,
+
     /// More logging: `-v` debug, `-vv` trace (RUST_LOG overrides).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -136,6 +143,7 @@ impl Default for Args {
             name: None,
             shard: None,
             log_format: LogFormat::Text,
+            liveness: None,
             verbose: 0,
             quiet: false,
         }

@@ -228,6 +228,10 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             Some(shard) => operator.shard(shard.index(), shard.count()),
             None => operator,
         };
+        let operator = match &args.liveness {
+            Some(address) => operator.liveness(address),
+            None => operator,
+        };
         let operator = match (&args.name, operator.shared().bot() == crate::DEFAULT_BOT_NAME) {
             (Some(name), _) => operator.name(name.as_str()),
             // A name set in code stays; otherwise the bot is named after its program.

@@ -3,6 +3,7 @@
 
 use super::codec::encode;
 use super::{update_in_place, Backend, Other, Shared};
+use crate::metrics::Operation;
 use crate::store::backoff::Backoff;
 use crate::store::in_process::{InProcessLock, InProcessSpace};
 use crate::store::local_locks::LocalGuard;
@@ -163,6 +164,11 @@ impl Shared {
     /// # }
     /// ```
     pub async fn lock(&self, name: &str) -> Result<LockGuard> {
+        let locked = self.lock_uncounted(name).await;
+        self.counted(Operation::Lock, locked)
+    }
+
+    async fn lock_uncounted(&self, name: &str) -> Result<LockGuard> {
         match &self.space.backend {
             Backend::InProcess(_, space) => {
                 let lock = space.lock(name).await;
@@ -217,6 +223,11 @@ impl Shared {
     ///
     /// `guard` must be a lock of this memory.
     pub async fn set_fenced(&self, guard: &LockGuard, key: &str, value: impl Serialize) -> Result<()> {
+        let written = self.set_fenced_uncounted(guard, key, value).await;
+        self.counted(Operation::Set, written)
+    }
+
+    async fn set_fenced_uncounted(&self, guard: &LockGuard, key: &str, value: impl Serialize) -> Result<()> {
         let value = encode(key, &value)?;
         match (&self.space.backend, &guard.held) {
             (Backend::InProcess(_, space), Held::InProcess(owner, _)) if Arc::ptr_eq(space, owner) => {
@@ -256,6 +267,14 @@ impl Shared {
     /// # }
     /// ```
     pub async fn update_fenced<T, R>(&self, guard: &LockGuard, key: &str, f: impl FnMut(&mut T) -> R) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let updated = self.update_fenced_uncounted(guard, key, f).await;
+        self.counted(Operation::Update, updated)
+    }
+
+    async fn update_fenced_uncounted<T, R>(&self, guard: &LockGuard, key: &str, f: impl FnMut(&mut T) -> R) -> Result<R>
     where
         T: Serialize + DeserializeOwned + Default,
     {

@@ -10,6 +10,7 @@ pub use lock::LockGuard;
 
 use codec::{decode, encode};
 
+use crate::metrics::{Metrics, Operation, StoreMetrics};
 use crate::registry::Preparer;
 use crate::store::backoff::Backoff;
 use crate::store::in_process::InProcessSpace;
@@ -21,7 +22,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A handle to one shared memory: the bot's, or one component's.
@@ -63,6 +64,8 @@ struct Space {
     /// Callers of this handle that need the memory prepared queue here, so that one of them at a
     /// time deals with the store.
     preparing: tokio::sync::Mutex<()>,
+    /// The operation counters of its store, once the operator serves metrics.
+    counted: Arc<OnceLock<StoreMetrics>>,
 }
 
 enum Backend {
@@ -133,10 +136,16 @@ impl Shared {
             &StoreRef::InProcess(InProcessStore::new()),
             MemoryId::new(DEFAULT_BOT_NAME, None),
             Vec::new(),
+            Arc::default(),
         )
     }
 
-    fn in_store(store: &StoreRef, memory: MemoryId, preparers: Vec<&'static Preparer>) -> Self {
+    fn in_store(
+        store: &StoreRef,
+        memory: MemoryId,
+        preparers: Vec<&'static Preparer>,
+        counted: Arc<OnceLock<StoreMetrics>>,
+    ) -> Self {
         let backend = match store {
             StoreRef::InProcess(store) => Backend::InProcess(store.clone(), store.space(&memory)),
             StoreRef::Dyn(store) => Backend::Other(Other {
@@ -153,6 +162,7 @@ impl Shared {
                 prepared_seen: AtomicU64::new(0),
                 created: Instant::now(),
                 preparing: tokio::sync::Mutex::new(()),
+                counted,
             }),
         }
     }
@@ -172,16 +182,18 @@ impl Shared {
     /// Fails if the stored value is not a `T`, naming the key and the type, or if the store
     /// cannot be reached.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match &self.space.backend {
+        let found = match &self.space.backend {
             Backend::InProcess(_, space) => match space.shard(key).get(key) {
                 Some(value) => decode(key, value).map(Some),
                 None => Ok(None),
             },
-            Backend::Other(other) => match other.store.get(&self.space.memory, key).await? {
-                Some(found) => decode(key, &found.value).map(Some),
-                None => Ok(None),
+            Backend::Other(other) => match other.store.get(&self.space.memory, key).await {
+                Ok(Some(found)) => decode(key, &found.value).map(Some),
+                Ok(None) => Ok(None),
+                Err(err) => Err(err),
             },
-        }
+        };
+        self.counted(Operation::Get, found)
     }
 
     /// Stores `value` under `key`, replacing what was there.
@@ -200,14 +212,18 @@ impl Shared {
     /// # }
     /// ```
     pub async fn set(&self, key: &str, value: impl Serialize) -> Result<()> {
-        let value = encode(key, &value)?;
-        match &self.space.backend {
+        let value = match encode(key, &value) {
+            Ok(value) => value,
+            Err(err) => return self.counted(Operation::Set, Err(err)),
+        };
+        let written = match &self.space.backend {
             Backend::InProcess(_, space) => {
                 InProcessSpace::store(&mut space.shard(key), key, value);
                 Ok(())
             }
             Backend::Other(other) => other.store.set(&self.space.memory, key, value).await,
-        }
+        };
+        self.counted(Operation::Set, written)
     }
 
     /// Atomically reads, modifies and writes the value under `key`: no concurrent `update` or
@@ -232,12 +248,13 @@ impl Shared {
     where
         T: Serialize + DeserializeOwned + Default,
     {
-        match &self.space.backend {
+        let updated = match &self.space.backend {
             Backend::InProcess(_, space) => update_in_place(space, key, f),
             // Boxed: inline, the remote path's large state would make every in-process `update`
             // future as large.
             Backend::Other(other) => Box::pin(self.update_in_store(other, key, None, f)).await,
-        }
+        };
+        self.counted(Operation::Update, updated)
     }
 
     async fn update_in_store<T, R>(
@@ -349,28 +366,32 @@ impl Shared {
 
     /// Removes `key`; returns whether it was there.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        match &self.space.backend {
+        let removed = match &self.space.backend {
             Backend::InProcess(_, space) => Ok(space.shard(key).remove(key).is_some()),
             Backend::Other(other) => other.store.remove(&self.space.memory, key).await,
-        }
+        };
+        self.counted(Operation::Remove, removed)
     }
 
     /// Whether a value is stored under `key`.
     pub async fn contains(&self, key: &str) -> Result<bool> {
-        match &self.space.backend {
+        let contained = match &self.space.backend {
             Backend::InProcess(_, space) => Ok(space.shard(key).contains_key(key)),
             Backend::Other(other) => other.store.contains(&self.space.memory, key).await,
-        }
+        };
+        self.counted(Operation::Contains, contained)
     }
 
     /// Every key, sorted.
     pub async fn keys(&self) -> Result<Vec<String>> {
-        let mut keys = match &self.space.backend {
-            Backend::InProcess(_, space) => space.keys(),
-            Backend::Other(other) => other.store.keys(&self.space.memory).await?,
+        let keys = match &self.space.backend {
+            Backend::InProcess(_, space) => Ok(space.keys()),
+            Backend::Other(other) => other.store.keys(&self.space.memory).await,
         };
-        keys.sort();
-        Ok(keys)
+        self.counted(Operation::Keys, keys).map(|mut keys| {
+            keys.sort();
+            keys
+        })
     }
 
     /// Removes every key of this memory, its locks' leases and its "prepared" mark: the next
@@ -389,12 +410,22 @@ impl Shared {
     /// ```
     pub async fn clear(&self) -> Result<()> {
         self.space.prepared_seen.store(0, Ordering::SeqCst);
-        match &self.space.backend {
+        let cleared = match &self.space.backend {
             Backend::InProcess(_, space) => {
                 space.clear();
                 Ok(())
             }
             Backend::Other(other) => other.store.clear(&self.space.memory).await,
+        };
+        self.counted(Operation::Clear, cleared)
+    }
+
+    /// Counts an operation for the metrics, if the operator serves them.
+    #[inline]
+    pub(crate) fn counted<T>(&self, operation: Operation, result: Result<T>) -> Result<T> {
+        match self.space.counted.get() {
+            Some(metrics) => metrics.count(operation, result),
+            None => result,
         }
     }
 
@@ -474,6 +505,7 @@ pub(crate) struct SharedMemory {
     store: StoreRef,
     bot: Arc<str>,
     spaces: Arc<Mutex<HashMap<Option<String>, Shared>>>,
+    counted: Arc<OnceLock<StoreMetrics>>,
 }
 
 impl SharedMemory {
@@ -483,7 +515,18 @@ impl SharedMemory {
             store,
             bot,
             spaces: Arc::default(),
+            counted: Arc::default(),
         }
+    }
+
+    /// Counts the operations of every memory (made or to be made) in `metrics`.
+    pub(crate) fn count_operations(&self, metrics: &Metrics) {
+        let store = match &self.store {
+            StoreRef::InProcess(_) => "in-process".to_owned(),
+            StoreRef::Dyn(store) => store.describe(),
+        };
+        // Set once per operator: a second run of the same memories counts where the first did.
+        let _ = self.counted.set(metrics.store(&store));
     }
 
     /// The same memories in another store or under another bot name.
@@ -510,7 +553,12 @@ impl SharedMemory {
                     .copied()
                     .filter(|p| p.component == component)
                     .collect();
-                Shared::in_store(&self.store, MemoryId::new(&self.bot, component), preparers)
+                Shared::in_store(
+                    &self.store,
+                    MemoryId::new(&self.bot, component),
+                    preparers,
+                    Arc::clone(&self.counted),
+                )
             })
             .clone()
     }

@@ -10,6 +10,7 @@ mod reader_thread;
 #[cfg(feature = "kube")]
 pub use kubernetes::kubernetes;
 
+use crate::health::Connection;
 use crate::{Error, Event, Result};
 use futures_core::Stream;
 use std::pin::Pin;
@@ -25,6 +26,8 @@ use tokio::sync::mpsc;
 /// source ends; a source that fails (a read error) stops it with that error.
 pub struct EventSource {
     inner: Inner,
+    /// What tells whether the parts of the source that can lose a connection have it.
+    connections: Vec<Connection>,
 }
 
 enum Inner {
@@ -36,6 +39,25 @@ enum Inner {
 }
 
 impl EventSource {
+    fn of(inner: Inner) -> EventSource {
+        EventSource {
+            inner,
+            connections: Vec::new(),
+        }
+    }
+
+    /// The same source, whose connection `connection` tells.
+    #[cfg_attr(not(feature = "kube"), allow(dead_code))]
+    pub(crate) fn connected_by(mut self, connection: Connection) -> EventSource {
+        self.connections.push(connection);
+        self
+    }
+
+    /// What tells whether the source is connected (nothing: it is, while it yields).
+    pub(crate) fn connections(&self) -> Vec<Connection> {
+        self.connections.clone()
+    }
+
     /// A source of the events `stream` yields, in its order; it ends when the stream does.
     ///
     /// ```
@@ -63,9 +85,7 @@ impl EventSource {
     /// # }
     /// ```
     pub fn from_stream(stream: impl Stream<Item = Event> + Send + 'static) -> EventSource {
-        EventSource {
-            inner: Inner::Stream(Box::pin(stream)),
-        }
+        EventSource::of(Inner::Stream(Box::pin(stream)))
     }
 
     /// One source of the events of all `sources`, each source's events in its order (between
@@ -94,8 +114,14 @@ impl EventSource {
     /// # }
     /// ```
     pub fn merge(sources: impl IntoIterator<Item = EventSource>) -> EventSource {
+        let sources: Vec<EventSource> = sources.into_iter().collect();
+        let connections = sources
+            .iter()
+            .flat_map(|source| source.connections.iter().cloned())
+            .collect();
         EventSource {
-            inner: Inner::Merged(merge::Merged::new(sources.into_iter().collect())),
+            inner: Inner::Merged(merge::Merged::new(sources)),
+            connections,
         }
     }
 
@@ -195,12 +221,7 @@ impl EventSender {
 /// ```
 pub fn channel(capacity: usize) -> (EventSender, EventSource) {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
-    (
-        EventSender { sender },
-        EventSource {
-            inner: Inner::Channel(receiver),
-        },
-    )
+    (EventSender { sender }, EventSource::of(Inner::Channel(receiver)))
 }
 
 /// Reads Kubernetes watch events as `kubectl get KIND -A --watch --output-watch-events -o json`
@@ -230,9 +251,7 @@ pub fn json_stream<R>(reader: R) -> EventSource
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
 {
-    EventSource {
-        inner: Inner::Json(json::JsonStream::new(Box::new(reader))),
-    }
+    EventSource::of(Inner::Json(json::JsonStream::new(Box::new(reader))))
 }
 
 /// [`json_stream`] over a blocking reader — standard input, a file, a FIFO — read and parsed on a
@@ -262,9 +281,7 @@ pub fn json_reader<R>(reader: R) -> EventSource
 where
     R: std::io::Read + Send + 'static,
 {
-    EventSource {
-        inner: Inner::Thread(reader_thread::ReaderThread::spawn(move || Ok(reader))),
-    }
+    EventSource::of(Inner::Thread(reader_thread::ReaderThread::spawn(move || Ok(reader))))
 }
 
 /// [`json_reader`] over a file or FIFO, opened on the reading thread (opening a FIFO waits for a
@@ -280,9 +297,7 @@ pub fn json_file(path: impl Into<std::path::PathBuf>) -> EventSource {
         let file = std::fs::File::open(&path).map_err(|err| named(&path, err))?;
         Ok(NamedReader { file, path })
     };
-    EventSource {
-        inner: Inner::Thread(reader_thread::ReaderThread::spawn(open)),
-    }
+    EventSource::of(Inner::Thread(reader_thread::ReaderThread::spawn(open)))
 }
 
 fn named(path: &std::path::Path, err: std::io::Error) -> std::io::Error {

@@ -5,6 +5,7 @@ mod discovery;
 mod watch;
 
 use super::EventSource;
+use crate::health::Connection;
 use crate::{Event, Result};
 use kube::api::{Api, DynamicObject};
 use kube::Client;
@@ -83,11 +84,18 @@ pub async fn kubernetes<N: Into<String>>(
             sources.push(watch::Watch::new(api, resource.clone(), None));
         }
     }
-    let mut sources: Vec<EventSource> = sources.into_iter().map(EventSource::from_stream).collect();
-    Ok(match sources.len() {
+    // Each watch is connected from its first successful list until a failure, and again from
+    // its next success.
+    let connection = Connection::connecting(sources.len());
+    let mut sources: Vec<EventSource> = sources
+        .into_iter()
+        .map(|watch| EventSource::from_stream(watch.reporting_to(connection.clone())))
+        .collect();
+    let source = match sources.len() {
         1 => sources.remove(0),
         _ => EventSource::merge(sources),
-    })
+    };
+    Ok(source.connected_by(connection))
 }
 
 /// The source of an operator with nothing to watch: it runs until it is stopped.

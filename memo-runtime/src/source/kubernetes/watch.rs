@@ -2,6 +2,7 @@
 //! default backoff, every failure logged with the kind and the delay before the next attempt.
 
 use super::bookkeeping::{Bookkeeping, Change};
+use crate::health::Connection;
 use crate::Event;
 use futures_core::Stream;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -27,6 +28,9 @@ pub(super) struct Watch {
     retry: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whether the last attempt failed, to log the recovery.
     failing: bool,
+    /// Whether the watch has listed since it started or last failed, as reported to `connection`.
+    connected: bool,
+    connection: Connection,
     book: Bookkeeping,
     ready: VecDeque<Event>,
 }
@@ -44,12 +48,26 @@ impl Watch {
             backoff: DefaultBackoff::default(),
             retry: None,
             failing: false,
+            connected: false,
+            connection: Connection::connecting(1),
             book: Bookkeeping::default(),
             ready: VecDeque::new(),
         }
     }
 
+    /// The same watch, reporting whether it is connected to `connection` (which counts it as not
+    /// connected yet).
+    pub(super) fn reporting_to(mut self, connection: Connection) -> Self {
+        self.connection = connection;
+        self
+    }
+
     fn record(&mut self, event: watcher::Event<DynamicObject>) {
+        // `Init` comes before the list is asked for: it says nothing about the connection.
+        if !self.connected && !matches!(event, watcher::Event::Init) {
+            self.connected = true;
+            self.connection.part_connected();
+        }
         let change = match event {
             watcher::Event::Init => Change::Relist,
             watcher::Event::InitApply(object) => Change::Listed(self.complete(object)),
@@ -90,6 +108,10 @@ impl Watch {
             self.scope,
         );
         self.failing = true;
+        if self.connected {
+            self.connected = false;
+            self.connection.part_disconnected();
+        }
         self.retry = Some(Box::pin(tokio::time::sleep(delay)));
     }
 }

@@ -1,0 +1,305 @@
+//! What an operator counts for Prometheus (served by the liveness endpoint, see
+//! [`Operator::liveness`](crate::Operator::liveness)): events, handler calls and their durations,
+//! resources, queue depth, shared-memory operations.
+//!
+//! Every label set the event path touches is resolved once (per handler when a kind's plan is
+//! built, per kind and event type with it), so that counting on the event path is an atomic add,
+//! never a label lookup.
+
+use crate::EventType;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Instant;
+
+type HandlerLabel = [(&'static str, &'static str); 1];
+type EventLabels = [(&'static str, String); 2];
+type StoreLabel = [(&'static str, String); 1];
+type OperationLabels = [(&'static str, String); 2];
+type Durations = Family<HandlerLabel, Histogram, fn() -> Histogram>;
+
+/// Every metric of one operator. Clones share the counters.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    events_received: Family<EventLabels, Counter>,
+    events_handled: Family<EventLabels, Counter>,
+    handler_calls: Family<HandlerLabel, Counter>,
+    handler_failures: Family<HandlerLabel, Counter>,
+    handler_retries: Family<HandlerLabel, Counter>,
+    handler_duration: Durations,
+    pub(crate) resources: Gauge,
+    pub(crate) queue_depth: Gauge,
+    pub(crate) source_connected: Gauge,
+    shared_operations: Family<OperationLabels, Counter>,
+    shared_errors: Family<StoreLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            events_received: Family::default(),
+            events_handled: Family::default(),
+            handler_calls: Family::default(),
+            handler_failures: Family::default(),
+            handler_retries: Family::default(),
+            handler_duration: Family::new_with_constructor(handler_duration_buckets),
+            resources: Gauge::default(),
+            queue_depth: Gauge::default(),
+            source_connected: Gauge::default(),
+            shared_operations: Family::default(),
+            shared_errors: Family::default(),
+        }
+    }
+}
+
+/// From 100 µs to about 100 s, doubling.
+fn handler_duration_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 21))
+}
+
+impl Metrics {
+    /// The counters of one handler.
+    pub(crate) fn handler(&self, id: &'static str) -> HandlerMetrics {
+        let label = [("handler", id)];
+        HandlerMetrics {
+            calls: self.handler_calls.get_or_create_owned(&label),
+            failures: self.handler_failures.get_or_create_owned(&label),
+            retries: self.handler_retries.get_or_create_owned(&label),
+            duration: self.handler_duration.get_or_create_owned(&label),
+        }
+    }
+
+    /// The event counters of one kind.
+    pub(crate) fn kind(&self, kind: &str) -> KindMetrics {
+        let per_type = |family: &Family<EventLabels, Counter>| {
+            EventType::ALL.map(|r#type| family.get_or_create_owned(&event_labels(kind, r#type)))
+        };
+        KindMetrics {
+            received: per_type(&self.events_received),
+            handled: per_type(&self.events_handled),
+        }
+    }
+
+    /// Counts an event of a kind no handler selects (its counters are not kept at hand).
+    pub(crate) fn received_unhandled_kind(&self, kind: &str, r#type: EventType) {
+        self.events_received.get_or_create(&event_labels(kind, r#type)).inc();
+    }
+
+    /// The shared-memory counters of one store.
+    pub(crate) fn store(&self, store: &str) -> StoreMetrics {
+        let operation = |name: &str| {
+            self.shared_operations
+                .get_or_create_owned(&[("store", store.to_owned()), ("operation", name.to_owned())])
+        };
+        StoreMetrics {
+            operations: Operation::ALL.map(|op| operation(op.name())),
+            errors: self.shared_errors.get_or_create_owned(&[("store", store.to_owned())]),
+        }
+    }
+
+    /// The Prometheus text exposition (OpenMetrics) of every metric.
+    pub(crate) fn encode(&self) -> String {
+        let mut registry = Registry::with_prefix("memo");
+        registry.register(
+            "events_received",
+            "Events read from the source, by kind and event type",
+            self.events_received.clone(),
+        );
+        registry.register(
+            "events_handled",
+            "Events whose handlers have all run (succeeded, or failed for good), by kind and event type",
+            self.events_handled.clone(),
+        );
+        registry.register(
+            "handler_calls",
+            "Handler calls, retries included",
+            self.handler_calls.clone(),
+        );
+        registry.register(
+            "handler_failures",
+            "Handler calls that failed (an error, a panic, a timeout)",
+            self.handler_failures.clone(),
+        );
+        registry.register(
+            "handler_retries",
+            "Retries of failed handlers scheduled",
+            self.handler_retries.clone(),
+        );
+        registry.register(
+            "handler_duration_seconds",
+            "How long handler calls took",
+            self.handler_duration.clone(),
+        );
+        registry.register(
+            "resources",
+            "Resources tracked (each with its memo)",
+            self.resources.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Work waiting behind busy resources (or behind a retry)",
+            self.queue_depth.clone(),
+        );
+        registry.register(
+            "source_connected",
+            "1 while the event source is connected",
+            self.source_connected.clone(),
+        );
+        registry.register(
+            "shared_operations",
+            "Shared-memory operations, by store and operation",
+            self.shared_operations.clone(),
+        );
+        registry.register(
+            "shared_errors",
+            "Shared-memory operations that failed, by store",
+            self.shared_errors.clone(),
+        );
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &registry);
+        text
+    }
+}
+
+fn event_labels(kind: &str, r#type: EventType) -> EventLabels {
+    [("kind", kind.to_owned()), ("type", r#type.as_str().to_owned())]
+}
+
+/// The counters of one handler, at hand in its binding.
+pub(crate) struct HandlerMetrics {
+    calls: Counter,
+    failures: Counter,
+    retries: Counter,
+    duration: Histogram,
+}
+
+impl HandlerMetrics {
+    pub(crate) fn called(&self, started: Instant, failed: bool) {
+        self.calls.inc();
+        if failed {
+            self.failures.inc();
+        }
+        self.duration.observe(started.elapsed().as_secs_f64());
+    }
+
+    pub(crate) fn retry_scheduled(&self) {
+        self.retries.inc();
+    }
+}
+
+/// The event counters of one kind, by event type, at hand in the kind's plan.
+pub(crate) struct KindMetrics {
+    received: [Counter; 3],
+    handled: [Counter; 3],
+}
+
+impl KindMetrics {
+    pub(crate) fn received(&self, r#type: EventType) {
+        self.received[r#type.index()].inc();
+    }
+
+    pub(crate) fn handled(&self, r#type: EventType) {
+        self.handled[r#type.index()].inc();
+    }
+}
+
+/// What a shared memory does, as counted.
+#[derive(Clone, Copy)]
+pub(crate) enum Operation {
+    Get,
+    Set,
+    Update,
+    Remove,
+    Contains,
+    Keys,
+    Clear,
+    Lock,
+}
+
+impl Operation {
+    const ALL: [Operation; 8] = [
+        Operation::Get,
+        Operation::Set,
+        Operation::Update,
+        Operation::Remove,
+        Operation::Contains,
+        Operation::Keys,
+        Operation::Clear,
+        Operation::Lock,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::Set => "set",
+            Operation::Update => "update",
+            Operation::Remove => "remove",
+            Operation::Contains => "contains",
+            Operation::Keys => "keys",
+            Operation::Clear => "clear",
+            Operation::Lock => "lock",
+        }
+    }
+}
+
+/// The shared-memory counters of one store, at hand in each memory of it.
+pub(crate) struct StoreMetrics {
+    operations: [Counter; 8],
+    errors: Counter,
+}
+
+impl StoreMetrics {
+    /// Counts an operation and, if it failed, an error; passes its result through.
+    pub(crate) fn count<T>(&self, operation: Operation, result: crate::Result<T>) -> crate::Result<T> {
+        self.operations[operation as usize].inc();
+        if result.is_err() {
+            self.errors.inc();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_in_the_text_with_their_labels() {
+        let metrics = Metrics::default();
+        let kind = metrics.kind("KopfExample");
+        kind.received(EventType::Added);
+        kind.received(EventType::Added);
+        kind.handled(EventType::Modified);
+        metrics.received_unhandled_kind("ConfigMap", EventType::Deleted);
+        let handler = metrics.handler("app::create");
+        handler.called(Instant::now(), true);
+        handler.retry_scheduled();
+        let store = metrics.store("in-process");
+        let _ = store.count(Operation::Set, Ok(()));
+        let _ = store.count::<()>(Operation::Get, Err(crate::Error::Store("down".into())));
+        metrics.resources.set(7);
+        let text = metrics.encode();
+        for line in [
+            r#"memo_events_received_total{kind="KopfExample",type="ADDED"} 2"#,
+            r#"memo_events_received_total{kind="KopfExample",type="DELETED"} 0"#,
+            r#"memo_events_received_total{kind="ConfigMap",type="DELETED"} 1"#,
+            r#"memo_events_handled_total{kind="KopfExample",type="MODIFIED"} 1"#,
+            r#"memo_handler_calls_total{handler="app::create"} 1"#,
+            r#"memo_handler_failures_total{handler="app::create"} 1"#,
+            r#"memo_handler_retries_total{handler="app::create"} 1"#,
+            r#"memo_handler_duration_seconds_count{handler="app::create"} 1"#,
+            r#"memo_shared_operations_total{store="in-process",operation="set"} 1"#,
+            r#"memo_shared_operations_total{store="in-process",operation="get"} 1"#,
+            r#"memo_shared_errors_total{store="in-process"} 1"#,
+            "memo_resources 7",
+            "memo_queue_depth 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
