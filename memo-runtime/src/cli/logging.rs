@@ -25,7 +25,11 @@ pub(crate) fn init(format: LogFormat, verbosity: i8) {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
-        // `{"timestamp", "level", "fields": {"message", ...the event's fields}, "target"}`.
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        // `{"timestamp", "level", "target", "fields": {"message", ...the spans' and the event's fields}}`.
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(super::json_lines::JsonLines)
+            .try_init(),
     };
 }

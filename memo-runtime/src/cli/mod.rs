@@ -11,6 +11,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 mod args;
+mod json_lines;
 mod legacy;
 mod logging;
 
