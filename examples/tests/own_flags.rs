@@ -54,6 +54,8 @@ fn help_lists_both_its_flags_and_the_runtimes_with_their_variables() {
         "[env: MEMO_SHARD=]",
         "--log-format <FORMAT>",
         "[env: MEMO_LOG_FORMAT=]",
+        "--liveness <HOST:PORT>",
+        "[env: MEMO_LIVENESS=]",
         "--verbose",
         "--quiet",
         "Exit codes:",
@@ -107,6 +109,8 @@ fn json_logs_are_one_object_a_line_with_the_events_fields() {
     assert_eq!(greeted["fields"]["kind"], "KopfExample", "{greeted}");
     assert_eq!(greeted["fields"]["namespace"], "default", "{greeted}");
     assert_eq!(greeted["fields"]["name"], "ex1", "{greeted}");
+    // From the handler's span: the handler's id.
+    assert_eq!(greeted["fields"]["handler"], "own_flags::greet", "{greeted}");
     let failed = lines
         .iter()
         .find(|line| line["level"] == "ERROR")

@@ -22,10 +22,11 @@ struct Flags {
 /// one test that sets them does not race the others.
 static ENV: Mutex<()> = Mutex::new(());
 
-const VARIABLES: [&str; 4] = [
+const VARIABLES: [&str; 5] = [
     "MEMO_REDIS_URL",
     "MEMO_SHARD",
     "MEMO_LOG_FORMAT",
+    "MEMO_LIVENESS",
     "CLI_ARGS_TEST_DATABASE_URL",
 ];
 
@@ -118,6 +119,8 @@ fn every_flag_is_read() {
         "1/3",
         "--log-format",
         "json",
+        "--liveness",
+        "127.0.0.1:8080",
         "-vv",
         "--database-url",
         "postgres://db/",
@@ -132,6 +135,7 @@ fn every_flag_is_read() {
     assert_eq!(memo.name.as_deref(), Some("greeter"));
     assert_eq!(memo.shard, Some(Shard::new(1, 3).unwrap()));
     assert_eq!(memo.log_format, LogFormat::Json);
+    assert_eq!(memo.liveness.as_deref(), Some("127.0.0.1:8080"));
     assert_eq!(memo.verbose, 2);
     assert_eq!(memo.verbosity(), 2);
     assert_eq!(flags.database_url, "postgres://db/");
@@ -216,6 +220,8 @@ fn help_exits_with_0_and_lists_every_flag_with_its_variable() {
         "--log-format <FORMAT>",
         "[env: MEMO_LOG_FORMAT=]",
         "[default: text]",
+        "--liveness <HOST:PORT>",
+        "[env: MEMO_LIVENESS=]",
         "-v, --verbose",
         "-q, --quiet",
         "--database-url <DATABASE_URL>",
@@ -234,12 +240,14 @@ fn environment_variables_fill_in_missing_flags() {
     std::env::set_var("MEMO_REDIS_URL", "redis://from-env:6379/");
     std::env::set_var("MEMO_SHARD", "2/4");
     std::env::set_var("MEMO_LOG_FORMAT", "json");
+    std::env::set_var("MEMO_LIVENESS", "127.0.0.1:9090");
     std::env::set_var("CLI_ARGS_TEST_DATABASE_URL", "postgres://from-env/");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let flags = parse(&[]).unwrap();
         assert_eq!(flags.memo.redis.as_deref(), Some("redis://from-env:6379/"));
         assert_eq!(flags.memo.shard, Some(Shard::new(2, 4).unwrap()));
         assert_eq!(flags.memo.log_format, LogFormat::Json);
+        assert_eq!(flags.memo.liveness.as_deref(), Some("127.0.0.1:9090"));
         assert_eq!(flags.database_url, "postgres://from-env/");
 
         // A flag wins over its variable.

@@ -2,6 +2,9 @@
 //! counts what happened, the address is taken at start and given back at the end.
 
 mod common;
+#[cfg(feature = "redis")]
+#[path = "support/redis_server.rs"]
+mod redis_server;
 #[path = "support/scrape.rs"]
 mod scrape;
 
@@ -16,7 +19,8 @@ use tokio::sync::Notify;
 async fn widget(body: &serde_json::Value, shared: &Shared) -> memo_runtime::Result<()> {
     shared.update("widgets seen", |n: &mut u64| *n += 1).await?;
     if body["spec"]["fail"] == json!(true) {
-        return Err(Error::custom("asked to fail"));
+        // Refused by the store: JSON has no NaN.
+        shared.set("ratio", f64::NAN).await?;
     }
     Ok(())
 }
@@ -134,7 +138,11 @@ async fn healthz_and_metrics_follow_the_run() {
             value(r#"memo_shared_operations_total{store="in-process",operation="update"}"#),
             6.0
         );
-        assert_eq!(value(r#"memo_shared_errors_total{store="in-process"}"#), 0.0);
+        assert_eq!(
+            value(r#"memo_shared_operations_total{store="in-process",operation="set"}"#),
+            1.0
+        );
+        assert_eq!(value(r#"memo_shared_errors_total{store="in-process"}"#), 1.0);
         assert!(
             metrics.contains("# TYPE memo_handler_duration_seconds histogram"),
             "{metrics}"
@@ -211,5 +219,49 @@ async fn healthz_is_unavailable_before_and_after_the_event_loop() {
     let (status, _) = get(&address, "/metrics").await.unwrap();
     assert_eq!(status, 200);
     cleanup.notify_one();
+    run.await.unwrap().unwrap();
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_memory_in_redis_is_counted_under_its_store() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let store = memo_runtime::store::RedisStore::connect(server.url()).await.unwrap();
+    let label = format!("Redis at {}", store.url());
+    let address = free_address();
+    let (events, source) = memo_runtime::source::channel(8);
+    let run = tokio::spawn(
+        Operator::new()
+            .name("liveness-test")
+            .store(store)
+            .workers(1)
+            .handle_signals(false)
+            .liveness(&address)
+            .source(source)
+            .run(),
+    );
+    events
+        .send(event(EventType::Added, "Widget", "r1", json!({})))
+        .await
+        .unwrap();
+    events
+        .send(event(EventType::Added, "Widget", "r2", json!({"fail": true})))
+        .await
+        .unwrap();
+    let updates = format!(r#"memo_shared_operations_total{{store="{label}",operation="update"}}"#);
+    let (_, metrics) = wait_for(&address, "/metrics", "two updates in Redis", |_, text| {
+        sample(text, &updates) == Some(2.0)
+            && sample(text, r#"memo_events_handled_total{kind="Widget",type="ADDED"}"#) == Some(2.0)
+    })
+    .await;
+    let errors = format!(r#"memo_shared_errors_total{{store="{label}"}}"#);
+    assert_eq!(sample(&metrics, &errors), Some(1.0), "{metrics}");
+    assert_eq!(
+        sample(&metrics, r#"memo_shared_errors_total{store="in-process"}"#),
+        None
+    );
+    drop(events);
     run.await.unwrap().unwrap();
 }

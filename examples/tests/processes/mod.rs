@@ -2,6 +2,8 @@
 //! signals with `kill`, their output collected as it comes.
 #![allow(dead_code)]
 
+pub mod scrape;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
