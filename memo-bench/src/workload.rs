@@ -65,6 +65,17 @@ fn operator(memo: Memo, workers: usize) -> (source::EventSender, Operator) {
 /// starting the operator to its return, which includes draining and dropping every resource.
 pub async fn run_operator(events: Vec<Event>, workers: usize, memo: Memo) -> Duration {
     let (sender, operator) = operator(memo, workers);
+    run_with_producer(events, sender, operator).await
+}
+
+/// [`run_operator`], serving its liveness endpoint and counting its metrics (on a free loopback
+/// port) while it runs.
+pub async fn run_operator_with_liveness(events: Vec<Event>, workers: usize) -> Duration {
+    let (sender, operator) = operator(Memo::new(), workers);
+    run_with_producer(events, sender, operator.liveness("127.0.0.1:0")).await
+}
+
+async fn run_with_producer(events: Vec<Event>, sender: source::EventSender, operator: Operator) -> Duration {
     let start = Instant::now();
     let running = tokio::spawn(operator.run());
     let producer = tokio::spawn(async move {

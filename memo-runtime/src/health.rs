@@ -10,6 +10,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Connection(Arc<AtomicUsize>);
 
+// Only the Kubernetes source has parts that connect.
+#[cfg_attr(not(feature = "kube"), allow(dead_code))]
 impl Connection {
     /// A connection of `parts` parts, none of them connected yet.
     pub(crate) fn connecting(parts: usize) -> Self {

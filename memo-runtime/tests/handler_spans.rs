@@ -122,12 +122,12 @@ async fn a_plain_tracing_event_in_a_handler_carries_its_resource() {
             .run()
             .await
             .unwrap();
-        let resource = format!(r#"kind="Widget" namespace="default" name="{name}""#);
+        let resource = format!("kind=Widget namespace=default name={name}");
         for (message, handler) in [
             ("hello from a sync handler", "handler_spans::plain"),
             ("hello from an async handler, after an await", "handler_spans::awaiting"),
         ] {
-            let expected = format!(r#"INFO {message} in handler{{handler="{handler}" {resource}}}"#);
+            let expected = format!("INFO {message} in handler{{handler={handler} {resource}}}");
             assert!(
                 logged(message).contains(&expected),
                 "workers {workers}: no `{expected}` in {:#?}",
@@ -136,7 +136,7 @@ async fn a_plain_tracing_event_in_a_handler_carries_its_resource() {
         }
         // No namespace: no namespace field.
         let expected = format!(
-            r#"INFO hello from a cluster-scoped resource in handler{{handler="handler_spans::cluster_scoped" kind="Cluster" name="c{workers}"}}"#
+            "INFO hello from a cluster-scoped resource in handler{{handler=handler_spans::cluster_scoped kind=Cluster name=c{workers}}}"
         );
         assert!(
             logged("cluster-scoped").contains(&expected),
@@ -148,7 +148,7 @@ async fn a_plain_tracing_event_in_a_handler_carries_its_resource() {
     assert!(
         logged("hello from startup")
             .iter()
-            .all(|line| line == r#"INFO hello from startup in handler{handler="handler_spans::started"}"#),
+            .all(|line| line == "INFO hello from startup in handler{handler=handler_spans::started}"),
         "{:#?}",
         logged("hello from startup")
     );

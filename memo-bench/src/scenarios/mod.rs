@@ -1,9 +1,11 @@
-//! The measurements of issue 5 (1 to 6) and issue 9 (7), in the order they are run and printed.
+//! The measurements of issue 5 (1 to 6), issue 9 (7) and issue 12 (8), in the order they are run
+//! and printed.
 
 mod dispatch;
 mod injection;
 mod memo_cost;
 mod memory;
+mod observability;
 mod redis;
 mod scaling;
 mod shared;
@@ -18,7 +20,7 @@ pub struct Scenario {
     pub run: fn(&Runtime, &Config, &mut Report),
 }
 
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario {
         name: "dispatch throughput",
         run: dispatch::run,
@@ -46,5 +48,9 @@ pub const ALL: [Scenario; 7] = [
     Scenario {
         name: "shared memory in Redis",
         run: redis::run,
+    },
+    Scenario {
+        name: "observability",
+        run: observability::run,
     },
 ];
