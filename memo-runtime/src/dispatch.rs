@@ -576,7 +576,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
     fn finish(&mut self, mut done: Done<M>, jobs: &async_channel::Sender<Job<M>>) {
         drop(done.spent.take());
         self.in_flight -= done.finished;
-        self.jobs_out -= 1;
+        self.jobs_out = self.jobs_out.saturating_sub(1);
         self.stop.count_dropped(done.dropped);
         let key = done.key;
         if done.deleted {

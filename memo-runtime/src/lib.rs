@@ -51,6 +51,11 @@
 //! named in the log. Cleanup handlers run last. A second signal stops at once
 //! ([`Error::Forced`]).
 //!
+//! # Observing it
+//! Every handler call runs in a `tracing` span carrying the handler and its resource, so a plain
+//! `tracing::info!` in a handler says what it is about. [`Operator::liveness`] (the `--liveness`
+//! flag) serves `/healthz` for probes and Prometheus `/metrics`.
+//!
 //! # Errors
 //! Mistakes in handler signatures are compile errors (see [`handler`]). What needs the whole
 //! program is checked when [`Operator::run`] starts, with the codes listed in [`diagnostics`].

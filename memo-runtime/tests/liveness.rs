@@ -13,7 +13,7 @@ use memo_runtime::prelude::*;
 use scrape::{free_address, get, sample, wait_for};
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 #[handler(event = "Widget")]
 async fn widget(body: &serde_json::Value, shared: &Shared) -> memo_runtime::Result<()> {
@@ -45,6 +45,13 @@ async fn slow_startup(memo: &mut Memo) {
 #[handler(cleanup)]
 async fn slow_cleanup(memo: &mut Memo) {
     gate(memo, "cleanup gate").await;
+}
+
+#[handler(event = "Slow")]
+async fn slow(memo: &mut Memo) {
+    if let Some(gate) = memo.get::<Arc<Semaphore>>("slow gate") {
+        gate.acquire().await.expect("the gate stays open").forget();
+    }
 }
 
 fn event(r#type: EventType, kind: &str, name: &str, spec: serde_json::Value) -> Event {
@@ -262,6 +269,49 @@ async fn shared_memory_in_redis_is_counted_under_its_store() {
         sample(&metrics, r#"memo_shared_errors_total{store="in-process"}"#),
         None
     );
+    drop(events);
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_depth_counts_events_waiting_behind_a_busy_resource() {
+    let address = free_address();
+    let gate = Arc::new(Semaphore::new(0));
+    let mut memo = Memo::new();
+    memo.insert("slow gate", Arc::clone(&gate));
+    let (events, source) = memo_runtime::source::channel(8);
+    let run = tokio::spawn(
+        Operator::new()
+            .memo(memo)
+            .workers(2)
+            .handle_signals(false)
+            .liveness(&address)
+            .source(source)
+            .run(),
+    );
+    for _ in 0..3 {
+        events
+            .send(event(EventType::Modified, "Slow", "s", json!({})))
+            .await
+            .unwrap();
+    }
+    // The first event's handler waits at the gate; the two others wait behind it.
+    let (_, metrics) = wait_for(&address, "/metrics", "two events queued", |_, text| {
+        sample(text, "memo_queue_depth") == Some(2.0)
+    })
+    .await;
+    assert_eq!(sample(&metrics, "memo_resources"), Some(1.0), "{metrics}");
+    assert_eq!(
+        sample(&metrics, r#"memo_handler_calls_total{handler="liveness::slow"}"#),
+        Some(0.0),
+        "{metrics}"
+    );
+    gate.add_permits(3);
+    wait_for(&address, "/metrics", "the queue drained", |_, text| {
+        sample(text, "memo_queue_depth") == Some(0.0)
+            && sample(text, r#"memo_events_handled_total{kind="Slow",type="MODIFIED"}"#) == Some(3.0)
+    })
+    .await;
     drop(events);
     run.await.unwrap().unwrap();
 }
