@@ -11,7 +11,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
 use tracing::Instrument;
 
 /// A handler with the shared memory it asks for, and its counters, resolved once, when its
@@ -41,7 +40,7 @@ impl Bound {
 /// The handler runs inside a `handler` span carrying its id and its resource's kind, namespace
 /// and name, so that a plain `tracing::info!` in its body says what it is about.
 pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
-    let started = bound.metrics.as_ref().map(|_| Instant::now());
+    let started = bound.metrics.as_ref().map(HandlerMetrics::start);
     let outcome = call_in_span(bound, memo, env).await;
     if let (Some(metrics), Some(started)) = (&bound.metrics, started) {
         metrics.called(started, outcome.is_err());

@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::time::Instant;
+use std::sync::OnceLock;
 
 type HandlerLabel = [(&'static str, &'static str); 1];
 type EventLabels = [(&'static str, String); 2];
@@ -60,11 +60,26 @@ fn handler_duration_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 21))
 }
 
+/// The clock handler calls are timed with: the CPU's time-stamp counter, calibrated once per
+/// process. A read costs a fraction of a `clock_gettime` (about 36 ns on the KVM guests here),
+/// and a call is timed with two.
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// Calibrates the clock (up to a fifth of a second), so that the first timed handler call does
+/// not wait for it. Blocking: for `spawn_blocking`.
+pub(crate) fn calibrate_clock() {
+    clock();
+}
+
 impl Metrics {
     /// The counters of one handler.
     pub(crate) fn handler(&self, id: &'static str) -> HandlerMetrics {
         let label = [("handler", id)];
         HandlerMetrics {
+            clock: clock().clone(),
             calls: self.handler_calls.get_or_create_owned(&label),
             failures: self.handler_failures.get_or_create_owned(&label),
             retries: self.handler_retries.get_or_create_owned(&label),
@@ -171,6 +186,7 @@ fn event_labels(kind: &str, r#type: EventType) -> EventLabels {
 
 /// The counters of one handler, at hand in its binding.
 pub(crate) struct HandlerMetrics {
+    clock: quanta::Clock,
     calls: Counter,
     failures: Counter,
     retries: Counter,
@@ -178,12 +194,19 @@ pub(crate) struct HandlerMetrics {
 }
 
 impl HandlerMetrics {
-    pub(crate) fn called(&self, started: Instant, failed: bool) {
+    /// When a call starts, for [`HandlerMetrics::called`].
+    pub(crate) fn start(&self) -> u64 {
+        self.clock.raw()
+    }
+
+    /// Counts a call that started at `started`.
+    pub(crate) fn called(&self, started: u64, failed: bool) {
+        let nanos = self.clock.delta_as_nanos(started, self.clock.raw());
         self.calls.inc();
         if failed {
             self.failures.inc();
         }
-        self.duration.observe(started.elapsed().as_secs_f64());
+        self.duration.observe(nanos as f64 / 1e9);
     }
 
     pub(crate) fn retry_scheduled(&self) {
@@ -276,7 +299,7 @@ mod tests {
         kind.handled(EventType::Modified);
         metrics.received_unhandled_kind("ConfigMap", EventType::Deleted);
         let handler = metrics.handler("app::create");
-        handler.called(Instant::now(), true);
+        handler.called(handler.start(), true);
         handler.retry_scheduled();
         let store = metrics.store("in-process");
         let _ = store.count(Operation::Set, Ok(()));

@@ -352,6 +352,13 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         let _endpoint = match (&liveness, &metrics) {
             (Some(address), Some(metrics)) => {
                 memory.count_operations(metrics);
+                // Not on the runtime's thread: it may take a fifth of a second.
+                if tokio::task::spawn_blocking(crate::metrics::calibrate_clock)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(target: "memo", "calibrating the clock of the handler durations failed; the first call calibrates it");
+                }
                 Some(Endpoint::start(address, health.clone(), metrics.clone()).await?)
             }
             _ => None,
