@@ -4,7 +4,8 @@
 
 mod processes;
 
-use processes::scrape::{get, sample};
+use processes::scrape::get;
+use processes::scrape::http_text::sample;
 use processes::{watch_event, Process, PATIENCE};
 use serde_json::json;
 use std::time::{Duration, Instant};

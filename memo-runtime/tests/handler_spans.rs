@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::object;
+use common::{object, Render};
 use memo_runtime::prelude::*;
 use std::sync::{Arc, Mutex, OnceLock};
 use tracing::span::{Attributes, Id};
@@ -49,18 +49,6 @@ fn lines() -> &'static Lines {
 struct Capture(Lines);
 
 struct SpanFields(String);
-
-struct Render(String);
-
-impl tracing::field::Visit for Render {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0.push_str(&format!(" {value:?}"));
-        } else {
-            self.0.push_str(&format!(" {}={value:?}", field.name()));
-        }
-    }
-}
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
     fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: Context<'_, S>) {

@@ -1,6 +1,9 @@
 //! Asking a process's liveness endpoint, as a probe and Prometheus do: a plain HTTP/1.1 GET on
 //! loopback, and the values of the metrics it serves.
 
+#[path = "../../../memo-runtime/tests/support/http_text.rs"]
+pub mod http_text;
+
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -14,22 +17,5 @@ pub fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// The value of the sample `series` (`name{labels}` as the text spells it), if it is there.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-        value.split(' ').next()?.parse().ok()
-    })
+    Ok(http_text::response(&response))
 }

@@ -22,8 +22,11 @@ pub(crate) fn init(format: LogFormat, verbosity: i8) {
         .with_env_filter(filter(verbosity))
         .with_writer(std::io::stderr);
     let _ = match format {
+        // Colored on a terminal; elsewhere (a container's log) plain, with the leaner fields.
+        LogFormat::Text if std::io::IsTerminal::is_terminal(&std::io::stderr()) => builder.with_ansi(true).try_init(),
         LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_ansi(false)
+            .fmt_fields(super::text_fields::TextFields)
             .try_init(),
         // `{"timestamp", "level", "target", "fields": {"message", ...the spans' and the event's fields}}`.
         LogFormat::Json => builder

@@ -14,6 +14,7 @@ mod args;
 mod json_lines;
 mod legacy;
 mod logging;
+mod text_fields;
 
 pub use args::{Args, LogFormat};
 pub use legacy::Cli;

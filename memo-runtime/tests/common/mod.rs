@@ -84,18 +84,21 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Log) {
 
 struct Capture(Log);
 
+/// Renders the fields it visits as ` message field=value ...` after what it holds.
+pub struct Render(pub String);
+
+impl tracing::field::Visit for Render {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.push_str(&format!(" {value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Render(String);
-        impl tracing::field::Visit for Render {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0.push_str(&format!(" {value:?}"));
-                } else {
-                    self.0.push_str(&format!(" {}={value:?}", field.name()));
-                }
-            }
-        }
         let mut line = Render(event.metadata().level().to_string());
         event.record(&mut line);
         self.0.lock().unwrap().push(line.0);

@@ -2,6 +2,10 @@
 //! loopback, and the values of the metrics it serves.
 #![allow(dead_code)]
 
+#[path = "http_text.rs"]
+mod http_text;
+
+pub use http_text::sample;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,16 +24,7 @@ pub async fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 10 s"))??;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    Ok(http_text::response(&response))
 }
 
 /// Asks `path` until `done` accepts the answer (up to 20 s); returns that answer.
@@ -44,12 +39,4 @@ pub async fn wait_for(address: &str, path: &str, what: &str, done: impl Fn(u16, 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("waited 20 s for {what} on {address}{path}; last answer: {last:?}");
-}
-
-/// The value of the sample `series` (`name{labels}` as the text spells it), if it is there.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-        value.split(' ').next()?.parse().ok()
-    })
 }
