@@ -197,7 +197,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
     /// bookkeeping at every change.
     fn publish(&self) {
         if let Some(metrics) = &self.metrics {
-            let waiting = self.in_flight - self.jobs_out.min(self.in_flight);
+            let waiting = self.in_flight.saturating_sub(self.jobs_out);
             metrics.queue_depth.set(i64::try_from(waiting).unwrap_or(i64::MAX));
             metrics
                 .resources

@@ -187,11 +187,11 @@ impl Shared {
                 Some(value) => decode(key, value).map(Some),
                 None => Ok(None),
             },
-            Backend::Other(other) => match other.store.get(&self.space.memory, key).await {
-                Ok(Some(found)) => decode(key, &found.value).map(Some),
-                Ok(None) => Ok(None),
-                Err(err) => Err(err),
-            },
+            Backend::Other(other) => other
+                .store
+                .get(&self.space.memory, key)
+                .await
+                .and_then(|found| found.map(|found| decode(key, &found.value)).transpose()),
         };
         self.counted(Operation::Get, found)
     }
