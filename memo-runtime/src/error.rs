@@ -55,6 +55,11 @@ pub enum Error {
     /// The shared-memory store failed or could not be reached (for Redis: the URL, what was
     /// being done, and why). The same call can succeed once the store is back.
     Store(String),
+    /// A write to the shared-memory store whose outcome could not be learnt: the store was
+    /// unreachable when the call's time was up, after the write may have reached it. The write
+    /// may or may not have been applied (see [`Error::is_outcome_unknown`]). Every other error of
+    /// a write means that nothing was written.
+    OutcomeUnknown(String),
     /// A fenced write was refused, and nothing was written: the lock's lease is no longer held by
     /// the guard that was given (it ran out while the holder was paused, or the memory was
     /// cleared), so another holder may have the lock now.
@@ -171,6 +176,20 @@ impl Error {
 }
 
 impl Error {
+    /// Whether this is a write whose outcome is unknown ([`Error::OutcomeUnknown`]): the store
+    /// may have applied it. Every other error returned by a write (`Shared::set`, `update`,
+    /// `set_fenced`, `update_fenced`) means that nothing was written, so the write can simply be
+    /// made again; after this one, read the value to find out, or make the write idempotent.
+    ///
+    /// ```
+    /// use memo_runtime::Error;
+    /// assert!(!Error::Store("connection refused".into()).is_outcome_unknown());
+    /// assert!(Error::OutcomeUnknown("no answer".into()).is_outcome_unknown());
+    /// ```
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::OutcomeUnknown(_))
+    }
+
     /// The exit code a process should end with after this error: 130 or 143 for a stop forced
     /// by SIGINT or SIGTERM (as a shell reports them), 1 otherwise.
     ///
@@ -215,6 +234,10 @@ impl fmt::Display for Error {
             }
             Error::Forced(signal) => write!(f, "stopped at once by a second {signal}"),
             Error::Store(message) => write!(f, "shared memory store: {message}"),
+            Error::OutcomeUnknown(message) => write!(
+                f,
+                "shared memory store: {message}; the write may or may not have been applied"
+            ),
             Error::LeaseLost { lock, key } => write!(
                 f,
                 "fenced write of shared memory key `{key}` refused: the lease of lock `{lock}` was lost; nothing was written"

@@ -84,7 +84,8 @@ pub struct Args {
 
     /// Keep shared memory in Redis (`redis://127.0.0.1:6379/`), shared by every replica of the
     /// bot; needs memo-runtime's `redis` feature.
-    #[arg(long, value_name = "URL", env = "MEMO_REDIS_URL")]
+    // The URL may hold a password: `--help` names the variable without its value.
+    #[arg(long, value_name = "URL", env = "MEMO_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
     /// The bot's name: its keys, locks and preparation in the store live under it (default: this

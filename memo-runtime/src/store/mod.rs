@@ -165,6 +165,12 @@ pub enum Preparation {
 /// Implement it to keep shared memory elsewhere; [`InProcessStore`] is the smallest example.
 /// Values are JSON: a store that keeps text must give back what it was given, so that every
 /// replica reads the same value.
+///
+/// A write (`set`, `compare_and_set`, `set_fenced`) that returns an error must have written
+/// nothing, unless the error is [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown): callers
+/// make a failed write again, and only that error tells them it may already be applied. A store
+/// that can lose a reply finds out what became of the write before it answers, as `RedisStore`
+/// does.
 pub trait Store: Send + Sync + 'static {
     /// A short description for logs and errors, such as `redis://127.0.0.1:6379/`.
     fn describe(&self) -> String;

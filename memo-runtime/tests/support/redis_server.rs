@@ -13,6 +13,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More `redis-server` arguments (`--requirepass`, `--unixsocket`).
+    extra: Vec<String>,
 }
 
 /// The program to run: `$REDIS_SERVER`, or `redis-server` from the `PATH`.
@@ -24,6 +26,11 @@ impl RedisServer {
     /// A new server, answering PING; `None` (after a printed notice) if `redis-server` is not
     /// installed and this is not CI.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(&[])
+    }
+
+    /// A new server started with more arguments, such as `["--requirepass", "pw"]`.
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
         let installed = Command::new(program())
             .arg("--version")
             .stdout(Stdio::null())
@@ -40,13 +47,42 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("memo-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot make the server's directory");
-        let mut server = RedisServer { port, dir, child: None };
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
+        };
         server.resume();
         Some(server)
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's own directory (for a Unix socket of its own).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Pauses the server (SIGSTOP): connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("`kill` is available");
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     pub fn url(&self) -> String {
@@ -69,6 +105,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -90,8 +127,11 @@ impl RedisServer {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        // A server that wants a password answers too, with NOAUTH.
         let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
     }
 
     /// Runs one command with a raw connection (arguments as given) and returns the reply's text.

@@ -5,18 +5,22 @@
 //! on `WATCH`, which a multiplexed connection cannot isolate per caller.
 
 mod keys;
+mod outcome;
+mod redact;
 mod scripts;
 
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
 use crate::{Error, Result};
-use keys::{fence_key, glob_escape, lock_key, root, value_key};
+use keys::{fence_key, glob_escape, lock_key, op_key, root, value_key};
+use outcome::{may_have_applied, op_ttl_millis, OpIds};
+pub(crate) use redact::redact;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use scripts::Scripts;
 use serde_json::Value;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long [`RedisStore::connect`] tries before it gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +35,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// unreachable each call fails within 3 seconds (see [`RedisStore::with_timeout`]) with
 /// [`Error::Store`], and calls succeed again once it is back.
 ///
+/// A write's outcome is known: when its reply is lost (a timeout, a dropped connection), the
+/// store asks Redis, for up to another timeout, whether the write was applied, and answers
+/// accordingly; only if Redis cannot be asked in that time does the write fail with
+/// [`Error::OutcomeUnknown`] (see [`Error::is_outcome_unknown`]). Every other failed write wrote
+/// nothing.
+///
 /// # Key layout
 /// Every key of a bot starts with `memo:{bot}:`, then the memory: `bot` for the bot-level memory,
 /// `component:{component}` for a component's. In the bot and component names, `%` is written
@@ -42,6 +52,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// | `R:value:{key}` | the value of `key`, as JSON text (`redis-cli GET` shows it) |
 /// | `R:lock:{name}` | the lease of lock `name`: the holder's random token, expiring with the lease |
 /// | `R:fence:{name}` | the last fencing token given for lock `name` (kept by `clear`) |
+/// | `R:op:{id}` | a write's operation id, for a minute (or 20 timeouts) after it: `done` or `aborted` |
 /// | `R:prepared` | present once the memory's preparers have run |
 /// | `R:preparing` | the preparation lease: the preparing replica's token, expiring with it |
 ///
@@ -66,6 +77,7 @@ pub struct RedisStore {
     lease: Duration,
     timeout: Duration,
     scripts: Arc<Scripts>,
+    ops: Arc<OpIds>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -112,6 +124,18 @@ impl RedisStore {
                     )))
                 }
             };
+        // Connecting sends no command that needs a password unless the URL has one: a round trip
+        // that does tells a missing password (NOAUTH) now, not at the first handler.
+        let mut ping = connection.clone();
+        match tokio::time::timeout(CONNECT_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut ping)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return Err(Error::Store(format!("cannot connect to Redis at `{shown}`: {err}"))),
+            Err(_) => {
+                return Err(Error::Store(format!(
+                    "cannot connect to Redis at `{shown}`: no answer to PING within {CONNECT_TIMEOUT:?}"
+                )))
+            }
+        }
         tracing::info!(target: "memo", url = &*shown, "connected to Redis at {shown}");
         Ok(RedisStore {
             url: shown,
@@ -119,6 +143,7 @@ impl RedisStore {
             lease: super::DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
             scripts: Arc::new(Scripts::new()),
+            ops: Arc::new(OpIds::new()),
         })
     }
 
@@ -142,7 +167,8 @@ impl RedisStore {
     }
 
     /// The same store with each operation bounded by `timeout` (default 3 seconds):
-    /// past it, the call fails with [`Error::Store`].
+    /// past it, the call fails with [`Error::Store`]. A write whose reply was lost then spends up
+    /// to another `timeout` finding out whether it was applied (see [`Error::OutcomeUnknown`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -218,14 +244,6 @@ impl RedisStore {
     }
 }
 
-/// `url` without the password, if it has one.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme + 3 => format!("{}://***{}", &url[..scheme], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
 fn parse(key: &str, text: String) -> Result<Versioned> {
     let value = serde_json::from_str(&text).map_err(|err| Error::SharedType {
         key: key.to_owned(),
@@ -239,6 +257,8 @@ fn parse(key: &str, text: String) -> Result<Versioned> {
 }
 
 impl RedisStore {
+    /// A write through the `write` script: its outcome is known unless Redis cannot be asked (see
+    /// `outcome.rs`). A write found not applied is sent again, with a new id, while time is left.
     async fn write(
         &self,
         memory: &MemoryId,
@@ -248,34 +268,87 @@ impl RedisStore {
         fence: Option<(&str, &str)>,
     ) -> Result<Written> {
         let text = value.to_string();
-        let mut invocation = self.scripts.write.key(value_key(memory, key));
-        let holder = match fence {
-            Some((lock, holder)) => {
-                invocation.key(lock_key(memory, lock));
-                holder
-            }
-            None => "",
+        let value_key = value_key(memory, key);
+        let (lock_key, holder) = match fence {
+            Some((lock, holder)) => (Some(lock_key(memory, lock)), holder),
+            None => (None, ""),
         };
         let (mode, expected) = match expected {
             Expect::Any => ("any", ""),
             Expect::Absent => ("absent", ""),
             Expect::Equals(version) => ("equals", version.as_str()),
         };
-        invocation.arg(mode).arg(expected).arg(&text).arg(holder);
-        let mut connection = self.connection.clone();
-        let reply: Vec<String> = self
-            .run(
-                || format!("write of key `{key}`"),
-                invocation.invoke_async(&mut connection),
-            )
-            .await?;
+        let ttl = op_ttl_millis(self.timeout);
+        let started = Instant::now();
+        loop {
+            let op = op_key(memory, &self.ops.next());
+            let mut invocation = self.scripts.write.key(&value_key);
+            invocation.key(&op);
+            if let Some(lock_key) = &lock_key {
+                invocation.key(lock_key);
+            }
+            invocation.arg(mode).arg(expected).arg(&text).arg(holder).arg(ttl);
+            let mut connection = self.connection.clone();
+            let remaining = self.timeout.saturating_sub(started.elapsed());
+            let lost =
+                match tokio::time::timeout(remaining, invocation.invoke_async::<Vec<String>>(&mut connection)).await {
+                    Ok(Ok(reply)) => return self.written(key, text, reply),
+                    Ok(Err(err)) if !may_have_applied(&err) => {
+                        return Err(Error::Store(format!(
+                            "Redis at `{}`: write of key `{key}` failed: {err}; nothing was written",
+                            self.url
+                        )))
+                    }
+                    Ok(Err(err)) => err.to_string(),
+                    Err(_) => format!("got no answer within {:?}", self.timeout),
+                };
+            if self.settle(&op, key, &lost, ttl).await? {
+                return Ok(Written::Done(Version::new(text)));
+            }
+            if started.elapsed() >= self.timeout {
+                return Err(Error::Store(format!(
+                    "Redis at `{}`: write of key `{key}` {lost}; nothing was written",
+                    self.url
+                )));
+            }
+        }
+    }
+
+    /// Whether the write of operation `op`, whose reply was lost, was applied; asked until the
+    /// answer comes or another timeout has passed. An answer of "no" also makes sure the write
+    /// never will be.
+    async fn settle(&self, op: &str, key: &str, lost: &str, ttl: u64) -> Result<bool> {
+        tracing::debug!(target: "memo", key, "write of key `{key}` {lost}: asking Redis whether it was applied");
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = super::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(250));
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::OutcomeUnknown(format!(
+                    "Redis at `{}`: write of key `{key}` {lost}, and Redis could not be asked within {:?} whether it was applied",
+                    self.url, self.timeout
+                )));
+            }
+            let mut invocation = self.scripts.settle.key(op);
+            invocation.arg(ttl);
+            let mut connection = self.connection.clone();
+            match tokio::time::timeout(remaining, invocation.invoke_async::<String>(&mut connection)).await {
+                Ok(Ok(state)) => return Ok(state == "done"),
+                Ok(Err(_)) => backoff.wait().await,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// What the `write` script replied.
+    fn written(&self, key: &str, text: String, reply: Vec<String>) -> Result<Written> {
         let mut reply = reply.into_iter();
         match reply.next().as_deref() {
             Some("done") => Ok(Written::Done(Version::new(text))),
             Some("lost") => Ok(Written::LeaseLost),
             Some("changed") => Ok(Written::Changed(reply.next().map(|now| parse(key, now)).transpose()?)),
             other => Err(Error::Store(format!(
-                "Redis at `{}`: unexpected reply {other:?} to a write of key `{key}`",
+                "Redis at `{}`: unexpected reply {other:?} to a write of key `{key}`; nothing was written",
                 self.url
             ))),
         }
@@ -319,15 +392,13 @@ impl Store for RedisStore {
 
     fn set<'a>(&'a self, memory: &'a MemoryId, key: &'a str, value: Value) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            self.run(
-                || format!("SET of key `{key}`"),
-                redis::cmd("SET")
-                    .arg(value_key(memory, key))
-                    .arg(value.to_string())
-                    .query_async::<()>(&mut connection),
-            )
-            .await
+            match self.write(memory, key, Expect::Any, value, None).await? {
+                Written::Done(_) => Ok(()),
+                other => Err(Error::Store(format!(
+                    "Redis at `{}`: unexpected outcome {other:?} of a SET of key `{key}`",
+                    self.url
+                ))),
+            }
         })
     }
 
@@ -509,16 +580,5 @@ impl Store for RedisStore {
                 .await?;
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_stay_hidden() {
-        assert_eq!(redact("redis://:secret@host:6379/0"), "redis://***@host:6379/0");
-        assert_eq!(redact("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
     }
 }

@@ -6,6 +6,7 @@ use redis::Script;
 /// restart of the server).
 pub(super) struct Scripts {
     pub(super) write: Script,
+    pub(super) settle: Script,
     pub(super) lock: Script,
     pub(super) renew: Script,
     pub(super) unlock: Script,
@@ -16,10 +17,13 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Scripts {
-            // KEYS: value, [lock]. ARGV: mode (any | absent | equals), expected, new text, holder.
+            // KEYS: value, operation, [lock]. ARGV: mode (any | absent | equals), expected, new
+            // text, holder, operation ttl in ms. The operation id is recorded with the write, in
+            // the same step; one already recorded (aborted by `settle`) stops it.
             write: Script::new(
                 r"
-if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'lost'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'aborted'} end
+if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[4] then return {'lost'} end
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == 'absent' then
   if current then return {'changed', current} end
@@ -28,7 +32,18 @@ elseif ARGV[1] == 'equals' then
   if current ~= ARGV[2] then return {'changed', current} end
 end
 redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], 'done', 'PX', ARGV[5])
 return {'done'}
+",
+            ),
+            // KEYS: operation. ARGV: operation ttl in ms. Whether the write of that id was
+            // applied; if not, it never will be.
+            settle: Script::new(
+                r"
+local state = redis.call('GET', KEYS[1])
+if state then return state end
+redis.call('SET', KEYS[1], 'aborted', 'PX', ARGV[1])
+return 'aborted'
 ",
             ),
             // KEYS: lock, fence. ARGV: holder, lease in ms. The fencing token is taken in the same
