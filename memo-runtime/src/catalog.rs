@@ -109,7 +109,14 @@ pub(crate) struct Catalog {
     /// hash lookup.
     by_kind: HashMap<Box<str>, Vec<KnownVersion>, ahash::RandomState>,
     plans: Vec<Arc<KindPlan>>,
+    /// How many of `by_kind`'s entries say "no plan".
+    misses: usize,
 }
+
+/// How many `(kind, apiVersion)` pairs that no handler selects are remembered: the source chooses
+/// them, and may send any number. Past it, such a pair is worked out again at each event (a pass
+/// over the handlers' selectors) instead of growing the table.
+const REMEMBERED_MISSES: usize = 1024;
 
 impl Catalog {
     /// `handlers` in registry order; startup and cleanup handlers are ignored here.
@@ -125,6 +132,7 @@ impl Catalog {
             metrics,
             by_kind: HashMap::default(),
             plans: Vec::new(),
+            misses: 0,
         }
     }
 
@@ -148,6 +156,12 @@ impl Catalog {
             self.plans.push(Arc::new(plan));
             self.plans.len() - 1
         });
+        if index.is_none() {
+            if self.misses >= REMEMBERED_MISSES {
+                return None;
+            }
+            self.misses += 1;
+        }
         self.by_kind
             .entry(kind.into())
             .or_default()
@@ -207,7 +221,21 @@ fn build_plan(
 
 #[cfg(test)]
 mod tests {
-    use super::Selector;
+    use super::{Catalog, Selector, REMEMBERED_MISSES};
+    use crate::shared::SharedMemory;
+    use crate::store::{InProcessStore, StoreRef};
+
+    #[test]
+    fn kinds_no_handler_selects_do_not_grow_the_table_without_bound() {
+        let memory = SharedMemory::new(Vec::new(), StoreRef::of(InProcessStore::new()), "bot".into());
+        let mut catalog = Catalog::new(&[], memory, None);
+        for n in 0..REMEMBERED_MISSES * 3 {
+            assert!(catalog.plan(&format!("Kind{n}"), "v1").is_none());
+        }
+        assert_eq!(catalog.by_kind.len(), REMEMBERED_MISSES);
+        // A remembered one is still answered.
+        assert!(catalog.plan("Kind0", "v1").is_none());
+    }
 
     #[test]
     fn selectors_match_kind_singular_plural_and_group() {

@@ -160,6 +160,8 @@ pub(crate) struct Dispatcher<M> {
     in_flight: usize,
     /// With workers: resources whose state is with a worker (one job each).
     jobs_out: usize,
+    /// Retries waiting for their time (each a `Cold.retry`), for the metrics.
+    retries_scheduled: usize,
     accepting_timers: bool,
     stop: Stop,
     /// The resources this replica handles; `None`: all.
@@ -185,6 +187,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             timers: DelayQueue::new(),
             in_flight: 0,
             jobs_out: 0,
+            retries_scheduled: 0,
             accepting_timers: true,
             stop,
             shard,
@@ -199,6 +202,9 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         if let Some(metrics) = &self.metrics {
             let waiting = self.in_flight.saturating_sub(self.jobs_out);
             metrics.queue_depth.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+            metrics
+                .retries_scheduled
+                .set(i64::try_from(self.retries_scheduled).unwrap_or(i64::MAX));
             metrics
                 .resources
                 .set(i64::try_from(self.resources.len()).unwrap_or(i64::MAX));
@@ -299,7 +305,10 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 Work::Timer(timer)
             }
             Delayed::Retry => match slot.cold.as_mut().and_then(|cold| cold.retry.take()) {
-                Some((retry, _)) => Work::Retry(retry),
+                Some((retry, _)) => {
+                    self.retries_scheduled -= 1;
+                    Work::Retry(retry)
+                }
                 None => return,
             },
         };
@@ -496,6 +505,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 let Some((retry, _)) = slot.cold.as_mut().and_then(|cold| cold.retry.take()) else {
                     return;
                 };
+                self.retries_scheduled -= 1;
                 // The resource is idle while it waits; its pending work follows the retry.
                 let Some(state) = slot.state.take() else {
                     tracing::error!(target: "memo", "internal error: a resource waiting for a retry was busy; the retry was lost");
@@ -660,6 +670,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         }
         let delay_key = self.timers.insert((key.clone(), Delayed::Retry), retry.delay);
         cold.retry = Some((retry, delay_key));
+        self.retries_scheduled += 1;
         true
     }
 
@@ -675,6 +686,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         let Some((retry, delay_key)) = cold.retry.take() else {
             return;
         };
+        self.retries_scheduled -= 1;
         self.timers.try_remove(&delay_key);
         let superseded = std::mem::take(&mut cold.pending);
         self.in_flight -= superseded.len().min(self.in_flight);
@@ -697,7 +709,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         };
         let Some(plan) = self.catalog.plan(admitted.kind, admitted.api_version) else {
             if let Some(metrics) = &self.metrics {
-                metrics.received_unhandled_kind(admitted.kind, event.r#type);
+                metrics.received_unhandled_kind(event.r#type);
             }
             tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
             return None;
@@ -763,6 +775,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             }
             if let Some((_, retry_key)) = &cold.retry {
                 self.timers.try_remove(retry_key);
+                self.retries_scheduled -= 1;
             }
         }
         Some(slot)
@@ -779,6 +792,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                 dropped += usize::from(cold.retry.take().is_some());
             }
         }
+        self.retries_scheduled = 0;
         retry::log_dropped(dropped, why);
     }
 }

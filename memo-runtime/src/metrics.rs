@@ -32,15 +32,23 @@ pub(crate) struct Metrics {
     handler_duration: Durations,
     pub(crate) resources: Gauge,
     pub(crate) queue_depth: Gauge,
+    pub(crate) retries_scheduled: Gauge,
     pub(crate) source_connected: Gauge,
+    /// The event counters of every kind no handler selects, together: label values come from a
+    /// bounded set, whatever kinds the source sends.
+    other_kinds: [Counter; 3],
     shared_operations: Family<OperationLabels, Counter>,
     shared_errors: Family<StoreLabel, Counter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let events_received = Family::<EventLabels, Counter>::default();
+        let other_kinds =
+            EventType::ALL.map(|r#type| events_received.get_or_create_owned(&event_labels(OTHER_KINDS, r#type)));
         Metrics {
-            events_received: Family::default(),
+            events_received,
+            other_kinds,
             events_handled: Family::default(),
             handler_calls: Family::default(),
             handler_failures: Family::default(),
@@ -48,6 +56,7 @@ impl Default for Metrics {
             handler_duration: Family::new_with_constructor(handler_duration_buckets),
             resources: Gauge::default(),
             queue_depth: Gauge::default(),
+            retries_scheduled: Gauge::default(),
             source_connected: Gauge::default(),
             shared_operations: Family::default(),
             shared_errors: Family::default(),
@@ -98,9 +107,10 @@ impl Metrics {
         }
     }
 
-    /// Counts an event of a kind no handler selects (its counters are not kept at hand).
-    pub(crate) fn received_unhandled_kind(&self, kind: &str, r#type: EventType) {
-        self.events_received.get_or_create(&event_labels(kind, r#type)).inc();
+    /// Counts an event of a kind no handler selects, under `kind="other"`: such kinds come from
+    /// the source, which may send any number of them.
+    pub(crate) fn received_unhandled_kind(&self, r#type: EventType) {
+        self.other_kinds[r#type.index()].inc();
     }
 
     /// The shared-memory counters of one store.
@@ -159,6 +169,11 @@ impl Metrics {
             self.queue_depth.clone(),
         );
         registry.register(
+            "retries_scheduled",
+            "Retries of failed handlers waiting for their time",
+            self.retries_scheduled.clone(),
+        );
+        registry.register(
             "source_connected",
             "1 while the event source is connected",
             self.source_connected.clone(),
@@ -179,6 +194,9 @@ impl Metrics {
         text
     }
 }
+
+/// The `kind` label of events of every kind no handler selects.
+pub(crate) const OTHER_KINDS: &str = "other";
 
 fn event_labels(kind: &str, r#type: EventType) -> EventLabels {
     [("kind", kind.to_owned()), ("type", r#type.as_str().to_owned())]
@@ -297,7 +315,7 @@ mod tests {
         kind.received(EventType::Added);
         kind.received(EventType::Added);
         kind.handled(EventType::Modified);
-        metrics.received_unhandled_kind("ConfigMap", EventType::Deleted);
+        metrics.received_unhandled_kind(EventType::Deleted);
         let handler = metrics.handler("app::create");
         handler.called(handler.start(), true);
         handler.retry_scheduled();
@@ -309,7 +327,7 @@ mod tests {
         for line in [
             r#"memo_events_received_total{kind="KopfExample",type="ADDED"} 2"#,
             r#"memo_events_received_total{kind="KopfExample",type="DELETED"} 0"#,
-            r#"memo_events_received_total{kind="ConfigMap",type="DELETED"} 1"#,
+            r#"memo_events_received_total{kind="other",type="DELETED"} 1"#,
             r#"memo_events_handled_total{kind="KopfExample",type="MODIFIED"} 1"#,
             r#"memo_handler_calls_total{handler="app::create"} 1"#,
             r#"memo_handler_failures_total{handler="app::create"} 1"#,
@@ -320,6 +338,7 @@ mod tests {
             r#"memo_shared_errors_total{store="in-process"} 1"#,
             "memo_resources 7",
             "memo_queue_depth 0",
+            "memo_retries_scheduled 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
