@@ -885,7 +885,7 @@ fn reject(event: &Event, missing: &crate::resource::Missing) {
         r#type = event.r#type.as_str(),
         kind = event.kind().unwrap_or_default(),
         name = event.name().unwrap_or_default(),
-        "event rejected: the object has no {missing}"
+        "event rejected: {missing}"
     );
 }
 

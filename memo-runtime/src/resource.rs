@@ -26,35 +26,89 @@ pub(crate) enum Missing {
     Kind,
     Name,
     KindAndName,
+    /// An identity field that is there with the wrong JSON type (`"uid": {"a": 1}`): handled as
+    /// absent, it would merge or split resources without a word.
+    WrongType {
+        field: &'static str,
+        found: &'static str,
+        expected: &'static str,
+    },
+    /// `metadata.name` is the empty string.
+    EmptyName,
 }
 
 impl std::fmt::Display for Missing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Missing::Kind => "`kind`",
-            Missing::Name => "`metadata.name`",
-            Missing::KindAndName => "`kind` and `metadata.name`",
-        })
+        match self {
+            Missing::Kind => f.write_str("the object has no `kind`"),
+            Missing::Name => f.write_str("the object has no `metadata.name`"),
+            Missing::KindAndName => f.write_str("the object has no `kind` and `metadata.name`"),
+            Missing::WrongType { field, found, expected } => {
+                write!(f, "the object's `{field}` is {found}, not {expected}")
+            }
+            Missing::EmptyName => f.write_str("the object's `metadata.name` is empty"),
+        }
+    }
+}
+
+/// What kind of JSON value `value` is, with its article, for messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The string at `field` of `object`: `Ok(None)` when absent or null, an error naming `path`
+/// when it has another type.
+fn optional_str<'a>(object: &'a Value, field: &str, path: &'static str) -> Result<Option<&'a str>, Missing> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(Missing::WrongType {
+            field: path,
+            found: json_type(other),
+            expected: "a string",
+        }),
     }
 }
 
 impl<'a> Admitted<'a> {
-    /// Reads the identity fields of an object.
+    /// Reads the identity fields of an object; one whose identity fields have the wrong type is
+    /// refused, naming the field.
     pub(crate) fn read(object: &'a Value) -> Result<Self, Missing> {
-        let metadata = object.get("metadata");
-        let field = |name: &str| metadata.and_then(|metadata| metadata.get(name)).and_then(Value::as_str);
-        let (kind, name) = match (object.get("kind").and_then(Value::as_str), field("name")) {
+        let metadata = match object.get("metadata") {
+            None | Some(Value::Null) => &Value::Null,
+            Some(metadata @ Value::Object(_)) => metadata,
+            Some(other) => {
+                return Err(Missing::WrongType {
+                    field: "metadata",
+                    found: json_type(other),
+                    expected: "an object",
+                })
+            }
+        };
+        let kind = optional_str(object, "kind", "kind")?;
+        let name = optional_str(metadata, "name", "metadata.name")?;
+        let (kind, name) = match (kind, name) {
+            (Some(_), Some("")) => return Err(Missing::EmptyName),
             (Some(kind), Some(name)) => (kind, name),
             (None, Some(_)) => return Err(Missing::Kind),
             (Some(_), None) => return Err(Missing::Name),
             (None, None) => return Err(Missing::KindAndName),
         };
+        let uid = optional_str(metadata, "uid", "metadata.uid")?;
+        optional_str(metadata, "namespace", "metadata.namespace")?;
         Ok(Admitted {
             kind,
-            api_version: object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+            api_version: optional_str(object, "apiVersion", "apiVersion")?.unwrap_or_default(),
             name,
-            uid: field("uid").filter(|uid| !uid.is_empty()),
-            metadata: metadata.unwrap_or(&Value::Null),
+            uid: uid.filter(|uid| !uid.is_empty()),
+            metadata,
         })
     }
 
@@ -200,6 +254,45 @@ mod tests {
         let mut buffer = String::new();
         let lookup = admitted.lookup(&mut buffer).to_owned();
         ResourceKey::new(&lookup, &admitted)
+    }
+
+    #[test]
+    fn identity_fields_of_the_wrong_type_are_refused_naming_field_and_type() {
+        let refused = |object: Value| Admitted::read(&object).err().map(|why| why.to_string());
+        let meta = |metadata: Value| json!({"kind": "K", "metadata": metadata});
+        assert_eq!(
+            refused(meta(json!({"name": "a", "uid": {"a": 1}}))).as_deref(),
+            Some("the object's `metadata.uid` is an object, not a string")
+        );
+        assert_eq!(
+            refused(meta(json!({"name": "a", "namespace": ["x"]}))).as_deref(),
+            Some("the object's `metadata.namespace` is an array, not a string")
+        );
+        assert_eq!(
+            refused(meta(json!({"name": 5}))).as_deref(),
+            Some("the object's `metadata.name` is a number, not a string")
+        );
+        assert_eq!(
+            refused(meta(json!({"name": ""}))).as_deref(),
+            Some("the object's `metadata.name` is empty")
+        );
+        assert_eq!(
+            refused(json!({"kind": true, "metadata": {"name": "a"}})).as_deref(),
+            Some("the object's `kind` is a boolean, not a string")
+        );
+        assert_eq!(
+            refused(json!({"kind": "K", "metadata": "a"})).as_deref(),
+            Some("the object's `metadata` is a string, not an object")
+        );
+        assert_eq!(
+            refused(meta(json!({}))).as_deref(),
+            Some("the object has no `metadata.name`")
+        );
+        // Null is absence, as Kubernetes writes it.
+        assert_eq!(
+            refused(meta(json!({"name": "a", "uid": null, "namespace": null}))),
+            None
+        );
     }
 
     #[test]

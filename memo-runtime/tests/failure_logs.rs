@@ -19,6 +19,11 @@ async fn failures_are_logged_with_the_handler_and_the_resource() {
         Event::added(example("boom", "u-2")),
         Event::added(serde_json::json!({"metadata": {"name": "no-kind"}})),
         Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {}})),
+        // Identity fields of the wrong type are refused, not read as absent.
+        Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {"name": "u", "uid": {"a": 1}}})),
+        Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {"name": "ns", "namespace": ["x"]}})),
+        Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {"name": ""}})),
+        Event::added(serde_json::json!({"kind": "KopfExample", "metadata": {"name": 5}})),
     ];
     run_events(memo, 2, events).await.unwrap();
     let errors: Vec<String> = entries(&logs)
@@ -53,5 +58,25 @@ async fn failures_are_logged_with_the_handler_and_the_resource() {
         ]),
         "{errors:#?}"
     );
-    assert_eq!(errors.len(), 4, "{errors:#?}");
+    for (message, name) in [
+        (
+            "event rejected: the object's `metadata.uid` is an object, not a string",
+            "name=\"u\"",
+        ),
+        (
+            "event rejected: the object's `metadata.namespace` is an array, not a string",
+            "name=\"ns\"",
+        ),
+        (
+            "event rejected: the object's `metadata.name` is empty",
+            "kind=\"KopfExample\"",
+        ),
+        (
+            "event rejected: the object's `metadata.name` is a number, not a string",
+            "kind=\"KopfExample\"",
+        ),
+    ] {
+        assert!(has(&[message, name]), "no `{message}` in {errors:#?}");
+    }
+    assert_eq!(errors.len(), 8, "{errors:#?}");
 }
