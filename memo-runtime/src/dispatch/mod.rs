@@ -5,6 +5,10 @@
 //! map entry and its memo. With one worker, handlers run inline in the loop (no hand-off at all);
 //! with more, a resource's state travels to a worker task with its queued work and comes back.
 
+// The engine's own scheduler of delayed work; the loop below moves onto it next.
+#[allow(dead_code)]
+mod scheduler;
+
 use crate::catalog::{Catalog, KindPlan};
 use crate::in_flight::{InFlight, Watch};
 use crate::inject::Env;
