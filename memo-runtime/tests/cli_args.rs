@@ -213,7 +213,7 @@ fn help_exits_with_0_and_lists_every_flag_with_its_variable() {
         "--workers <N>",
         "--shutdown-timeout <DURATION>",
         "--redis <URL>",
-        "[env: MEMO_REDIS_URL=]",
+        "[env: MEMO_REDIS_URL]",
         "--name <NAME>",
         "--shard <I/N>",
         "[env: MEMO_SHARD=]",

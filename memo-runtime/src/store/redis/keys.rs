@@ -54,10 +54,6 @@ pub(super) fn lock_key(memory: &MemoryId, name: &str) -> String {
     key_of(memory, "lock", name)
 }
 
-pub(super) fn op_key(memory: &MemoryId, id: &str) -> String {
-    key_of(memory, "op", id)
-}
-
 pub(super) fn fence_key(memory: &MemoryId, name: &str) -> String {
     key_of(memory, "fence", name)
 }

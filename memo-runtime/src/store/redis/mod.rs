@@ -11,7 +11,7 @@ mod scripts;
 
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
 use crate::{Error, Result};
-use keys::{fence_key, glob_escape, lock_key, op_key, root, value_key};
+use keys::{fence_key, glob_escape, lock_key, root, value_key};
 use outcome::{may_have_applied, op_ttl_millis, OpIds};
 pub(crate) use redact::redact;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -52,9 +52,13 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// | `R:value:{key}` | the value of `key`, as JSON text (`redis-cli GET` shows it) |
 /// | `R:lock:{name}` | the lease of lock `name`: the holder's random token, expiring with the lease |
 /// | `R:fence:{name}` | the last fencing token given for lock `name` (kept by `clear`) |
-/// | `R:op:{id}` | a write's operation id, for a minute (or 20 timeouts) after it: `done` or `aborted` |
 /// | `R:prepared` | present once the memory's preparers have run |
 /// | `R:preparing` | the preparation lease: the preparing replica's token, expiring with it |
+///
+/// Besides, each store (each `connect`) records its latest writes in one hash,
+/// `memo:ops:{random}`: field `n` is `d` once its `n`-th write is applied, `a` if it was found
+/// not applied after a lost reply. It keeps the last 65,536 writes and expires a minute (or 20
+/// timeouts) after the last one.
 ///
 /// For example, key `messages` of bot `message-counter` is `memo:message-counter:bot:value:messages`,
 /// and of its component `per-name`, `memo:message-counter:component:per-name:value:messages`.
@@ -281,13 +285,21 @@ impl RedisStore {
         let ttl = op_ttl_millis(self.timeout);
         let started = Instant::now();
         loop {
-            let op = op_key(memory, &self.ops.next());
+            let op = self.ops.next();
             let mut invocation = self.scripts.write.key(&value_key);
-            invocation.key(&op);
+            invocation.key(self.ops.key());
             if let Some(lock_key) = &lock_key {
                 invocation.key(lock_key);
             }
-            invocation.arg(mode).arg(expected).arg(&text).arg(holder).arg(ttl);
+            invocation
+                .arg(mode)
+                .arg(expected)
+                .arg(&text)
+                .arg(holder)
+                .arg(ttl)
+                .arg(op.number)
+                .arg(op.dropped.map_or(String::new(), |dropped| dropped.to_string()))
+                .arg(if op.extend { "1" } else { "0" });
             let mut connection = self.connection.clone();
             let remaining = self.timeout.saturating_sub(started.elapsed());
             let lost =
@@ -302,7 +314,7 @@ impl RedisStore {
                     Ok(Err(err)) => err.to_string(),
                     Err(_) => format!("got no answer within {:?}", self.timeout),
                 };
-            if self.settle(&op, key, &lost, ttl).await? {
+            if self.settle(op.number, key, &lost, ttl).await? {
                 return Ok(Written::Done(Version::new(text)));
             }
             if started.elapsed() >= self.timeout {
@@ -314,26 +326,39 @@ impl RedisStore {
         }
     }
 
-    /// Whether the write of operation `op`, whose reply was lost, was applied; asked until the
-    /// answer comes or another timeout has passed. An answer of "no" also makes sure the write
-    /// never will be.
-    async fn settle(&self, op: &str, key: &str, lost: &str, ttl: u64) -> Result<bool> {
+    /// Whether write `number`, whose reply was lost, was applied; asked until the answer comes or
+    /// another timeout has passed. An answer of "no" also makes sure the write never will be.
+    async fn settle(&self, number: u64, key: &str, lost: &str, ttl: u64) -> Result<bool> {
         tracing::debug!(target: "memo", key, "write of key `{key}` {lost}: asking Redis whether it was applied");
+        let unknown = |why: String| {
+            Error::OutcomeUnknown(format!(
+                "Redis at `{}`: write of key `{key}` {lost}, and {why}",
+                self.url
+            ))
+        };
         let deadline = Instant::now() + self.timeout;
         let mut backoff = super::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(250));
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(Error::OutcomeUnknown(format!(
-                    "Redis at `{}`: write of key `{key}` {lost}, and Redis could not be asked within {:?} whether it was applied",
-                    self.url, self.timeout
+                return Err(unknown(format!(
+                    "Redis could not be asked within {:?} whether it was applied",
+                    self.timeout
                 )));
             }
-            let mut invocation = self.scripts.settle.key(op);
-            invocation.arg(ttl);
+            let mut invocation = self.scripts.settle.key(self.ops.key());
+            invocation.arg(number).arg(ttl);
             let mut connection = self.connection.clone();
             match tokio::time::timeout(remaining, invocation.invoke_async::<String>(&mut connection)).await {
-                Ok(Ok(state)) => return Ok(state == "done"),
+                // Only while its record cannot have been dropped by later writes is the answer
+                // the write's own.
+                Ok(Ok(_)) if !self.ops.still_recorded(number) => {
+                    return Err(unknown(format!(
+                        "{} later writes passed it before Redis could be asked",
+                        outcome::WINDOW
+                    )))
+                }
+                Ok(Ok(state)) => return Ok(state == "d"),
                 Ok(Err(_)) => backoff.wait().await,
                 Err(_) => {}
             }

@@ -17,12 +17,13 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Scripts {
-            // KEYS: value, operation, [lock]. ARGV: mode (any | absent | equals), expected, new
-            // text, holder, operation ttl in ms. The operation id is recorded with the write, in
-            // the same step; one already recorded (aborted by `settle`) stops it.
+            // KEYS: value, operations, [lock]. ARGV: mode (any | absent | equals), expected, new
+            // text, holder, operations ttl in ms, operation number, the number whose record
+            // goes (or ''), '1' to extend the operations' ttl. The operation is recorded with the
+            // write, in the same step; one recorded already (aborted by `settle`) stops it.
             write: Script::new(
                 r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'aborted'} end
+if redis.call('HEXISTS', KEYS[2], ARGV[6]) == 1 then return {'aborted'} end
 if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[4] then return {'lost'} end
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == 'absent' then
@@ -32,18 +33,21 @@ elseif ARGV[1] == 'equals' then
   if current ~= ARGV[2] then return {'changed', current} end
 end
 redis.call('SET', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[2], 'done', 'PX', ARGV[5])
+redis.call('HSET', KEYS[2], ARGV[6], 'd')
+if ARGV[7] ~= '' then redis.call('HDEL', KEYS[2], ARGV[7]) end
+if ARGV[8] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 return {'done'}
 ",
             ),
-            // KEYS: operation. ARGV: operation ttl in ms. Whether the write of that id was
-            // applied; if not, it never will be.
+            // KEYS: operations. ARGV: operation number, operations ttl in ms. Whether that
+            // write was applied (`d`); if not (`a`), it never will be.
             settle: Script::new(
                 r"
-local state = redis.call('GET', KEYS[1])
+local state = redis.call('HGET', KEYS[1], ARGV[1])
 if state then return state end
-redis.call('SET', KEYS[1], 'aborted', 'PX', ARGV[1])
-return 'aborted'
+redis.call('HSET', KEYS[1], ARGV[1], 'a')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 'a'
 ",
             ),
             // KEYS: lock, fence. ARGV: holder, lease in ms. The fencing token is taken in the same
