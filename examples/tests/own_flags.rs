@@ -48,7 +48,7 @@ fn help_lists_both_its_flags_and_the_runtimes_with_their_variables() {
         "--source <FILE|->",
         "--namespace <NS>",
         "--redis <URL>",
-        "[env: MEMO_REDIS_URL=]",
+        "[env: MEMO_REDIS_URL]",
         "--name <NAME>",
         "--shard <I/N>",
         "[env: MEMO_SHARD=]",

@@ -136,6 +136,19 @@ impl Catalog {
         }
     }
 
+    /// A catalog of the same handlers, with no plan built yet: each lane builds its own, so that
+    /// no lane waits for another to look one up.
+    pub(crate) fn fresh(&self) -> Catalog {
+        Catalog {
+            handlers: self.handlers.clone(),
+            memory: self.memory.clone(),
+            metrics: self.metrics.clone(),
+            by_kind: HashMap::default(),
+            plans: Vec::new(),
+            misses: 0,
+        }
+    }
+
     /// The plan for objects of this kind, or `None` if no handler selects them.
     pub(crate) fn plan(&mut self, kind: &str, api_version: &str) -> Option<&Arc<KindPlan>> {
         let known = self.by_kind.get(kind).and_then(|versions| {

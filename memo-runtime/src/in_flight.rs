@@ -78,9 +78,12 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// The watches of every worker of one run.
+/// The watches of every worker of one run, and what to do when the run is abandoned.
 #[derive(Clone, Default)]
-pub(crate) struct InFlight(Arc<Mutex<Vec<Arc<Watch>>>>);
+pub(crate) struct InFlight(Arc<Mutex<Vec<Arc<Watch>>>>, Arc<Mutex<Vec<AbandonHook>>>);
+
+/// Run when a stop abandons the workers, which can no longer say what they left undone.
+pub(crate) type AbandonHook = Box<dyn Fn() + Send + Sync>;
 
 impl InFlight {
     /// A watch for one more worker.
@@ -93,9 +96,21 @@ impl InFlight {
         watch
     }
 
-    /// Logs every handler still running; returns how many.
+    /// Logs every handler still running, and runs the hooks given to
+    /// [`on_abandon`](InFlight::on_abandon); returns how many handlers.
     pub(crate) fn report_abandoned(&self) -> usize {
+        for hook in self.1.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+            hook();
+        }
         let watches = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         watches.iter().filter(|watch| watch.report_abandoned()).count()
+    }
+
+    /// Runs `hook` if the run is abandoned.
+    pub(crate) fn on_abandon(&self, hook: AbandonHook) {
+        self.1
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(hook);
     }
 }

@@ -13,13 +13,16 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 type HandlerLabel = [(&'static str, &'static str); 1];
 type EventLabels = [(&'static str, String); 2];
 type StoreLabel = [(&'static str, String); 1];
 type OperationLabels = [(&'static str, String); 2];
 type Durations = Family<HandlerLabel, Histogram, fn() -> Histogram>;
+
+/// Sets gauges from the running engine's own figures, when the metrics are read.
+type Collector = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 /// Every metric of one operator. Clones share the counters.
 #[derive(Clone)]
@@ -39,6 +42,9 @@ pub(crate) struct Metrics {
     other_kinds: [Counter; 3],
     shared_operations: Family<OperationLabels, Counter>,
     shared_errors: Family<StoreLabel, Counter>,
+    /// Gauges that the engine's threads keep in figures of their own are set when read, not
+    /// at every change.
+    collector: Arc<Mutex<Option<Collector>>>,
 }
 
 impl Default for Metrics {
@@ -60,6 +66,7 @@ impl Default for Metrics {
             source_connected: Gauge::default(),
             shared_operations: Family::default(),
             shared_errors: Family::default(),
+            collector: Arc::default(),
         }
     }
 }
@@ -125,8 +132,21 @@ impl Metrics {
         }
     }
 
+    /// Sets `collector` to run before every read of the metrics (`None`: no longer).
+    pub(crate) fn collect_with(&self, collector: Option<Collector>) {
+        *self.collector.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = collector;
+    }
+
     /// The Prometheus text exposition (OpenMetrics) of every metric.
     pub(crate) fn encode(&self) -> String {
+        if let Some(collect) = self
+            .collector
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+        {
+            collect(self);
+        }
         let mut registry = Registry::with_prefix("memo");
         registry.register(
             "events_received",

@@ -57,7 +57,7 @@ impl OpIds {
         Op {
             number,
             dropped: number.checked_sub(WINDOW),
-            extend: number % EXTEND_EVERY == 0,
+            extend: number.is_multiple_of(EXTEND_EVERY),
         }
     }
 

@@ -1,0 +1,446 @@
+//! A lane: a share of the resources (each one's by the hash of its key), their states and their
+//! delayed work, with every scheduling decision made here once — what runs now, what waits
+//! behind a retry, what a deletion cancels, what the end of the source or a stop releases —
+//! whether the operator has one lane or several.
+//!
+//! A lane runs its resources' handlers itself, one at a time, in the order their work came: a
+//! resource's state never leaves its lane, so nothing crosses threads per event.
+
+use super::scheduler::{Fired, Scheduler};
+use super::work::{log_cancelled, reject, run_work, Ran, ResourceState, Work};
+use crate::catalog::Catalog;
+use crate::in_flight::Watch;
+use crate::metrics::Metrics;
+use crate::resource::{Admitted, Lookup, ResourceKey};
+use crate::retry::{self, PendingRetry};
+use crate::shard::Shard;
+use crate::source::EventSource;
+use crate::stop::Stop;
+use crate::{Event, EventType, Result};
+use hashbrown::hash_map::EntryRef;
+use once_cell::race::OnceBox;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+type Resources<M> = hashbrown::HashMap<ResourceKey, ResourceState<M>, ahash::RandomState>;
+
+/// An event, and the router's number of it among its resource's events (0 without a router).
+pub(crate) type Numbered = (Event, u32);
+
+/// Where a lane's events come from: the source itself when it is the only lane, or the batches
+/// the router hands it (and where the lane says which resources it forgot).
+pub(crate) enum Inbox {
+    Source(EventSource),
+    Routed {
+        events: mpsc::Receiver<Vec<Numbered>>,
+        forgotten: mpsc::UnboundedSender<(Box<str>, u32)>,
+    },
+}
+
+impl Inbox {
+    /// Fills `batch` with the next events: `Ok(false)` once there are no more, the source's
+    /// failure if it failed.
+    async fn next(&mut self, batch: &mut Vec<Numbered>) -> Result<bool> {
+        match self {
+            Inbox::Source(source) => match source.next_or_failure().await? {
+                Some(event) => {
+                    batch.push((event, 0));
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+            Inbox::Routed { events, .. } => match events.recv().await {
+                Some(events) => {
+                    *batch = events;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+        }
+    }
+}
+
+/// A lane's figures: what the router handed it (written by the router), and what the lane took
+/// and holds (written by the lane), read by the router, the metrics and the stop.
+#[derive(Default)]
+pub(crate) struct LaneStats {
+    /// Events the router handed this lane (with several lanes).
+    pub(crate) handed: AtomicU64,
+    /// Events this lane took up (to run, or to hold behind a retry); what was handed and not
+    /// taken is dropped by a stop. Kept with several lanes, or with metrics.
+    pub(crate) taken: AtomicU64,
+    /// Events done with, always kept with several lanes: the router gives a new resource to the
+    /// lane with the least work in hand, so that a lane stuck in a handler gets no more.
+    pub(crate) finished: AtomicU64,
+    pub(crate) resources: AtomicUsize,
+    pub(crate) held: AtomicUsize,
+    pub(crate) retries: AtomicUsize,
+}
+
+/// The resources of one lane.
+struct Table<M> {
+    operator_memo: M,
+    catalog: Catalog,
+    resources: Resources<M>,
+    shard: Option<Shard>,
+    /// Reused to build the lookup text of objects without a uid.
+    lookup_buffer: String,
+    metrics: Option<Metrics>,
+    stats: Arc<LaneStats>,
+}
+
+/// A resource as an event finds it.
+struct Admission<'a, M> {
+    key: ResourceKey,
+    state: &'a mut ResourceState<M>,
+    created: bool,
+}
+
+impl<M: Clone> Table<M> {
+    /// Validates an event and finds or creates its resource, in one lookup; `None` (logged) if
+    /// the event is invalid, no handler wants its kind, or another shard has it. A new resource's
+    /// identity is read here, once, and travels with it from then on.
+    fn admit(&mut self, event: &Event) -> Option<Admission<'_, M>> {
+        let admitted = match Admitted::read(&event.object) {
+            Ok(admitted) => admitted,
+            Err(missing) => {
+                reject(event, &missing);
+                return None;
+            }
+        };
+        let Some(plan) = self.catalog.plan(admitted.kind, admitted.api_version) else {
+            if let Some(metrics) = &self.metrics {
+                metrics.received_unhandled_kind(event.r#type);
+            }
+            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
+            return None;
+        };
+        if let Some(metrics) = &plan.metrics {
+            metrics.received(event.r#type);
+        }
+        let lookup = admitted.lookup(&mut self.lookup_buffer);
+        if self.shard.is_some_and(|shard| !shard.owns(lookup)) {
+            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
+            return None;
+        }
+        let count = self.resources.len();
+        match self.resources.entry_ref(&Lookup(lookup)) {
+            EntryRef::Occupied(entry) => Some(Admission {
+                key: entry.key().clone(),
+                state: entry.into_mut(),
+                created: false,
+            }),
+            EntryRef::Vacant(entry) => {
+                if self.metrics.is_some() {
+                    self.stats.resources.store(count + 1, Ordering::Relaxed);
+                }
+                let key = ResourceKey::new(lookup, &admitted);
+                let state = ResourceState {
+                    plan: Arc::clone(plan),
+                    memo: self.operator_memo.clone(),
+                    logger: OnceBox::new(),
+                    body: None,
+                    seq: 0,
+                };
+                Some(Admission {
+                    key: key.clone(),
+                    state: entry.insert_with_key(key, state),
+                    created: true,
+                })
+            }
+        }
+    }
+}
+
+pub(crate) struct Lane<M> {
+    table: Table<M>,
+    scheduler: Scheduler<ResourceKey, Box<PendingRetry>, Work>,
+    stop: Stop,
+    stats: Arc<LaneStats>,
+    /// Events taken from the inbox, for `stats`.
+    taken: u64,
+    /// Where to say which resources this lane forgot, with a router.
+    forgotten: Option<mpsc::UnboundedSender<(Box<str>, u32)>>,
+}
+
+impl<M: Clone + Send + Sync + 'static> Lane<M> {
+    pub(crate) fn new(
+        operator_memo: M,
+        catalog: Catalog,
+        stop: Stop,
+        shard: Option<Shard>,
+        metrics: Option<Metrics>,
+        stats: Arc<LaneStats>,
+    ) -> Self {
+        Lane {
+            table: Table {
+                operator_memo,
+                catalog,
+                resources: Resources::default(),
+                shard,
+                lookup_buffer: String::new(),
+                metrics,
+                stats: Arc::clone(&stats),
+            },
+            scheduler: Scheduler::default(),
+            stop,
+            stats,
+            taken: 0,
+            forgotten: None,
+        }
+    }
+
+    /// Handles what the inbox brings and what comes due, until the inbox ends (then runs what
+    /// waited behind retries, which are dropped) or a stop is requested (then drops what has not
+    /// started). Drops every resource memo before it returns. Fails with the source's failure,
+    /// after the same steps as its end.
+    pub(crate) async fn run(mut self, mut inbox: Inbox, watch: &Watch) -> Result<()> {
+        let stop = self.stop.clone();
+        // Polled last, so only while nothing else is ready: polling it costs more than the flag
+        // checked on every turn.
+        let requested = stop.requested();
+        tokio::pin!(requested);
+        if let Inbox::Routed { forgotten, .. } = &inbox {
+            self.forgotten = Some(forgotten.clone());
+        }
+        let mut batch = Vec::new();
+        let outcome = loop {
+            if stop.is_requested() {
+                break Ok(());
+            }
+            self.update_stats();
+            tokio::select! {
+                biased;
+                (key, fired) = self.scheduler.fired() => self.fire(key, fired, watch).await,
+                next = inbox.next(&mut batch) => match next {
+                    Ok(true) => self.handle_batch(&mut batch, watch).await,
+                    // With a router, a stop also closes the inbox: that is no end of the source.
+                    Ok(false) if stop.is_requested() => break Ok(()),
+                    Ok(false) => {
+                        self.finish("the source ended", watch).await;
+                        break Ok(());
+                    }
+                    Err(err) => {
+                        self.finish("the source ended", watch).await;
+                        break Err(err);
+                    }
+                },
+                () = &mut requested => {}
+            }
+        };
+        if stop.is_requested() {
+            self.drop_the_rest();
+        }
+        self.table.resources.clear();
+        self.update_stats();
+        outcome
+    }
+
+    async fn handle_batch(&mut self, batch: &mut Vec<Numbered>, watch: &Watch) {
+        let mut events = batch.drain(..);
+        let routed = self.forgotten.is_some();
+        while let Some((event, seq)) = events.next() {
+            if self.stop.is_requested() {
+                // With a router, what was handed and not taken is counted once, by the dispatcher.
+                if !routed {
+                    self.stop.count_dropped(1 + events.len());
+                }
+                return;
+            }
+            self.taken += 1;
+            if routed || self.table.metrics.is_some() {
+                self.stats.taken.store(self.taken, Ordering::Relaxed);
+            }
+            self.handle(event, seq, watch).await;
+            if routed {
+                self.stats.finished.store(self.taken, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One event: run now, or held behind the resource's retry (a `DELETED` cancels a create or
+    /// update handler's retry and what waited behind it, then runs).
+    async fn handle(&mut self, event: Event, seq: u32, watch: &Watch) {
+        let deleted = event.r#type == EventType::Deleted;
+        let Some(Admission { key, state, created }) = self.table.admit(&event) else {
+            return;
+        };
+        state.seq = seq;
+        if created {
+            for (index, spec) in (0..=u16::MAX).zip(state.plan.timers.iter()) {
+                self.scheduler.schedule_timer(&key, index, spec.initial_delay);
+            }
+        }
+        if self.scheduler.holds(&key) {
+            let cancels = deleted
+                && self
+                    .scheduler
+                    .retry(&key)
+                    .is_some_and(|retry| retry.event.r#type != EventType::Deleted);
+            if !cancels {
+                self.scheduler.hold(&key, Work::Event(event));
+                return;
+            }
+            if let Some((retry, held)) = self.scheduler.cancel_retry(&key) {
+                let events = held.iter().filter(|work| work.is_event()).count();
+                log_cancelled(&key, state, &retry, events);
+            }
+        }
+        // The common case, in the one lookup `admit` made: nothing to settle unless the resource
+        // was deleted or a handler is to be retried.
+        let ran = run_work(&key, state, Work::Event(event), watch).await;
+        if ran.deleted || ran.retry.is_some() {
+            let mut rest = VecDeque::new();
+            if !self.settle(&key, ran, &mut rest, watch).await {
+                self.run_queue(key, rest, watch).await;
+            }
+        }
+    }
+
+    /// Delayed work came due: a timer runs unless a retry holds the resource (then it waits its
+    /// turn), a retry runs and, once it has, what waited behind it.
+    async fn fire(&mut self, key: ResourceKey, fired: Fired<Box<PendingRetry>>, watch: &Watch) {
+        if !self.table.resources.contains_key(&Lookup(key.lookup())) {
+            return;
+        }
+        let work = match fired {
+            Fired::Timer(timer) if self.scheduler.holds(&key) => {
+                self.scheduler.hold(&key, Work::Timer(timer));
+                return;
+            }
+            Fired::Timer(timer) => Work::Timer(timer),
+            Fired::Retry(retry) => Work::Retry(retry),
+        };
+        self.run_queue(key, VecDeque::from([work]), watch).await;
+    }
+
+    /// Runs a resource's `queue` in order, until a handler is to be retried (the rest then waits
+    /// behind the retry) or the resource is deleted (the rest is a new incarnation's).
+    async fn run_queue(&mut self, key: ResourceKey, mut queue: VecDeque<Work>, watch: &Watch) {
+        while let Some(work) = queue.pop_front() {
+            if self.stop.is_requested() {
+                queue.push_front(work);
+                self.drop_work(queue);
+                return;
+            }
+            let Some(state) = self.table.resources.get_mut(&Lookup(key.lookup())) else {
+                return;
+            };
+            let timer = match work {
+                Work::Timer(timer) => Some(timer),
+                _ => None,
+            };
+            let ran = run_work(&key, state, work, watch).await;
+            if let Some(timer) = timer {
+                let interval = state.plan.timers[usize::from(timer)].interval;
+                self.scheduler.schedule_timer(&key, timer, interval);
+            }
+            if self.settle(&key, ran, &mut queue, watch).await {
+                return;
+            }
+        }
+    }
+
+    /// What one unit of work came to, for the resource's next: returns whether its queue ends
+    /// here. After a deletion the memo is dropped and what came after the `DELETED` starts a new
+    /// incarnation; a handler to retry holds the rest of the queue behind it; otherwise what was
+    /// held behind a retry that has now run comes next.
+    async fn settle(&mut self, key: &ResourceKey, ran: Ran, queue: &mut VecDeque<Work>, watch: &Watch) -> bool {
+        if ran.deleted {
+            let seq = self
+                .table
+                .resources
+                .remove(&Lookup(key.lookup()))
+                .map_or(0, |state| state.seq);
+            let (_, held) = self.scheduler.forget(key);
+            let later: Vec<Work> = queue.drain(..).chain(held).filter(Work::is_event).collect();
+            if later.is_empty() {
+                if let Some(forgotten) = &self.forgotten {
+                    // The router may let another lane have the key, unless more of its events
+                    // are on their way here; gone with the router at the end.
+                    let _ = forgotten.send((key.lookup().into(), seq));
+                }
+            }
+            for work in later {
+                if let Work::Event(event) = work {
+                    // A new incarnation: admitted afresh, with a fresh memo (and the number of
+                    // the latest event this lane has of it).
+                    Box::pin(self.handle(event, seq, watch)).await;
+                }
+            }
+            return true;
+        }
+        if let Some(retry) = ran.retry {
+            if retry.event.r#type != EventType::Deleted {
+                if let Some(deletion) = queue.iter().position(Work::is_deleted_event) {
+                    // The resource is gone already: the retry and what waits before the deletion
+                    // are moot.
+                    let events = queue.drain(..deletion).filter(Work::is_event).count();
+                    if let Some(state) = self.table.resources.get(&Lookup(key.lookup())) {
+                        log_cancelled(key, state, &retry, events);
+                    }
+                    return false;
+                }
+            }
+            let delay = retry.delay;
+            if self.scheduler.schedule_retry(key, retry, delay).is_ok() {
+                for work in queue.drain(..) {
+                    self.scheduler.hold(key, work);
+                }
+                return true;
+            }
+            // No more delayed work is accepted: what waits runs now.
+            retry::log_dropped(1, "stopping");
+            return false;
+        }
+        if queue.is_empty() {
+            *queue = self.scheduler.release(key);
+        }
+        false
+    }
+
+    /// The inbox ended: no more delayed work; scheduled retries are dropped (logged with `why`)
+    /// and what waited behind them runs.
+    async fn finish(&mut self, why: &str, watch: &Watch) {
+        let released = self.scheduler.stop();
+        retry::log_dropped(released.retries_dropped, why);
+        for (key, held) in released.held {
+            self.run_queue(key, held, watch).await;
+        }
+    }
+
+    /// A stop: scheduled retries are dropped, and the events held behind them are counted as
+    /// dropped (what was handed to the lane and not taken, the dispatcher counts).
+    fn drop_the_rest(&mut self) {
+        let released = self.scheduler.stop();
+        retry::log_dropped(released.retries_dropped, "stopping");
+        for (_, held) in released.held {
+            self.drop_work(held);
+        }
+    }
+
+    fn drop_work(&self, work: impl IntoIterator<Item = Work>) {
+        let mut events = 0;
+        for work in work {
+            match work {
+                Work::Event(_) => events += 1,
+                Work::Retry(_) => retry::log_dropped(1, "stopping"),
+                Work::Timer(_) => {}
+            }
+        }
+        self.stop.count_dropped(events);
+    }
+
+    fn update_stats(&self) {
+        if self.table.metrics.is_some() {
+            let stats = &self.stats;
+            stats.resources.store(self.table.resources.len(), Ordering::Relaxed);
+            stats.held.store(self.scheduler.held(), Ordering::Relaxed);
+            stats
+                .retries
+                .store(self.scheduler.retries_scheduled(), Ordering::Relaxed);
+        }
+    }
+}

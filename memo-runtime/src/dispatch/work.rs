@@ -1,0 +1,207 @@
+//! Calling one unit of a resource's work: an event's handlers in order, a timer, or a retry, and
+//! what that came to (deleted, or a handler to retry).
+
+use crate::catalog::KindPlan;
+use crate::in_flight::Watch;
+use crate::inject::Env;
+use crate::invoke::Bound;
+use crate::resource::{Resource, ResourceKey};
+use crate::retry::{self, PendingRetry, Verdict};
+use crate::{invoke, Event, EventType, Logger};
+use once_cell::race::OnceBox;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What a resource keeps between events.
+pub(crate) struct ResourceState<M> {
+    /// The handlers of the resource's kind. Part of the state, so that it travels to a worker
+    /// and back by move, without touching a reference count shared by every resource of the kind.
+    pub(crate) plan: Arc<KindPlan>,
+    pub(crate) memo: M,
+    /// Made when a handler first asks for it; one pointer until then.
+    pub(crate) logger: OnceBox<Logger>,
+    /// The latest object, kept only for kinds with timers (a timer sees the latest body).
+    pub(crate) body: Option<Box<Value>>,
+    /// With several lanes: the router's number of the last event for this resource, so that
+    /// the router forgets which lane has it only if no later event is on its way there.
+    pub(crate) seq: u32,
+}
+
+/// One unit of work for a resource.
+pub(crate) enum Work {
+    Event(Event),
+    Timer(u16),
+    /// A failed handler's next try (and the handlers after it).
+    Retry(Box<PendingRetry>),
+}
+
+impl Work {
+    pub(crate) fn is_event(&self) -> bool {
+        matches!(self, Work::Event(_))
+    }
+
+    pub(crate) fn is_deleted_event(&self) -> bool {
+        matches!(self, Work::Event(event) if event.r#type == EventType::Deleted)
+    }
+}
+
+/// Logs a retry that a deletion cancelled, naming the handler.
+pub(crate) fn log_cancelled<M>(
+    key: &ResourceKey,
+    state: &ResourceState<M>,
+    retry: &PendingRetry,
+    events_dropped: usize,
+) {
+    if let Some(bound) = state.plan.handlers(retry.event.r#type).get(retry.handler) {
+        let resource = Resource {
+            kind: &state.plan.kind,
+            key,
+        };
+        retry::log_cancelled(bound.handler, &resource, events_dropped);
+    }
+}
+
+pub(crate) fn reject(event: &Event, missing: &crate::resource::Missing) {
+    tracing::error!(
+        target: "memo",
+        r#type = event.r#type.as_str(),
+        kind = event.kind().unwrap_or_default(),
+        name = event.name().unwrap_or_default(),
+        "event rejected: {missing}"
+    );
+}
+
+/// What running one unit of work came to.
+pub(crate) struct Ran {
+    /// The resource was deleted (its `DELETED` handlers are done).
+    pub(crate) deleted: bool,
+    /// A handler failed and runs again later.
+    pub(crate) retry: Option<Box<PendingRetry>>,
+}
+
+/// Runs one unit of work for a resource.
+pub(crate) async fn run_work<M: Send + Sync + 'static>(
+    key: &ResourceKey,
+    state: &mut ResourceState<M>,
+    work: Work,
+    watch: &Watch,
+) -> Ran {
+    let ResourceState {
+        plan,
+        memo,
+        logger,
+        body,
+        ..
+    } = state;
+    let resource = Resource { kind: &plan.kind, key };
+    let (event, first, retries_done) = match work {
+        Work::Event(event) => (event, 0, 0),
+        Work::Retry(retry) => {
+            let PendingRetry {
+                event,
+                handler,
+                attempt,
+                ..
+            } = *retry;
+            (event, handler, attempt)
+        }
+        Work::Timer(timer) => {
+            let spec = &plan.timers[usize::from(timer)];
+            let env = Env {
+                body: body.as_deref(),
+                event: None,
+                resource: Some(resource),
+                logger,
+                watch,
+            };
+            if let Err(err) = invoke::call(&spec.handler, memo, &env).await {
+                invoke::report(spec.handler.handler, &env, &err);
+            }
+            return Ran {
+                deleted: false,
+                retry: None,
+            };
+        }
+    };
+    let failed = {
+        let env = Env {
+            body: Some(&event.object),
+            event: Some(&event),
+            resource: Some(resource),
+            logger,
+            watch,
+        };
+        let mut failed = None;
+        // Only a failure, or a success after retries, has anything to settle.
+        for (index, bound) in plan.handlers(event.r#type).iter().enumerate().skip(first) {
+            let outcome = invoke::call(bound, memo, &env).await;
+            let retries_done = if index == first { retries_done } else { 0 };
+            if outcome.is_ok() && retries_done == 0 {
+                continue;
+            }
+            if let Some(delay) = settle_handler(bound, outcome, retries_done, &env, &resource) {
+                failed = Some((index, retries_done + 1, delay));
+                break;
+            }
+        }
+        failed
+    };
+    if let Some((handler, attempt, delay)) = failed {
+        return Ran {
+            deleted: false,
+            retry: Some(Box::new(PendingRetry {
+                event,
+                handler,
+                attempt,
+                delay,
+            })),
+        };
+    }
+    if let Some(metrics) = &plan.metrics {
+        metrics.handled(event.r#type);
+    }
+    let deleted = event.r#type == EventType::Deleted;
+    if plan.has_timers() && !deleted {
+        *body = Some(Box::new(event.object));
+        return Ran {
+            deleted: false,
+            retry: None,
+        };
+    }
+    Ran { deleted, retry: None }
+}
+
+/// Logs how a handler's call went (a success only after retries); returns the delay if it is to
+/// be retried.
+fn settle_handler(
+    bound: &Bound,
+    outcome: crate::inject::Outcome,
+    retries_done: u32,
+    env: &Env<'_>,
+    resource: &Resource<'_>,
+) -> Option<std::time::Duration> {
+    let handler = bound.handler;
+    match outcome {
+        Ok(()) => {
+            retry::log_recovered(handler, resource, retries_done);
+            None
+        }
+        Err(err) if retry::retried(handler) => match retry::verdict(&handler.retry, &err, retries_done) {
+            Verdict::Retry(delay) => {
+                retry::log_temporary(handler, resource, &err, delay);
+                if let Some(metrics) = &bound.metrics {
+                    metrics.retry_scheduled();
+                }
+                Some(delay)
+            }
+            verdict => {
+                retry::log_final(handler, resource, &err, &verdict, retries_done);
+                None
+            }
+        },
+        Err(err) => {
+            invoke::report(handler, env, &err);
+            None
+        }
+    }
+}
