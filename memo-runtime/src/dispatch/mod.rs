@@ -10,6 +10,8 @@
 
 mod lane;
 mod scheduler;
+#[cfg(test)]
+mod tests;
 mod work;
 
 use crate::catalog::Catalog;

@@ -1,0 +1,235 @@
+//! The engine on its own: lanes holding work behind a retry, a deletion cancelling it, per-resource
+//! order across lanes, and the router's choice of lane. Handlers are registered by hand here, as
+//! the macro would.
+
+use super::lane::LaneStats;
+use super::*;
+use crate::inject::{Context, HandlerError, Outcome, RetryHint};
+use crate::registry::{EventFilter, Invoke, Registration, RetryPolicy, Trigger};
+use crate::shared::SharedMemory;
+use crate::store::{InProcessStore, StoreRef};
+use crate::EventType;
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What the handlers saw: `TYPE name spec.n`, per test (each test its own kind).
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Whether the `Flaky` create handler failed already.
+static FAILED_ONCE: AtomicBool = AtomicBool::new(false);
+
+fn record(context: &mut Context<'_>) -> Outcome {
+    let event = context.env.event.expect("an event handler sees its event");
+    let line = format!(
+        "{} {} {} {}",
+        event.kind().unwrap_or_default(),
+        event.r#type.as_str(),
+        event.name().unwrap_or_default(),
+        event.object["spec"]["n"]
+    );
+    LOG.lock().unwrap().push(line);
+    let flaky = event.kind() == Some("Flaky");
+    if flaky && event.r#type == EventType::Added && !FAILED_ONCE.swap(true, Ordering::SeqCst) {
+        return Err(HandlerError {
+            message: "not yet".into(),
+            retry: RetryHint::After(Duration::from_secs(10)),
+        });
+    }
+    if event.object["spec"]["fail"] == true && event.r#type == EventType::Added {
+        return Err(HandlerError {
+            message: "never".into(),
+            retry: RetryHint::After(Duration::from_secs(10)),
+        });
+    }
+    Ok(())
+}
+
+const fn registration(resource: &'static str, filter: EventFilter) -> Registration {
+    Registration {
+        id: "dispatch::tests::record",
+        explicit_id: false,
+        module_path: "memo_runtime::dispatch::tests",
+        file: "tests.rs",
+        line: 1,
+        column: 1,
+        trigger: Trigger::Event { resource, filter },
+        memo_type: None,
+        component: None,
+        uses_shared: false,
+        invoke: Invoke::Sync(record),
+        retry: RetryPolicy {
+            retries: Some(5),
+            backoff: Duration::from_secs(1),
+            timeout: None,
+        },
+    }
+}
+
+static FLAKY_CREATE: Registration = registration("Flaky", EventFilter::Added);
+static FLAKY_UPDATE: Registration = registration("Flaky", EventFilter::Modified);
+static DOOMED_CREATE: Registration = registration("Doomed", EventFilter::Added);
+static DOOMED_UPDATE: Registration = registration("Doomed", EventFilter::Modified);
+static DOOMED_DELETE: Registration = registration("Doomed", EventFilter::Deleted);
+static ORDERED: Registration = registration("Ordered", EventFilter::Any);
+
+fn catalog(handlers: &[&'static Registration]) -> Catalog {
+    let memory = SharedMemory::new(Vec::new(), StoreRef::of(InProcessStore::new()), "bot".into());
+    Catalog::new(handlers, memory, None)
+}
+
+fn event(r#type: EventType, kind: &str, name: &str, spec: serde_json::Value) -> Event {
+    let object = json!({
+        "apiVersion": "memo.dev/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "d", "uid": format!("uid-{name}")},
+        "spec": spec,
+    });
+    match r#type {
+        EventType::Added => Event::added(object),
+        EventType::Modified => Event::modified(object),
+        EventType::Deleted => Event::deleted(object),
+    }
+}
+
+fn logged(kind: &str) -> Vec<String> {
+    let prefix = format!("{kind} ");
+    LOG.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
+/// Runs `events` through an engine of `workers` lanes, keeping the source open for `open` after
+/// sending them (time is paused: it passes as soon as nothing else can run).
+async fn run(handlers: &[&'static Registration], workers: usize, events: Vec<Event>, open: Duration) -> Stop {
+    let (sender, source) = crate::source::channel(events.len().max(1));
+    let stop = Stop::default();
+    let dispatcher = Dispatcher::new((), catalog(handlers), stop.clone(), None, None);
+    let running = tokio::spawn(dispatcher.run(source, workers, InFlight::default()));
+    for event in events {
+        sender.send(event).await.unwrap();
+    }
+    tokio::time::sleep(open).await;
+    drop(sender);
+    running.await.unwrap().unwrap();
+    stop
+}
+
+#[tokio::test(start_paused = true)]
+async fn work_waits_behind_a_retry_while_other_resources_go_on() {
+    let added = |name, n| event(EventType::Added, "Flaky", name, json!({"n": n}));
+    let events = vec![
+        added("a", 1),
+        event(EventType::Modified, "Flaky", "a", json!({"n": 2})),
+        added("b", 3),
+    ];
+    run(&[&FLAKY_CREATE, &FLAKY_UPDATE], 1, events, Duration::from_secs(11)).await;
+    assert_eq!(
+        logged("Flaky"),
+        ["ADDED a 1", "ADDED b 3", "ADDED a 1", "MODIFIED a 2"],
+        "b is not held up by a's retry; a's update waits for it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_cancels_a_create_retry_and_what_waited_behind_it() {
+    let events = vec![
+        event(EventType::Added, "Doomed", "c", json!({"n": 1, "fail": true})),
+        event(EventType::Modified, "Doomed", "c", json!({"n": 2})),
+        event(EventType::Deleted, "Doomed", "c", json!({"n": 3})),
+    ];
+    run(
+        &[&DOOMED_CREATE, &DOOMED_UPDATE, &DOOMED_DELETE],
+        1,
+        events,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(logged("Doomed"), ["ADDED c 1", "DELETED c 3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_resource_keeps_its_order_across_lanes_and_incarnations() {
+    let mut events = Vec::new();
+    for round in 0..20 {
+        for resource in 0..8 {
+            events.push(event(
+                EventType::Modified,
+                "Ordered",
+                &format!("r{resource}"),
+                json!({"n": round}),
+            ));
+        }
+        if round == 10 {
+            // r0 is deleted and comes back: its later events are a new incarnation's.
+            events.push(event(EventType::Deleted, "Ordered", "r0", json!({"n": "gone"})));
+        }
+    }
+    run(&[&ORDERED], 3, events, Duration::ZERO).await;
+    let log = logged("Ordered");
+    assert_eq!(log.len(), 8 * 20 + 1);
+    for resource in 0..8 {
+        let name = format!("r{resource}");
+        let seen: Vec<&String> = log
+            .iter()
+            .filter(|line| line.split(' ').nth(1) == Some(name.as_str()))
+            .collect();
+        let mut expected: Vec<String> = (0..20).map(|n| format!("MODIFIED {name} {n}")).collect();
+        if resource == 0 {
+            expected.insert(11, "DELETED r0 \"gone\"".to_owned());
+        }
+        assert_eq!(seen, expected.iter().collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[test]
+fn a_new_resource_goes_to_the_least_busy_lane_and_idle_lanes_take_turns() {
+    let stats: Vec<Arc<LaneStats>> = (0..3).map(|_| Arc::default()).collect();
+    assert_eq!(least_busy(&stats, 0), 0);
+    assert_eq!(least_busy(&stats, 2), 2, "all idle: from where the turn is");
+    // Lane 0 holds a stuck handler, lane 1 finished all it had.
+    stats[0].handed.store(5, Ordering::Relaxed);
+    stats[0].finished.store(4, Ordering::Relaxed);
+    stats[1].handed.store(9, Ordering::Relaxed);
+    stats[1].finished.store(9, Ordering::Relaxed);
+    stats[2].handed.store(1, Ordering::Relaxed);
+    assert_eq!(least_busy(&stats, 0), 1);
+}
+
+#[test]
+fn the_router_forgets_a_resource_only_if_nothing_more_was_sent_its_way() {
+    let stats: Vec<Arc<LaneStats>> = (0..2).map(|_| Arc::default()).collect();
+    let (senders, _receivers): (Vec<_>, Vec<_>) = (0..2).map(|_| mpsc::channel(1)).unzip();
+    let (_forgotten_sender, forgotten) = mpsc::unbounded_channel();
+    let mut router = Router {
+        lanes: senders,
+        batches: vec![Vec::new(), Vec::new()],
+        assigned: hashbrown::HashMap::default(),
+        forgotten,
+        catalog: catalog(&[&ORDERED]),
+        shard: None,
+        metrics: None,
+        stats: &stats,
+        next_lane: 0,
+        lookup_buffer: String::new(),
+    };
+    let modified = |name| event(EventType::Modified, "Ordered", name, json!({}));
+    router.place(modified("x"));
+    router.place(modified("x"));
+    assert_eq!(router.batches[0].len(), 2, "x stays on its lane");
+    assert_eq!(router.batches[0][1].1, 2);
+    // The lane forgot x after its first event, but the second is on its way: x stays.
+    router.forget("uid-x", 1);
+    router.place(modified("x"));
+    assert_eq!(router.batches[0].len(), 3);
+    // Forgotten after the last one sent: x's next event may go anywhere (lane 0 is busiest).
+    router.forget("uid-x", 3);
+    stats[0].handed.store(3, Ordering::Relaxed);
+    router.place(modified("x"));
+    assert_eq!((router.batches[0].len(), router.batches[1].len()), (3, 1));
+    // Kinds no handler selects are not routed, nor remembered.
+    router.place(event(EventType::Added, "Unknown", "y", json!({})));
+    assert_eq!(router.assigned.len(), 1);
+}
