@@ -1,9 +1,12 @@
 //! Calling one handler: building its context, preparing its shared memory, catching its failure,
 //! and logging it by name.
 
+use crate::escaped::Escaped;
 use crate::inject::{Context, Env, HandlerError, Outcome};
+use crate::logger::InSpan;
 use crate::metrics::{HandlerMetrics, Metrics};
 use crate::registry::{Invoke, Preparer, Registration};
+use crate::resource::Resource;
 use crate::shared::SharedMemory;
 use crate::{Logger, Shared};
 use std::any::Any;
@@ -68,25 +71,29 @@ async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &E
     };
     // Without a subscriber that wants it, this is a disabled span: no fields read, nothing kept.
     // Fields are recorded with `Display`: formatters write a `str`'s `Debug` escaped, char by
-    // char, at several times the cost.
+    // char, at several times the cost. The resource's identity is input, and formatters print a
+    // `Display` raw: `Escaped` keeps a newline or an escape sequence in it out of text logs.
     let span = match env.resource {
         Some(resource) => tracing::info_span!(
             target: "memo",
             "handler",
             handler = %handler.id,
-            kind = %resource.kind,
-            namespace = resource.namespace().map(tracing::field::display),
-            name = %resource.name(),
+            kind = %Escaped(resource.kind),
+            namespace = resource.namespace().map(|namespace| tracing::field::display(Escaped(namespace))),
+            name = %Escaped(resource.name()),
         ),
         None => tracing::info_span!(target: "memo", "handler", handler = %handler.id),
     };
+    // The span shows the resource, unless no subscriber wants it: `Logger` asks.
+    let shown = env.resource.filter(|_| !span.is_disabled());
     match handler.invoke {
         Invoke::Sync(wrapper) => span.in_scope(|| {
+            let _in_span = shown.map(InSpan::enter);
             catch_unwind(AssertUnwindSafe(|| wrapper(&mut cx))).unwrap_or_else(|panic| Err(panicked(panic)))
         }),
         Invoke::Async(wrapper) => match handler.retry.timeout {
-            None => CatchUnwind(wrapper(&mut cx)).instrument(span).await,
-            Some(timeout) => tokio::time::timeout(timeout, CatchUnwind(wrapper(&mut cx)).instrument(span))
+            None => CatchUnwind(wrapper(&mut cx), shown).instrument(span).await,
+            Some(timeout) => tokio::time::timeout(timeout, CatchUnwind(wrapper(&mut cx), shown).instrument(span))
                 .await
                 .unwrap_or_else(|_| {
                     Err(HandlerError::new(format!(
@@ -114,7 +121,7 @@ pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) 
         env: &env,
         shared: Some(shared),
     };
-    CatchUnwind((preparer.invoke)(&mut cx)).await
+    CatchUnwind((preparer.invoke)(&mut cx), None).await
 }
 
 /// Logs a failure that is not retried (an event handler, a timer, startup, cleanup).
@@ -148,13 +155,15 @@ fn panicked(panic: Box<dyn Any + Send>) -> HandlerError {
     HandlerError::new(format!("panicked: {message}"))
 }
 
-/// Turns a panic while polling a handler's future into its error outcome.
-struct CatchUnwind<F>(F);
+/// Turns a panic while polling a handler's future into its error outcome; with a resource, polled
+/// inside the handler span that shows it (see [`InSpan`]).
+struct CatchUnwind<'a, F>(F, Option<Resource<'a>>);
 
-impl<F: Future<Output = Outcome> + Unpin> Future for CatchUnwind<F> {
+impl<F: Future<Output = Outcome> + Unpin> Future for CatchUnwind<'_, F> {
     type Output = Outcome;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Outcome> {
+        let _in_span = self.1.map(InSpan::enter);
         let inner = &mut self.0;
         match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
             Ok(poll) => poll,

@@ -69,6 +69,7 @@ mod dedicated;
 pub mod diagnostics {}
 mod dispatch;
 mod error;
+mod escaped;
 mod event;
 mod health;
 mod in_flight;

@@ -34,7 +34,10 @@ where
                     continue;
                 };
                 // `JsonFields` wrote them as a JSON object; inner spans' fields win.
-                if let Ok(Value::Object(span_fields)) = serde_json::from_str::<Value>(recorded) {
+                if let Ok(Value::Object(mut span_fields)) = serde_json::from_str::<Value>(recorded) {
+                    if is_handler_span(span.metadata()) {
+                        identity_as_it_is(&mut span_fields);
+                    }
                     fields.extend(span_fields);
                 }
             }
@@ -50,6 +53,23 @@ where
             "fields": fields,
         });
         writeln!(writer, "{line}")
+    }
+}
+
+/// Whether a span is the one memo runs every handler call in.
+fn is_handler_span(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.name() == "handler" && metadata.target() == "memo"
+}
+
+/// The handler span shows the resource's identity escaped for text logs; JSON's encoding makes
+/// any string safe, so a JSON line carries the name itself.
+fn identity_as_it_is(span_fields: &mut Map<String, Value>) {
+    for key in ["kind", "namespace", "name"] {
+        if let Some(Value::String(text)) = span_fields.get_mut(key) {
+            if let std::borrow::Cow::Owned(raw) = crate::escaped::unescape(text) {
+                *text = raw;
+            }
+        }
     }
 }
 

@@ -176,6 +176,7 @@ mod tests {
                 namespace = "with \"quotes\" and \\",
                 name = "ünïcode\n",
                 count = 3u64,
+                escaped = %crate::escaped::Escaped("evil\n2026 ERROR FORGED \u{1b}[31m"),
             );
             let _entered = span.enter();
             let error = std::io::Error::other("it broke");
@@ -201,11 +202,14 @@ mod tests {
         let ours = render(TextFields);
         assert_eq!(ours, render(DefaultFields::new()));
         assert!(
-            ours.contains(r#"handler{handler=app::greet kind="KopfExample" namespace="with \"quotes\" and \\" name="ünïcode\n" count=3}"#),
+            ours.contains(r#"handler{handler=app::greet kind="KopfExample" namespace="with \"quotes\" and \\" name="ünïcode\n" count=3 escaped=evil\n2026 ERROR FORGED \u{1b}[31m}"#),
             "{ours}"
         );
         assert!(ours.contains("hello 1 type=\"ADDED\" ok=true ratio=-2.5"), "{ours}");
         assert!(ours.contains("a str message n=-4"), "{ours}");
+        // A resource's identity from the handler span cannot start a line or color the rest.
+        assert!(ours.lines().all(|line| !line.starts_with("2026")), "{ours}");
+        assert!(!ours.contains('\u{1b}'), "{ours}");
         assert!(ours.contains("error=the effect error.sources=[the cause]"), "{ours}");
     }
 }
