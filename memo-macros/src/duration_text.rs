@@ -1,7 +1,8 @@
 //! Duration strings, `"250ms"` to `"1h30m"`, as `interval` and `--shutdown-timeout` accept them.
 //!
-//! Plain Rust with no dependency, so that the runtime includes this very file (`#[path]`) to read
-//! its command-line durations exactly as the macro reads attribute values.
+//! Plain Rust with no dependency: the runtime keeps a copy (`memo-runtime/src/cli/duration_text.rs`)
+//! to read its command-line durations exactly as the macro reads attribute values; the test
+//! `durations_read_alike` keeps the two in step.
 
 /// `"250ms"`, `"10s"`, `"1.5s"`, `"1m"`, `"2h"`, `"1h30m"`.
 pub(crate) fn parse_text(text: &str) -> Result<u64, String> {

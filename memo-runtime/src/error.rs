@@ -24,7 +24,7 @@ pub type Result<T = (), E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The handler registry failed validation at `Operator::run`; nothing was handled.
     /// Each entry is one problem, naming the handler(s) and their source locations.
-    Startup(Vec<crate::registry::Problem>),
+    Startup(Vec<crate::Problem>),
     /// The receiving side of a channel is gone (the operator stopped).
     Closed,
     /// Reading a source failed.

@@ -82,6 +82,9 @@ mod metrics;
 mod operator;
 mod plural;
 mod prepare;
+// The contract the macros generate against: public for their expansions (through `__private`),
+// hidden from the documented API.
+#[doc(hidden)]
 pub mod registry;
 mod resource;
 mod retry;
@@ -104,7 +107,7 @@ pub use memo_macros::handler;
 #[doc = include_str!("docs/prepare_memory.md")]
 pub use memo_macros::prepare_memory;
 pub use operator::{Operator, DEFAULT_SHUTDOWN_TIMEOUT};
-pub use registry::registered_handler_count;
+pub use registry::{registered_handler_count, Problem};
 pub use shared::{LockGuard, Shared, DEFAULT_BOT_NAME};
 pub use stop::Signal;
 

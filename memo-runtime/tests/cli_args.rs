@@ -273,12 +273,6 @@ fn environment_variables_fill_in_missing_flags() {
         std::env::set_var("MEMO_LOG_FORMAT", "xml");
         assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
 
-        // `Cli::parse` reads no variable, as before.
-        std::env::set_var("MEMO_LOG_FORMAT", "json");
-        let cli = memo_runtime::cli::Cli::parse(["--source", "-"]).unwrap();
-        assert_eq!(cli.redis, None);
-        assert_eq!(cli.shard, None);
-
         // Unset, the defaults are back.
         clear_variables();
         let flags = parse(&[]).unwrap();
@@ -288,26 +282,4 @@ fn environment_variables_fill_in_missing_flags() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-#[test]
-fn the_old_cli_is_read_through_the_same_flags() {
-    let _env = ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    use memo_runtime::cli::Cli;
-    let cli = Cli::parse(["--source", "events.json", "-vv", "-n", "a", "--shard", "1/3"]).unwrap();
-    assert_eq!(cli.source, "events.json");
-    assert_eq!(cli.verbosity, 2);
-    assert_eq!(cli.namespaces, ["a"]);
-    assert_eq!(cli.shard, Some(Shard::new(1, 3).unwrap()));
-    let message = Cli::parse(["--wrokers", "4"]).unwrap_err();
-    assert!(message.contains("unknown flag `--wrokers`"), "{message}");
-    assert!(
-        message.contains("--workers"),
-        "the similar flag is suggested: {message}"
-    );
-    assert!(Cli::parse(["--workers", "0"]).unwrap_err().contains("positive number"));
-    assert!(Cli::parse(["--help"]).unwrap_err().contains("--shutdown-timeout"));
-    // `--log-format` is checked, though `Cli` keeps no field for it.
-    assert!(Cli::parse(["--log-format", "json"]).is_ok());
-    assert!(Cli::parse(["--log-format", "xml"]).is_err());
 }

@@ -12,15 +12,11 @@ use std::process::ExitCode;
 
 mod args;
 mod json_lines;
-mod legacy;
 mod logging;
 mod text_fields;
 
 pub use args::{Args, LogFormat};
-pub use legacy::Cli;
 
-// The macro reads `interval = "1m30s"` with this very code; flags read durations the same way.
-#[path = "../../../memo-macros/src/duration_text.rs"]
 mod duration_text;
 
 /// The exit codes of [`run`], [`run_with`] and [`run_with_args`], as `run()`'s `--help` ends;
