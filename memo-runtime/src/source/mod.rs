@@ -34,7 +34,8 @@ enum Inner {
     Channel(mpsc::Receiver<Event>),
     Json(json::JsonStream),
     Thread(reader_thread::ReaderThread),
-    Stream(Pin<Box<dyn Stream<Item = Event> + Send>>),
+    /// Any stream: one of events ([`EventSource::from_stream`]) is read as one that never fails.
+    Stream(Pin<Box<dyn Stream<Item = Result<Event>> + Send>>),
     Merged(merge::Merged),
 }
 
@@ -85,6 +86,36 @@ impl EventSource {
     /// # }
     /// ```
     pub fn from_stream(stream: impl Stream<Item = Event> + Send + 'static) -> EventSource {
+        EventSource::of(Inner::Stream(Box::pin(Infallible(Box::pin(stream)))))
+    }
+
+    /// A source of the events `stream` yields that fails as the built-in sources do: the first
+    /// `Err` ends it, and the operator stops with that error after its usual steps (handlers that
+    /// run finish, cleanup handlers run; [`run`](crate::run) exits with 1).
+    ///
+    /// ```
+    /// use memo_runtime::source::EventSource;
+    /// use memo_runtime::{Error, Event, Operator};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    /// sender.send(Ok(Event::added(serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}})))).unwrap();
+    /// sender.send(Err(Error::custom("the feed broke"))).unwrap();
+    /// let source = EventSource::from_try_stream(stream::Receiver(receiver));
+    /// let err = Operator::new().handle_signals(false).source(source).run().await.unwrap_err();
+    /// assert_eq!(err.to_string(), "the feed broke");
+    /// # }
+    /// # mod stream {
+    /// #     pub struct Receiver(pub tokio::sync::mpsc::UnboundedReceiver<memo_runtime::Result<memo_runtime::Event>>);
+    /// #     impl futures_core::Stream for Receiver {
+    /// #         type Item = memo_runtime::Result<memo_runtime::Event>;
+    /// #         fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>)
+    /// #             -> std::task::Poll<Option<Self::Item>> { self.0.poll_recv(cx) }
+    /// #     }
+    /// # }
+    /// ```
+    pub fn from_try_stream(stream: impl Stream<Item = Result<Event>> + Send + 'static) -> EventSource {
         EventSource::of(Inner::Stream(Box::pin(stream)))
     }
 
@@ -135,8 +166,13 @@ impl EventSource {
             // Polled with a waker that wakes nothing: the wait, if any, happens in `next`, which
             // polls again with the real one.
             Inner::Stream(stream) => match stream.as_mut().poll_next(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(event) => event,
-                Poll::Pending => None,
+                Poll::Ready(Some(Ok(event))) => Some(event),
+                // A failure is for `next_or_failure` to report: `Failed` keeps it.
+                Poll::Ready(Some(Err(err))) => {
+                    self.inner = Inner::Stream(Box::pin(Failed(Some(err))));
+                    None
+                }
+                Poll::Ready(None) | Poll::Pending => None,
             },
             Inner::Merged(merged) => merged.try_next(),
         }
@@ -149,7 +185,9 @@ impl EventSource {
             Inner::Channel(receiver) => receiver.recv().await,
             Inner::Json(stream) => stream.next().await,
             Inner::Thread(reader) => reader.next().await,
-            Inner::Stream(stream) => std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await,
+            Inner::Stream(stream) => std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
+                .await
+                .and_then(Result::ok),
             Inner::Merged(merged) => merged.next().await.ok().flatten(),
         }
     }
@@ -166,7 +204,9 @@ impl EventSource {
                 Some(event) => Ok(Some(event)),
                 None => reader.take_failure().map_or(Ok(None), |err| Err(Error::Io(err))),
             },
-            Inner::Stream(stream) => Ok(std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await),
+            Inner::Stream(stream) => std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
+                .await
+                .transpose(),
             Inner::Merged(merged) => merged.next().await,
         }
     }
@@ -182,6 +222,29 @@ impl std::fmt::Debug for EventSource {
             Inner::Merged(_) => "merged",
         };
         f.debug_struct("EventSource").field("kind", &kind).finish()
+    }
+}
+
+/// A stream of events as one of results that never fails. Boxed, so that it is `Unpin` whatever
+/// the stream.
+struct Infallible(Pin<Box<dyn Stream<Item = Event> + Send>>);
+
+impl Stream for Infallible {
+    type Item = Result<Event>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx).map(|event| event.map(Ok))
+    }
+}
+
+/// A stream that has failed: yields its failure once, then ends.
+struct Failed(Option<Error>);
+
+impl Stream for Failed {
+    type Item = Result<Event>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().map(Err))
     }
 }
 
