@@ -213,7 +213,8 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
             self.update_stats();
             tokio::select! {
                 biased;
-                (key, fired) = self.scheduler.fired() => self.fire(key, fired, watch).await,
+                // Only polled with something scheduled: most kinds have no timers.
+                (key, fired) = self.scheduler.fired(), if !self.scheduler.is_idle() => self.fire(key, fired, watch).await,
                 next = inbox.next(&mut batch) => match next {
                     Ok(true) => self.handle_batch(&mut batch, watch).await,
                     // With a router, a stop also closes the inbox: that is no end of the source.

@@ -210,6 +210,11 @@ impl<K: Clone + Eq + Hash, R, W> Scheduler<K, R, W> {
         self.accepting
     }
 
+    /// Whether nothing is scheduled: nothing can come due until something is.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Retries scheduled and not yet due.
     pub(crate) fn retries_scheduled(&self) -> usize {
         self.retries
