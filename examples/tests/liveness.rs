@@ -98,3 +98,13 @@ fn a_liveness_address_in_use_is_a_startup_error_naming_it() {
     );
     assert!(!stderr.contains("provisioned"), "a handler ran: {stderr}");
 }
+
+#[test]
+fn a_malformed_liveness_address_is_a_bad_flag() {
+    let mut operator = Process::start("retries", &["--liveness", "127.0.0.1:99999"], &[]);
+    let status = operator.wait_exit();
+    let stderr = operator.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--liveness"), "{stderr}");
+    assert!(stderr.contains("`99999` is not a port"), "{stderr}");
+}

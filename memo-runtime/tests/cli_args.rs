@@ -190,6 +190,15 @@ fn bad_values_are_clap_errors_with_exit_code_2() {
         (&["--name", ""], "must not be empty"),
         (&["--wrokers", "4"], "--wrokers"),
         (&["--workers"], "--workers"),
+        (&["--liveness", "127.0.0.1:99999"], "`99999` is not a port"),
+        (&["--liveness", "127.0.0.1:99999"], "--liveness"),
+        (&["--liveness", "127.0.0.1:http"], "`http` is not a port"),
+        (&["--liveness", "127.0.0.1:"], "`` is not a port"),
+        (&["--liveness", "127.0.0.1"], "give HOST:PORT"),
+        (&["--liveness", ":8080"], "is not a host"),
+        (&["--liveness", "local host:8080"], "`local host` is not a host"),
+        (&["--liveness", "::1:8080"], "in brackets"),
+        (&["--liveness", "[::g]:8080"], "in brackets"),
     ] {
         let err = error(flags);
         assert_eq!(err.exit_code(), 2, "{flags:?}: {err}");
@@ -199,6 +208,21 @@ fn bad_values_are_clap_errors_with_exit_code_2() {
     }
     assert_eq!(error(&["--wrokers", "4"]).kind(), ErrorKind::UnknownArgument);
     assert_eq!(error(&["--log-format", "xml"]).kind(), ErrorKind::InvalidValue);
+}
+
+#[test]
+fn liveness_takes_a_host_name_or_an_address_and_a_port() {
+    for address in [
+        "127.0.0.1:8080",
+        "0.0.0.0:0",
+        "localhost:65535",
+        "metrics.example:9090",
+        "[::1]:8080",
+        "[::]:0",
+    ] {
+        let flags = parse(&["--liveness", address]).unwrap_or_else(|err| panic!("{address}: {err}"));
+        assert_eq!(flags.memo.liveness.as_deref(), Some(address));
+    }
 }
 
 #[test]
@@ -272,6 +296,12 @@ fn environment_variables_fill_in_missing_flags() {
         std::env::set_var("MEMO_SHARD", "1/2");
         std::env::set_var("MEMO_LOG_FORMAT", "xml");
         assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
+        std::env::set_var("MEMO_LOG_FORMAT", "json");
+        std::env::set_var("MEMO_LIVENESS", "127.0.0.1:99999");
+        let err = parse(&[]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("`99999` is not a port"), "{err}");
+        std::env::set_var("MEMO_LIVENESS", "127.0.0.1:9090");
 
         // Unset, the defaults are back.
         clear_variables();

@@ -107,7 +107,7 @@ pub struct Args {
     /// Serve a liveness probe on `http://HOST:PORT/healthz` (200 while the event loop runs and
     /// the source is connected, 503 otherwise) and Prometheus metrics on `/metrics`, as kopf's
     /// `--liveness` (port 0 picks a free port, logged).
-    #[arg(long, value_name = "HOST:PORT", env = "MEMO_LIVENESS", value_parser = non_blank)]
+    #[arg(long, value_name = "HOST:PORT", env = "MEMO_LIVENESS", value_parser = host_port)]
     pub liveness: Option<String>,
 
     /// More logging: `-v` debug, `-vv` trace (RUST_LOG overrides).
@@ -190,6 +190,36 @@ fn source_path(text: &str) -> Result<String, String> {
 fn non_blank(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {
         return Err("it must not be empty".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// `--liveness HOST:PORT`: a host name, an IPv4 address or a bracketed IPv6 one, and a port.
+/// Checked here rather than when the endpoint binds, so that a typo is a bad flag (exit code 2)
+/// said before anything starts; whether a name resolves is still for the start to find out.
+fn host_port(text: &str) -> Result<String, String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("give HOST:PORT, e.g. `0.0.0.0:8080`, `localhost:8080` or `[::1]:8080`".to_owned());
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("`{host}` is not a host: give HOST:PORT, e.g. `0.0.0.0:8080`"));
+    }
+    // An IPv6 address has colons of its own: only brackets tell them from the port's.
+    if host.contains(':') {
+        let bracketed = host.strip_prefix('[').and_then(|inner| inner.strip_suffix(']'));
+        if bracketed
+            .and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok())
+            .is_none()
+        {
+            return Err(format!(
+                "`{host}` is not a host: write an IPv6 address in brackets, e.g. `[::1]:8080`"
+            ));
+        }
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "`{port}` is not a port: give a number from 0 to 65535 (0 picks a free one)"
+        ));
     }
     Ok(text.to_owned())
 }
