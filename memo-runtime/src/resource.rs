@@ -65,6 +65,7 @@ fn json_type(value: &Value) -> &'static str {
 
 /// The string at `field` of `object`: `Ok(None)` when absent or null, an error naming `path`
 /// when it has another type.
+#[inline]
 fn optional_str<'a>(object: &'a Value, field: &str, path: &'static str) -> Result<Option<&'a str>, Missing> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -102,7 +103,6 @@ impl<'a> Admitted<'a> {
             (None, None) => return Err(Missing::KindAndName),
         };
         let uid = optional_str(metadata, "uid", "metadata.uid")?;
-        optional_str(metadata, "namespace", "metadata.namespace")?;
         Ok(Admitted {
             kind,
             api_version: optional_str(object, "apiVersion", "apiVersion")?.unwrap_or_default(),
@@ -114,6 +114,12 @@ impl<'a> Admitted<'a> {
 
     pub(crate) fn namespace(&self) -> Option<&'a str> {
         self.metadata.get("namespace").and_then(Value::as_str)
+    }
+
+    /// The namespace, checked: read once, when the resource is first admitted (it is part of
+    /// its identity from then on), so not on every event.
+    pub(crate) fn checked_namespace(&self) -> Result<Option<&'a str>, Missing> {
+        optional_str(self.metadata, "namespace", "metadata.namespace")
     }
 
     /// The text the resource is found by: its uid, or without one its group, kind, namespace and
@@ -264,9 +270,11 @@ mod tests {
             refused(meta(json!({"name": "a", "uid": {"a": 1}}))).as_deref(),
             Some("the object's `metadata.uid` is an object, not a string")
         );
+        let namespaced = meta(json!({"name": "a", "namespace": ["x"]}));
+        let admitted = Admitted::read(&namespaced).unwrap();
         assert_eq!(
-            refused(meta(json!({"name": "a", "namespace": ["x"]}))).as_deref(),
-            Some("the object's `metadata.namespace` is an array, not a string")
+            admitted.checked_namespace().unwrap_err().to_string(),
+            "the object's `metadata.namespace` is an array, not a string"
         );
         assert_eq!(
             refused(meta(json!({"name": 5}))).as_deref(),

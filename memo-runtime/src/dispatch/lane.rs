@@ -39,25 +39,22 @@ pub(crate) enum Inbox {
     },
 }
 
+/// What an inbox brought.
+enum Next {
+    /// One event of the source (the one lane's fast path: no batch to fill and drain).
+    One(Event),
+    /// A batch from the router.
+    Batch(Vec<Numbered>),
+    /// No more.
+    End,
+}
+
 impl Inbox {
-    /// Fills `batch` with the next events: `Ok(false)` once there are no more, the source's
-    /// failure if it failed.
-    async fn next(&mut self, batch: &mut Vec<Numbered>) -> Result<bool> {
+    /// The next events, or the source's failure.
+    async fn next(&mut self) -> Result<Next> {
         match self {
-            Inbox::Source(source) => match source.next_or_failure().await? {
-                Some(event) => {
-                    batch.push((event, 0));
-                    Ok(true)
-                }
-                None => Ok(false),
-            },
-            Inbox::Routed { events, .. } => match events.recv().await {
-                Some(events) => {
-                    *batch = events;
-                    Ok(true)
-                }
-                None => Ok(false),
-            },
+            Inbox::Source(source) => Ok(source.next_or_failure().await?.map_or(Next::End, Next::One)),
+            Inbox::Routed { events, .. } => Ok(events.recv().await.map_or(Next::End, Next::Batch)),
         }
     }
 }
@@ -133,6 +130,10 @@ impl<M: Clone> Table<M> {
                 created: false,
             }),
             EntryRef::Vacant(entry) => {
+                if let Err(wrong) = admitted.checked_namespace() {
+                    reject(event, &wrong);
+                    return None;
+                }
                 if self.metrics.is_some() {
                     self.stats.resources.store(count + 1, Ordering::Relaxed);
                 }
@@ -205,7 +206,6 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         if let Inbox::Routed { forgotten, .. } = &inbox {
             self.forgotten = Some(forgotten.clone());
         }
-        let mut batch = Vec::new();
         let outcome = loop {
             if stop.is_requested() {
                 break Ok(());
@@ -215,11 +215,12 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
                 biased;
                 // Only polled with something scheduled: most kinds have no timers.
                 (key, fired) = self.scheduler.fired(), if !self.scheduler.is_idle() => self.fire(key, fired, watch).await,
-                next = inbox.next(&mut batch) => match next {
-                    Ok(true) => self.handle_batch(&mut batch, watch).await,
+                next = inbox.next() => match next {
+                    Ok(Next::One(event)) => self.handle_one(event, watch).await,
+                    Ok(Next::Batch(batch)) => self.handle_batch(batch, watch).await,
                     // With a router, a stop also closes the inbox: that is no end of the source.
-                    Ok(false) if stop.is_requested() => break Ok(()),
-                    Ok(false) => {
+                    Ok(Next::End) if stop.is_requested() => break Ok(()),
+                    Ok(Next::End) => {
                         self.finish("the source ended", watch).await;
                         break Ok(());
                     }
@@ -239,25 +240,30 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         outcome
     }
 
-    async fn handle_batch(&mut self, batch: &mut Vec<Numbered>, watch: &Watch) {
-        let mut events = batch.drain(..);
-        let routed = self.forgotten.is_some();
-        while let Some((event, seq)) = events.next() {
+    /// An event the lane read from the source itself.
+    async fn handle_one(&mut self, event: Event, watch: &Watch) {
+        if self.stop.is_requested() {
+            self.stop.count_dropped(1);
+            return;
+        }
+        if self.table.metrics.is_some() {
+            self.taken += 1;
+            self.stats.taken.store(self.taken, Ordering::Relaxed);
+        }
+        self.handle(event, 0, watch).await;
+    }
+
+    /// A batch from the router. What was handed and not taken (at a stop), the dispatcher
+    /// counts, once.
+    async fn handle_batch(&mut self, batch: Vec<Numbered>, watch: &Watch) {
+        for (event, seq) in batch {
             if self.stop.is_requested() {
-                // With a router, what was handed and not taken is counted once, by the dispatcher.
-                if !routed {
-                    self.stop.count_dropped(1 + events.len());
-                }
                 return;
             }
             self.taken += 1;
-            if routed || self.table.metrics.is_some() {
-                self.stats.taken.store(self.taken, Ordering::Relaxed);
-            }
+            self.stats.taken.store(self.taken, Ordering::Relaxed);
             self.handle(event, seq, watch).await;
-            if routed {
-                self.stats.finished.store(self.taken, Ordering::Relaxed);
-            }
+            self.stats.finished.store(self.taken, Ordering::Relaxed);
         }
     }
 

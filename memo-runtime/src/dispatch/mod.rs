@@ -294,6 +294,11 @@ impl Router<'_> {
                 assigned.seq = assigned.seq.wrapping_add(1);
                 (assigned.lane, assigned.seq)
             }
+            None if admitted.checked_namespace().is_err() => {
+                // A lane refuses it, naming the field; nothing to remember.
+                self.batches[0].push((event, 0));
+                return;
+            }
             None => {
                 let lane = least_busy(self.stats, self.next_lane);
                 self.next_lane = (lane + 1) % self.lanes.len();
