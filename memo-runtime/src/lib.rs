@@ -40,9 +40,11 @@
 //!
 //! # Concurrency
 //! All handlers of one resource — event handlers and its timers — run one at a time, in event
-//! order; different resources run concurrently, up to [`Operator::workers`] at once. On a
-//! multi-threaded runtime each worker is a thread of its own, so a sync handler that blocks holds
-//! up one worker, never the runtime; with one worker the event loop runs handlers itself.
+//! order; different resources run concurrently, up to [`Operator::workers`] at once. Each worker
+//! is a lane that owns its resources (their memos, timers and retries); a new resource goes to
+//! the least busy lane. On a multi-threaded runtime each lane is a thread of its own, so a sync
+//! handler that blocks holds up its lane, never the runtime; with one worker the only lane reads
+//! the source itself.
 //!
 //! # Stopping
 //! The operator stops when its source ends (everything read is handled), when it fails (then

@@ -167,25 +167,33 @@ async fn set_and_fenced_writes_across_a_pause_report_what_happened() {
     let Some(server) = RedisServer::start() else { return };
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let shared = Operator::new().name("fenced").store(store).shared();
-    let guard = shared.lock("l").await.unwrap();
-    let writes = {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let set = shared.set("plain", 7u64).await;
-            let fenced = shared.set_fenced(&guard, "fenced", 8u64).await;
-            let updated = shared.update_fenced(&guard, "counter", |n: &mut u64| *n += 1).await;
-            (set, fenced, updated)
-        })
-    };
-    // Paused before the writes reach the server, for longer than a reply is waited for.
+    let guard = Arc::new(shared.lock("l").await.unwrap());
+    // Read once before the pause: the update during it is a single write, no read.
+    shared
+        .update_fenced(&guard, "counter", |n: &mut u64| *n += 1)
+        .await
+        .unwrap();
+    // Paused before the writes are sent, for longer than a reply is waited for (2 s).
     server.freeze();
+    let set = tokio::spawn({
+        let shared = shared.clone();
+        async move { shared.set("plain", 7u64).await }
+    });
+    let fenced = tokio::spawn({
+        let (shared, guard) = (shared.clone(), Arc::clone(&guard));
+        async move { shared.set_fenced(&guard, "fenced", 8u64).await }
+    });
+    let updated = tokio::spawn({
+        let (shared, guard) = (shared.clone(), Arc::clone(&guard));
+        async move { shared.update_fenced(&guard, "counter", |n: &mut u64| *n += 1).await }
+    });
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     server.thaw();
-    let (set, fenced, updated) = writes.await.unwrap();
+    let (set, fenced, updated) = (set.await.unwrap(), fenced.await.unwrap(), updated.await.unwrap());
     assert!(set.is_ok(), "{set:?}");
     assert!(fenced.is_ok(), "{fenced:?}");
     assert!(updated.is_ok(), "{updated:?}");
     assert_eq!(shared.get::<u64>("plain").await.unwrap(), Some(7));
     assert_eq!(shared.get::<u64>("fenced").await.unwrap(), Some(8));
-    assert_eq!(shared.get::<u64>("counter").await.unwrap(), Some(1));
+    assert_eq!(shared.get::<u64>("counter").await.unwrap(), Some(2));
 }

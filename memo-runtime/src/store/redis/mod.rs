@@ -57,7 +57,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// Besides, each store (each `connect`) records its latest writes in one hash,
 /// `memo:ops:{random}`: field `n` is `d` once its `n`-th write is applied, `a` if it was found
-/// not applied after a lost reply. It keeps the last 65,536 writes and expires a minute (or 20
+/// not applied after a lost reply (`n`: refused). It keeps the last 1,024 writes and expires a minute (or 20
 /// timeouts) after the last one.
 ///
 /// For example, key `messages` of bot `message-counter` is `memo:message-counter:bot:value:messages`,
@@ -358,6 +358,7 @@ impl RedisStore {
                         outcome::WINDOW
                     )))
                 }
+                // `d`: written; `n`: refused (a changed value, a lost lease); `a`: never arrived.
                 Ok(Ok(state)) => return Ok(state == "d"),
                 Ok(Err(_)) => backoff.wait().await,
                 Err(_) => {}

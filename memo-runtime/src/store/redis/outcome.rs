@@ -7,14 +7,16 @@
 //! to the end yet), does nothing.
 //!
 //! A key per write would cost Redis a key with an expiry per write (measured: 170,000 scripts a
-//! second against 300,000 without); fields of one hash cost next to nothing. The hash keeps the
-//! last [`WINDOW`] numbers: each write drops the record `WINDOW` numbers back.
+//! second against 300,000 without); fields of one small hash cost little. The hash keeps the last
+//! [`WINDOW`] numbers: each write drops the record `WINDOW` numbers back. An answer is only
+//! trusted while the record cannot have been dropped (fewer than `WINDOW` writes of the store
+//! since): a lost reply is asked about at once, while at most one write per caller is in flight.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How many of a store's latest writes are remembered.
-pub(super) const WINDOW: u64 = 1 << 16;
+pub(super) const WINDOW: u64 = 1 << 10;
 
 /// How long Redis keeps a store's records at the least after its last write: well past the time a
 /// write's reply can be waited for, so that a late write still finds its number aborted.

@@ -19,23 +19,32 @@ impl Scripts {
         Scripts {
             // KEYS: value, operations, [lock]. ARGV: mode (any | absent | equals), expected, new
             // text, holder, operations ttl in ms, operation number, the number whose record
-            // goes (or ''), '1' to extend the operations' ttl. The operation is recorded with the
-            // write, in the same step; one recorded already (aborted by `settle`) stops it.
+            // goes (or ''), '1' to extend the operations' ttl. The operation is recorded in the
+            // same step as the write: `d` if it wrote, `n` if it was refused; one recorded
+            // already (aborted by `settle`) stops it.
             write: Script::new(
                 r"
-if redis.call('HEXISTS', KEYS[2], ARGV[6]) == 1 then return {'aborted'} end
-if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[4] then return {'lost'} end
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == 'absent' then
-  if current then return {'changed', current} end
-elseif ARGV[1] == 'equals' then
-  if not current then return {'changed'} end
-  if current ~= ARGV[2] then return {'changed', current} end
-end
-redis.call('SET', KEYS[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[6], 'd')
+if redis.call('HSETNX', KEYS[2], ARGV[6], 'd') == 0 then return {'aborted'} end
 if ARGV[7] ~= '' then redis.call('HDEL', KEYS[2], ARGV[7]) end
 if ARGV[8] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+local refused
+if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  refused = {'lost'}
+elseif ARGV[1] ~= 'any' then
+  local current = redis.call('GET', KEYS[1])
+  if ARGV[1] == 'absent' then
+    if current then refused = {'changed', current} end
+  elseif not current then
+    refused = {'changed'}
+  elseif current ~= ARGV[2] then
+    refused = {'changed', current}
+  end
+end
+if refused then
+  redis.call('HSET', KEYS[2], ARGV[6], 'n')
+  return refused
+end
+redis.call('SET', KEYS[1], ARGV[3])
 return {'done'}
 ",
             ),
