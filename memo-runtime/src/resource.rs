@@ -52,7 +52,7 @@ impl std::fmt::Display for Missing {
 }
 
 /// What kind of JSON value `value` is, with its article, for messages.
-fn json_type(value: &Value) -> &'static str {
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -142,16 +142,7 @@ fn short_message(err: &serde_json::Error) -> String {
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::resource::json_type as kind_of;
 
 impl Parser {
     fn new() -> Self {
