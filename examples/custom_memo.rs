@@ -7,8 +7,8 @@
 //! ```
 
 use memo_runtime::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Message templates and a count of live resources, one copy for the whole operator.
 #[derive(Clone)]

@@ -5,7 +5,7 @@ mod processes;
 
 use processes::scrape::get;
 use processes::scrape::http_text::sample;
-use processes::{Process, PATIENCE};
+use processes::{PATIENCE, Process};
 use std::time::{Duration, Instant};
 
 fn endpoint(operator: &Process) -> String {

@@ -6,7 +6,7 @@ mod processes;
 
 use processes::scrape::get;
 use processes::scrape::http_text::sample;
-use processes::{watch_event, Process, PATIENCE};
+use processes::{PATIENCE, Process, watch_event};
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 mod processes;
 
 use processes::Process;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const FORGED: &str = "2026-01-01T00:00:00.000000Z ERROR memo: FORGED LINE";
 

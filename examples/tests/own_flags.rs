@@ -4,8 +4,8 @@
 
 mod processes;
 
-use processes::{watch_event, Process};
-use serde_json::{json, Value};
+use processes::{Process, watch_event};
+use serde_json::{Value, json};
 
 fn kopf_example(name: &str, spec: Value) -> String {
     watch_event("ADDED", "KopfExample", name, spec)

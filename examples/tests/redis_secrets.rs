@@ -10,7 +10,7 @@ mod redis_server;
 
 use processes::scrape::get;
 use processes::scrape::http_text::sample;
-use processes::{watch_event, Process, PATIENCE};
+use processes::{PATIENCE, Process, watch_event};
 use redis_server::RedisServer;
 use serde_json::json;
 

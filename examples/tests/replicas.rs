@@ -8,7 +8,7 @@ mod processes;
 #[path = "../../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
-use processes::{watch_event, Process, PATIENCE};
+use processes::{PATIENCE, Process, watch_event};
 use redis_server::RedisServer;
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 
 mod processes;
 
-use processes::{watch_event, Process};
+use processes::{Process, watch_event};
 use serde_json::json;
 
 #[test]

@@ -1,6 +1,6 @@
 //! What a run found: the printed table, the raw figures, and the targets.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// One line of the table.
 struct Row {

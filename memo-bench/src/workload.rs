@@ -1,6 +1,6 @@
 //! Building events and running an operator over them.
 
-use memo_runtime::{source, Event, EventType, Memo, Operator};
+use memo_runtime::{Event, EventType, Memo, Operator, source};
 use serde_json::{Map, Value};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};

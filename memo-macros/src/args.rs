@@ -481,7 +481,9 @@ fn unknown_key_message(key: &str) -> String {
     let unsupported = match key {
         "idle" => Some("kopf's `idle` is not supported: a timer here runs every `interval` while its resource exists"),
         "sharp" => Some("kopf's `sharp` is not supported: a timer's interval counts from the end of its previous run"),
-        "when" => Some("`when` filters are not supported: check the condition at the top of the handler and return early"),
+        "when" => {
+            Some("`when` filters are not supported: check the condition at the top of the handler and return early")
+        }
         "labels" | "annotations" | "value" => Some(
             "filters on labels, annotations and fields are not supported: check them in the handler's `body` and return early",
         ),
@@ -494,8 +496,12 @@ fn unknown_key_message(key: &str) -> String {
         "group" | "version" | "plural" | "kind" | "resource" => Some(
             "the resource is the trigger's value, not a separate key: write e.g. `event = \"kopfexamples.kopf.dev\"` or `event = \"KopfExample\"`",
         ),
-        "resume" => Some("kopf's `on.resume` is not supported: every existing resource arrives as a `create` event when the operator starts"),
-        "daemon" => Some("kopf's daemons are not supported: use `timer = \"KIND\", interval = N`, or start a task in a `startup` handler"),
+        "resume" => Some(
+            "kopf's `on.resume` is not supported: every existing resource arrives as a `create` event when the operator starts",
+        ),
+        "daemon" => Some(
+            "kopf's daemons are not supported: use `timer = \"KIND\", interval = N`, or start a task in a `startup` handler",
+        ),
         "field" | "old" | "new" | "diff" => Some(
             "field handlers and diffs are not supported: compare values in the handler's `body` and keep what you need in the memo",
         ),
@@ -665,18 +671,39 @@ mod tests {
     #[test]
     fn retries_and_backoff_only_on_create_update_delete() {
         for (args, expected) in [
-            (quote!(event = "A", retries = 3), "`retries` applies to create, update and delete handlers: an `event` handler is fire-and-forget (kopf's `on.event`) and is not retried; use `create = \"KIND\"`, `update = \"KIND\"` or `delete = \"KIND\"` to retry"),
-            (quote!(event = "A", backoff = "2s"), "`backoff` applies to create, update and delete handlers: an `event` handler"),
-            (quote!(timer = "A", interval = 1, backoff = 1), "`backoff` applies to create, update and delete handlers: a timer is not retried, it simply runs again at its next tick"),
+            (
+                quote!(event = "A", retries = 3),
+                "`retries` applies to create, update and delete handlers: an `event` handler is fire-and-forget (kopf's `on.event`) and is not retried; use `create = \"KIND\"`, `update = \"KIND\"` or `delete = \"KIND\"` to retry",
+            ),
+            (
+                quote!(event = "A", backoff = "2s"),
+                "`backoff` applies to create, update and delete handlers: an `event` handler",
+            ),
+            (
+                quote!(timer = "A", interval = 1, backoff = 1),
+                "`backoff` applies to create, update and delete handlers: a timer is not retried, it simply runs again at its next tick",
+            ),
             (quote!(timer = "A", interval = 1, retries = 1), "a timer is not retried"),
-            (quote!(startup, retries = 1), "a startup handler is not retried, if it fails the operator stops"),
-            (quote!(cleanup, backoff = 1), "a cleanup handler runs once, at shutdown, and is not retried"),
-            (quote!(startup, timeout = 1), "`timeout` applies to resource handlers (event, create, update, delete and timer), not to a startup handler"),
+            (
+                quote!(startup, retries = 1),
+                "a startup handler is not retried, if it fails the operator stops",
+            ),
+            (
+                quote!(cleanup, backoff = 1),
+                "a cleanup handler runs once, at shutdown, and is not retried",
+            ),
+            (
+                quote!(startup, timeout = 1),
+                "`timeout` applies to resource handlers (event, create, update, delete and timer), not to a startup handler",
+            ),
             (quote!(cleanup, timeout = "1s"), "not to a cleanup handler"),
         ] {
             let (_, errors) = parse(args);
             assert_eq!(errors.len(), 1, "{errors:?}");
-            assert!(errors[0].starts_with(expected) || errors[0].contains(expected), "{errors:?}");
+            assert!(
+                errors[0].starts_with(expected) || errors[0].contains(expected),
+                "{errors:?}"
+            );
         }
     }
 

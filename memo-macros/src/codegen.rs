@@ -5,7 +5,7 @@ use crate::args::{HandlerArgs, TriggerKind};
 use crate::sig::{Injectable, Param};
 use proc_macro2::Ident;
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{ItemFn, LitStr, ReturnType, Type};

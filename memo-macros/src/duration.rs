@@ -21,11 +21,15 @@ pub(crate) fn parse(key: &str, value: &Expr) -> syn::Result<u64> {
                 .ok_or_else(|| syn::Error::new(int.span(), format!("`{key}` is too large")))
                 .and_then(|nanos| positive(key, nanos, value))
         }
-        Expr::Lit(ExprLit { lit: Lit::Float(float), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(float), ..
+        }) => {
             let seconds: f64 = float.base10_parse()?;
             seconds_to_nanos(key, seconds, value)
         }
-        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text), ..
+        }) => {
             let nanos = parse_text(&text.value()).map_err(|reason| {
                 syn::Error::new(
                     text.span(),
@@ -44,7 +48,9 @@ pub(crate) fn parse(key: &str, value: &Expr) -> syn::Result<u64> {
         )),
         _ => Err(syn::Error::new_spanned(
             value,
-            format!("expected a number of seconds or a duration string for `{key}`, e.g. `{key} = 10` or `{key} = \"250ms\"`"),
+            format!(
+                "expected a number of seconds or a duration string for `{key}`, e.g. `{key} = 10` or `{key} = \"250ms\"`"
+            ),
         )),
     }
 }

@@ -8,7 +8,7 @@ use crate::codegen;
 use crate::errors::Errors;
 use crate::sig::{self, Availability, Injectable};
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::ItemFn;
 
 /// `#[handler(...)]`.

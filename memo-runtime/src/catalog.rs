@@ -1,10 +1,10 @@
 //! Which handlers apply to which resources: selectors, and per-kind plans built on first sight.
 
+use crate::EventType;
 use crate::invoke::Bound;
 use crate::metrics::{KindMetrics, Metrics};
 use crate::registry::{Registration, Trigger};
 use crate::shared::SharedMemory;
-use crate::EventType;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +35,10 @@ impl<'s> Selector<'s> {
     /// is selected.
     pub(crate) fn matches(&self, kind: &str, api_version: &str) -> bool {
         let object_group = crate::resource::api_group(api_version);
-        if let Some(group) = self.group {
-            if !group.eq_ignore_ascii_case(object_group) {
-                return false;
-            }
+        if let Some(group) = self.group
+            && !group.eq_ignore_ascii_case(object_group)
+        {
+            return false;
         }
         // Exactly the kind, its lowercase singular, or its plural as the API server names the
         // resource (not "any trailing `s` stripped": `ingresses` is `Ingress`). Called when a
@@ -234,7 +234,7 @@ fn build_plan(
 
 #[cfg(test)]
 mod tests {
-    use super::{Catalog, Selector, REMEMBERED_MISSES};
+    use super::{Catalog, REMEMBERED_MISSES, Selector};
     use crate::shared::SharedMemory;
     use crate::store::{InProcessStore, StoreRef};
 

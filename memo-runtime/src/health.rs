@@ -1,8 +1,8 @@
 //! Whether an operator is healthy, as its liveness endpoint answers: its event loop runs and its
 //! source is connected.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// How many parts of a source (the watches of a Kubernetes source) are not connected now.
 /// A source made of parts that can lose their connection carries one; others are connected for

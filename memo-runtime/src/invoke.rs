@@ -11,7 +11,7 @@ use crate::shared::SharedMemory;
 use crate::{Logger, Shared};
 use std::any::Any;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use tracing::Instrument;
@@ -54,15 +54,15 @@ pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env:
 async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
-    if let Some(shared) = &bound.shared {
-        if let Err(err) = crate::prepare::ensure_prepared(shared).await {
-            let component = shared
-                .component()
-                .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));
-            return Err(HandlerError::new(format!(
-                "not run: the shared memory of {component} is not prepared: {err}"
-            )));
-        }
+    if let Some(shared) = &bound.shared
+        && let Err(err) = crate::prepare::ensure_prepared(shared).await
+    {
+        let component = shared
+            .component()
+            .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));
+        return Err(HandlerError::new(format!(
+            "not run: the shared memory of {component} is not prepared: {err}"
+        )));
     }
     let mut cx = Context {
         memo,

@@ -108,9 +108,9 @@ pub use memo::{Memo, MemoError};
 pub use memo_macros::handler;
 #[doc = include_str!("docs/prepare_memory.md")]
 pub use memo_macros::prepare_memory;
-pub use operator::{Operator, DEFAULT_SHUTDOWN_TIMEOUT};
-pub use registry::{registered_handler_count, Problem};
-pub use shared::{LockGuard, Shared, DEFAULT_BOT_NAME};
+pub use operator::{DEFAULT_SHUTDOWN_TIMEOUT, Operator};
+pub use registry::{Problem, registered_handler_count};
+pub use shared::{DEFAULT_BOT_NAME, LockGuard, Shared};
 pub use stop::Signal;
 
 /// The kube crate memo watches clusters with (feature `kube`): use it to build the
@@ -125,7 +125,7 @@ pub use k8s_openapi;
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        handler, prepare_memory, Error, Event, EventType, LockGuard, Logger, Memo, Operator, Result, Shared,
+        Error, Event, EventType, LockGuard, Logger, Memo, Operator, Result, Shared, handler, prepare_memory,
     };
 }
 
@@ -133,8 +133,8 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::inject::{
-        memo_type_of, BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome, LoggerArg, MemoArg, NameArg,
-        NamespaceArg, Outcome, SharedArg, UidArg,
+        BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome, LoggerArg, MemoArg, NameArg, NamespaceArg,
+        Outcome, SharedArg, UidArg, memo_type_of,
     };
     pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger};
     pub use inventory;

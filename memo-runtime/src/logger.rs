@@ -79,7 +79,7 @@ pub struct Logger {
 
 // `tracing` needs the level as a constant at each call site, hence a macro.
 macro_rules! log_at {
-    ($level:expr, $self:ident, $message:ident) => {
+    ($level:expr_2021, $self:ident, $message:ident) => {
         match (&$self.name, &$self.namespace) {
             _ if $self.shown_by_span() => tracing::event!(target: "memo", $level, "{}", $message),
             (Some(name), Some(namespace)) => tracing::event!(

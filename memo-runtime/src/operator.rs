@@ -13,9 +13,9 @@ use crate::registry::{self, MemoType, Registration, Trigger};
 use crate::shard::Shard;
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
-use crate::stop::{humanize, Stop, Supervised};
+use crate::stop::{Stop, Supervised, humanize};
 use crate::store::{InProcessStore, Store, StoreRef};
-use crate::{invoke, Error, Logger, Memo, Result, Shared};
+use crate::{Error, Logger, Memo, Result, Shared, invoke};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -343,7 +343,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             None => {
                 return Err(Error::custom(
                     "the operator has no source: call `Operator::source` before `run`",
-                ))
+                ));
             }
         };
         let health = Health::default();

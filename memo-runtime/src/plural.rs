@@ -45,10 +45,10 @@ pub(crate) fn plural_of(kind: &str) -> String {
     if ["s", "x", "z", "ch", "sh"].iter().any(|end| kind.ends_with(end)) {
         return format!("{kind}es");
     }
-    if let Some(stem) = kind.strip_suffix('y') {
-        if stem.chars().last().is_some_and(|c| !"aeiou".contains(c)) {
-            return format!("{stem}ies");
-        }
+    if let Some(stem) = kind.strip_suffix('y')
+        && stem.chars().last().is_some_and(|c| !"aeiou".contains(c))
+    {
+        return format!("{stem}ies");
     }
     format!("{kind}s")
 }

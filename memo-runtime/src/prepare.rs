@@ -6,9 +6,9 @@
 //! the mark. A failing preparer leaves the memory unprepared, so the next access tries again; a
 //! replica that dies while preparing leaves a lease that runs out, and another one takes over.
 
-use crate::store::backoff::Backoff;
-use crate::store::{new_token, MemoryId, Preparation, Store};
 use crate::Shared;
+use crate::store::backoff::Backoff;
+use crate::store::{MemoryId, Preparation, Store, new_token};
 use std::sync::Arc;
 use std::time::Duration;
 

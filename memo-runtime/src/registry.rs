@@ -289,8 +289,8 @@ pub(crate) fn registered() -> Vec<&'static Registration> {
 
 /// The registered handlers' count, for tests and diagnostics.
 ///
-/// ```
-/// // A doctest registers no handlers.
+/// ```standalone_crate
+/// // A program of its own (doctests are merged into one otherwise) registers no handlers.
 /// assert_eq!(memo_runtime::registered_handler_count(), 0);
 /// ```
 pub fn registered_handler_count() -> usize {
@@ -306,9 +306,10 @@ pub(crate) fn validate(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     for preparer in preparers {
-        if let Some(component) = preparer.component {
-            if !handlers.iter().any(|handler| handler.component == Some(component)) {
-                problems.push(Problem {
+        if let Some(component) = preparer.component
+            && !handlers.iter().any(|handler| handler.component == Some(component))
+        {
+            problems.push(Problem {
                     code: "M0004",
                     message: format!(
                         "preparer `{}` at {} prepares component `{component}`, but no handler has `component = \"{component}\"`; \
@@ -317,7 +318,6 @@ pub(crate) fn validate(
                         preparer.location(),
                     ),
                 });
-            }
         }
     }
     for handler in handlers {
@@ -338,13 +338,13 @@ pub(crate) fn validate(
                 });
             }
         }
-        if let Trigger::Timer { interval, .. } = handler.trigger {
-            if interval.is_zero() {
-                problems.push(Problem {
-                    code: "M0003",
-                    message: format!("timer `{}` at {} has a zero interval", handler.id, handler.location()),
-                });
-            }
+        if let Trigger::Timer { interval, .. } = handler.trigger
+            && interval.is_zero()
+        {
+            problems.push(Problem {
+                code: "M0003",
+                message: format!("timer `{}` at {} has a zero interval", handler.id, handler.location()),
+            });
         }
     }
     let mut explicit: Vec<&&'static Registration> = handlers.iter().filter(|h| h.explicit_id).collect();

@@ -90,7 +90,7 @@ impl<'a> Admitted<'a> {
                     field: "metadata",
                     found: json_type(other),
                     expected: "an object",
-                })
+                });
             }
         };
         let kind = optional_str(object, "kind", "kind")?;

@@ -3,10 +3,10 @@
 //! log lines of the progress. The retry itself waits in the dispatcher's one queue of delayed work,
 //! beside the timers.
 
-use crate::inject::{HandlerError, RetryHint};
-use crate::registry::{EventFilter, Registration, RetryPolicy, Trigger, MAX_BACKOFF};
-use crate::resource::Resource;
 use crate::Event;
+use crate::inject::{HandlerError, RetryHint};
+use crate::registry::{EventFilter, MAX_BACKOFF, Registration, RetryPolicy, Trigger};
+use crate::resource::Resource;
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ fn random_unit() -> f64 {
 
 /// A `tracing` event at `$level` about `$handler` on `$resource`, carrying both as fields.
 macro_rules! about {
-    ($level:ident, $handler:expr, $resource:expr, $($message:tt)+) => {
+    ($level:ident, $handler:expr_2021, $resource:expr_2021, $($message:tt)+) => {
         tracing::$level!(
             target: "memo",
             handler = $handler.id,

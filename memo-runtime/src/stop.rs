@@ -131,7 +131,7 @@ impl Stop {
     pub(crate) async fn listen_for_signals(self, grace: Duration) {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
+            use tokio::signal::unix::{SignalKind, signal};
             match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
                 (Ok(mut interrupt), Ok(mut terminate)) => loop {
                     let signal = tokio::select! {

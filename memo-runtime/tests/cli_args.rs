@@ -1,7 +1,7 @@
 //! `memo_runtime::cli::Args` flattened into a program's own clap parser: every flag, the
 //! defaults, the environment variables, and clap's errors (exit code 2) for bad values.
 
-use memo_runtime::clap::{self, error::ErrorKind, CommandFactory, Parser};
+use memo_runtime::clap::{self, CommandFactory, Parser, error::ErrorKind};
 use memo_runtime::cli::{Args, LogFormat};
 use memo_runtime::shard::Shard;
 use std::sync::Mutex;
@@ -38,7 +38,8 @@ fn parse(flags: &[&str]) -> Result<Flags, clap::Error> {
 
 fn clear_variables() {
     for variable in VARIABLES {
-        std::env::remove_var(variable);
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::remove_var(variable) };
     }
 }
 
@@ -261,11 +262,16 @@ fn environment_variables_fill_in_missing_flags() {
     let _env = ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let parse = |flags: &[&str]| Flags::try_parse_from(std::iter::once("my-operator").chain(flags.iter().copied()));
     clear_variables();
-    std::env::set_var("MEMO_REDIS_URL", "redis://from-env:6379/");
-    std::env::set_var("MEMO_SHARD", "2/4");
-    std::env::set_var("MEMO_LOG_FORMAT", "json");
-    std::env::set_var("MEMO_LIVENESS", "127.0.0.1:9090");
-    std::env::set_var("CLI_ARGS_TEST_DATABASE_URL", "postgres://from-env/");
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("MEMO_REDIS_URL", "redis://from-env:6379/") };
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("MEMO_SHARD", "2/4") };
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("MEMO_LOG_FORMAT", "json") };
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("MEMO_LIVENESS", "127.0.0.1:9090") };
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("CLI_ARGS_TEST_DATABASE_URL", "postgres://from-env/") };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let flags = parse(&[]).unwrap();
         assert_eq!(flags.memo.redis.as_deref(), Some("redis://from-env:6379/"));
@@ -289,19 +295,25 @@ fn environment_variables_fill_in_missing_flags() {
         assert_eq!(flags.memo.log_format, LogFormat::Text);
 
         // Bad values in variables are clap's errors too.
-        std::env::set_var("MEMO_SHARD", "3/3");
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::set_var("MEMO_SHARD", "3/3") };
         let err = parse(&[]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("shard 3/3 does not exist"), "{err}");
-        std::env::set_var("MEMO_SHARD", "1/2");
-        std::env::set_var("MEMO_LOG_FORMAT", "xml");
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::set_var("MEMO_SHARD", "1/2") };
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::set_var("MEMO_LOG_FORMAT", "xml") };
         assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
-        std::env::set_var("MEMO_LOG_FORMAT", "json");
-        std::env::set_var("MEMO_LIVENESS", "127.0.0.1:99999");
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::set_var("MEMO_LOG_FORMAT", "json") };
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::set_var("MEMO_LIVENESS", "127.0.0.1:99999") };
         let err = parse(&[]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("`99999` is not a port"), "{err}");
-        std::env::set_var("MEMO_LIVENESS", "127.0.0.1:9090");
+        // TODO: Audit that the environment access only happens in single-threaded code.
+        unsafe { std::env::set_var("MEMO_LIVENESS", "127.0.0.1:9090") };
 
         // Unset, the defaults are back.
         clear_variables();

@@ -12,12 +12,12 @@ use std::pin::Pin;
 
 use fake_api::FakeApi;
 use futures_core::Stream;
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
-use kube::ResourceExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
@@ -246,10 +246,11 @@ async fn namespaced_watch_sees_only_its_namespace() {
     fake.create("kopfexamples", Some("theirs"), "c", json!({}));
     fake.create("kopfexamples", Some("mine"), "d", json!({}));
     assert_eq!(next_event(&mut watcher).await, ("Apply", "d".to_owned()));
-    assert!(fake
-        .requests()
-        .iter()
-        .any(|r| r.starts_with("GET /apis/kopf.dev/v1/namespaces/mine/kopfexamples?")));
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /apis/kopf.dev/v1/namespaces/mine/kopfexamples?"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -388,9 +389,11 @@ async fn over_tcp_with_the_kubeconfig() {
     let client = kube::Client::try_from(config).unwrap();
 
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
-    assert!(discovery
-        .resolve_gvk(&GroupVersionKind::gvk("kopf.dev", "v1", "KopfExample"))
-        .is_some());
+    assert!(
+        discovery
+            .resolve_gvk(&GroupVersionKind::gvk("kopf.dev", "v1", "KopfExample"))
+            .is_some()
+    );
     let api = Api::<DynamicObject>::all_with(client.clone(), &kopf_examples());
     let names: Vec<String> = api
         .list(&ListParams::default())
@@ -431,7 +434,8 @@ async fn try_default_accepts_the_kubeconfig() {
     let dir = temp_dir("infer");
     let path = fake.kubeconfig(addr, &dir);
     // The only test of this binary that reads the environment.
-    std::env::set_var("KUBECONFIG", &path);
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("KUBECONFIG", &path) };
     let client = kube::Client::try_default().await.unwrap();
     assert_eq!(client.default_namespace(), "default");
     let configmaps = Api::<k8s_openapi::api::core::v1::ConfigMap>::default_namespaced(client);

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{object, Render};
+use common::{Render, object};
 use memo_runtime::prelude::*;
 use std::sync::{Arc, Mutex, OnceLock};
-use tracing::span::{Attributes, Id};
 use tracing::Subscriber;
+use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 

@@ -167,12 +167,16 @@ async fn namespaces_limit_the_watches() {
         ]
     );
     let requests = fake.requests();
-    assert!(requests
-        .iter()
-        .any(|r| r.starts_with("GET /apis/kopf.dev/v1/namespaces/staging/kopfexamples?")));
-    assert!(requests
-        .iter()
-        .any(|r| r.starts_with("GET /apis/kopf.dev/v1/namespaces/other/kopfexamples?")));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /apis/kopf.dev/v1/namespaces/staging/kopfexamples?"))
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /apis/kopf.dev/v1/namespaces/other/kopfexamples?"))
+    );
     assert!(
         !requests
             .iter()

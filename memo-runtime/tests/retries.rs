@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{capture_logs, entries, log_in, push, Log};
+use common::{Log, capture_logs, entries, log_in, push};
 use memo_runtime::prelude::*;
 use serde_json::json;
 use std::time::Duration;

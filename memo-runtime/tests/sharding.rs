@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use memo_runtime::prelude::*;
-use memo_runtime::shard::{stable_hash, Shard};
+use memo_runtime::shard::{Shard, stable_hash};
 
 #[handler(event = "KopfExample")]
 fn record(memo: &mut Memo, name: &str, event: &Event) {

@@ -141,9 +141,11 @@ async fn a_fenced_write_after_the_lease_was_lost_is_refused_and_writes_nothing()
     let waiting = tokio::time::timeout(Duration::from_millis(500), holder.lock("deploy")).await;
     assert!(waiting.is_err(), "the lock is still the new holder's");
     drop(current);
-    assert!(tokio::time::timeout(Duration::from_secs(10), holder.lock("deploy"))
-        .await
-        .is_ok());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), holder.lock("deploy"))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,10 +106,12 @@ async fn non_finite_floats_are_refused(stores: Stores) {
     );
     let nested = BTreeMap::from([("a", vec![Some(1.0), None, Some(f64::INFINITY)])]);
     assert!(shared.set("nested", &nested).await.is_err());
-    assert!(shared
-        .update("ratio", |x: &mut f64| *x = f64::NEG_INFINITY)
-        .await
-        .is_err());
+    assert!(
+        shared
+            .update("ratio", |x: &mut f64| *x = f64::NEG_INFINITY)
+            .await
+            .is_err()
+    );
     assert!(shared.keys().await.unwrap().is_empty(), "nothing was written");
     // A `null` that is really a `None` is fine.
     shared.set("maybe", vec![Some(1.5), None]).await.unwrap();

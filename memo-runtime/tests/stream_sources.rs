@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use memo_runtime::prelude::*;
-use memo_runtime::source::{channel, EventSource};
+use memo_runtime::source::{EventSource, channel};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 

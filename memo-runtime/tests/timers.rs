@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use memo_runtime::prelude::*;
 use std::time::Duration;
-use tokio::time::{sleep, Instant};
+use tokio::time::{Instant, sleep};
 
 #[handler(timer = "KopfExample", interval = 10)]
 fn tick(memo: &mut Memo, name: &str, body: &serde_json::Value) {

@@ -2,10 +2,10 @@
 //! with zero errors means every handler of the example succeeded.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tracing_subscriber::layer::{Context, SubscriberExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
 struct CountErrors(Arc<AtomicUsize>);
 

@@ -4,8 +4,8 @@
 
 use crate::handlers::{self, PING};
 use crate::report::{Goal, Report};
-use crate::stats::{grouped, paired_ratios, per_second, Samples};
-use crate::{workload, Config};
+use crate::stats::{Samples, grouped, paired_ratios, per_second};
+use crate::{Config, workload};
 use memo_runtime::{Event, Memo};
 use serde_json::json;
 use std::collections::HashMap;

@@ -5,8 +5,8 @@
 
 use crate::handlers::{self, INJECTED, PLAIN};
 use crate::report::Report;
-use crate::stats::{nanos_per, paired_differences, Samples};
-use crate::{workload, Config};
+use crate::stats::{Samples, nanos_per, paired_differences};
+use crate::{Config, workload};
 use memo_runtime::Memo;
 use serde_json::json;
 use tokio::runtime::Runtime;

@@ -5,8 +5,8 @@
 
 use crate::handlers::{self, FRESH};
 use crate::report::{Goal, Report};
-use crate::stats::{nanos_per, paired_ratios, Samples};
-use crate::{workload, Config};
+use crate::stats::{Samples, nanos_per, paired_ratios};
+use crate::{Config, workload};
 use memo_runtime::Memo;
 use serde_json::json;
 use std::hint::black_box;

@@ -8,8 +8,8 @@
 
 use crate::handlers::{self, KEEP, PLAIN};
 use crate::report::{Goal, Report};
-use crate::stats::{grouped, Samples};
-use crate::{alloc, workload, Config};
+use crate::stats::{Samples, grouped};
+use crate::{Config, alloc, workload};
 use memo_runtime::Memo;
 use serde_json::json;
 use std::collections::HashMap;

@@ -10,8 +10,8 @@ mod redis;
 mod scaling;
 mod shared;
 
-use crate::report::Report;
 use crate::Config;
+use crate::report::Report;
 use tokio::runtime::Runtime;
 
 /// One measurement: it runs its rounds and adds its rows, figures and targets to the report.

@@ -5,12 +5,12 @@
 
 use crate::handlers::{self, PING};
 use crate::report::{Goal, Report};
-use crate::stats::{grouped, nanos_per, paired_differences, paired_ratios, per_second, Samples};
-use crate::{workload, Config};
+use crate::stats::{Samples, grouped, nanos_per, paired_differences, paired_ratios, per_second};
+use crate::{Config, workload};
 use memo_runtime::Memo;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::runtime::Runtime;
 
 pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
@@ -119,8 +119,8 @@ fn switch_logging(on: bool) {
 /// workers run on threads of their own. Installed once, in the last measurement, so that the
 /// others run without one.
 fn install_subscriber() {
-    use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         let switch = tracing_subscriber::filter::filter_fn(|metadata| {

@@ -6,9 +6,9 @@
 //! It starts a `redis-server` of its own on a free loopback port (no persistence) and skips the
 //! section, with a notice, if none is installed.
 
-use crate::report::{Goal, Report};
-use crate::stats::{grouped, paired_ratios, per_second, Samples};
 use crate::Config;
+use crate::report::{Goal, Report};
+use crate::stats::{Samples, grouped, paired_ratios, per_second};
 use memo_runtime::store::RedisStore;
 use memo_runtime::{Operator, Shared};
 use redis::aio::ConnectionManager;

@@ -8,8 +8,8 @@
 
 use crate::handlers::{self, BURN};
 use crate::report::{Goal, Report};
-use crate::stats::{grouped, paired_ratios, per_second, process_cpu_time, Samples};
-use crate::{workload, Config};
+use crate::stats::{Samples, grouped, paired_ratios, per_second, process_cpu_time};
+use crate::{Config, workload};
 use memo_runtime::{Event, Memo};
 use serde_json::json;
 use std::future::Future;

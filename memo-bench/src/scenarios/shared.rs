@@ -8,9 +8,9 @@
 //! each thread update a key of its own, to tell contention on the key from contention on the
 //! store, and a bare `AtomicU64` shows what the hardware allows for one shared counter.
 
-use crate::report::{Goal, Report};
-use crate::stats::{grouped, paired_ratios, per_second, Samples};
 use crate::Config;
+use crate::report::{Goal, Report};
+use crate::stats::{Samples, grouped, paired_ratios, per_second};
 use memo_runtime::Shared;
 use serde_json::{Map, Value};
 use std::collections::HashMap;

@@ -65,10 +65,10 @@ fn is_handler_span(metadata: &tracing::Metadata<'_>) -> bool {
 /// any string safe, so a JSON line carries the name itself.
 fn identity_as_it_is(span_fields: &mut Map<String, Value>) {
     for key in ["kind", "namespace", "name"] {
-        if let Some(Value::String(text)) = span_fields.get_mut(key) {
-            if let std::borrow::Cow::Owned(raw) = crate::escaped::unescape(text) {
-                *text = raw;
-            }
+        if let Some(Value::String(text)) = span_fields.get_mut(key)
+            && let std::borrow::Cow::Owned(raw) = crate::escaped::unescape(text)
+        {
+            *text = raw;
         }
     }
 }

@@ -10,8 +10,8 @@
 use std::fmt;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 
 /// The field formatter of `run()`'s text logs when standard error is not a terminal.
 pub(crate) struct TextFields;

@@ -7,7 +7,7 @@
 //! resource's state never leaves its lane, so nothing crosses threads per event.
 
 use super::scheduler::{Fired, Scheduler};
-use super::work::{log_cancelled, reject, run_work, Ran, ResourceState, Work};
+use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::catalog::Catalog;
 use crate::in_flight::Watch;
 use crate::metrics::Metrics;
@@ -20,8 +20,8 @@ use crate::{Event, EventType, Result};
 use hashbrown::hash_map::EntryRef;
 use once_cell::race::OnceBox;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 type Resources<M> = hashbrown::HashMap<ResourceKey, ResourceState<M>, ahash::RandomState>;
@@ -363,12 +363,12 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
                 .map_or(0, |state| state.seq);
             let (_, held) = self.scheduler.forget(key);
             let later: Vec<Work> = queue.drain(..).chain(held).filter(Work::is_event).collect();
-            if later.is_empty() {
-                if let Some(forgotten) = &self.forgotten {
-                    // The router may let another lane have the key, unless more of its events
-                    // are on their way here; gone with the router at the end.
-                    let _ = forgotten.send((key.lookup().into(), seq));
-                }
+            if later.is_empty()
+                && let Some(forgotten) = &self.forgotten
+            {
+                // The router may let another lane have the key, unless more of its events
+                // are on their way here; gone with the router at the end.
+                let _ = forgotten.send((key.lookup().into(), seq));
             }
             for work in later {
                 if let Work::Event(event) = work {
@@ -380,16 +380,16 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
             return true;
         }
         if let Some(retry) = ran.retry {
-            if retry.event.r#type != EventType::Deleted {
-                if let Some(deletion) = queue.iter().position(Work::is_deleted_event) {
-                    // The resource is gone already: the retry and what waits before the deletion
-                    // are moot.
-                    let events = queue.drain(..deletion).filter(Work::is_event).count();
-                    if let Some(state) = self.table.resources.get(&Lookup(key.lookup())) {
-                        log_cancelled(key, state, &retry, events);
-                    }
-                    return false;
+            if retry.event.r#type != EventType::Deleted
+                && let Some(deletion) = queue.iter().position(Work::is_deleted_event)
+            {
+                // The resource is gone already: the retry and what waits before the deletion
+                // are moot.
+                let events = queue.drain(..deletion).filter(Work::is_event).count();
+                if let Some(state) = self.table.resources.get(&Lookup(key.lookup())) {
+                    log_cancelled(key, state, &retry, events);
                 }
+                return false;
             }
             let delay = retry.delay;
             if self.scheduler.schedule_retry(key, retry, delay).is_ok() {

@@ -23,8 +23,8 @@ use crate::source::EventSource;
 use crate::stop::Stop;
 use crate::{Event, Result};
 use lane::{Inbox, Lane, LaneStats, Numbered};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 
 /// How many events the router hands a lane at once, at most.

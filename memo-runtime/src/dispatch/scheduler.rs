@@ -103,10 +103,13 @@ impl<K: Clone + Eq + Hash, R, W> Scheduler<K, R, W> {
         }
         let delays = self.resources.entry(key.clone()).or_default();
         let scheduled = self.queue.insert((key.clone(), Due::Retry), after);
-        if let Some((_, old)) = delays.retry.replace((retry, scheduled)) {
-            self.queue.try_remove(&old);
-        } else {
-            self.retries += 1;
+        match delays.retry.replace((retry, scheduled)) {
+            Some((_, old)) => {
+                self.queue.try_remove(&old);
+            }
+            _ => {
+                self.retries += 1;
+            }
         }
         Ok(())
     }
@@ -267,7 +270,7 @@ impl<K: Clone + Eq + Hash, R, W> Scheduler<K, R, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::time::{advance, Instant};
+    use tokio::time::{Instant, advance};
 
     type Test = Scheduler<&'static str, &'static str, u32>;
 

@@ -4,14 +4,14 @@
 
 use super::lane::LaneStats;
 use super::*;
+use crate::EventType;
 use crate::inject::{Context, HandlerError, Outcome, RetryHint};
 use crate::registry::{EventFilter, Invoke, Registration, RetryPolicy, Trigger};
 use crate::shared::SharedMemory;
 use crate::store::{InProcessStore, StoreRef};
-use crate::EventType;
 use serde_json::json;
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// What the handlers saw: `TYPE name spec.n`, per test (each test its own kind).

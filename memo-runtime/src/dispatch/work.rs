@@ -7,7 +7,7 @@ use crate::inject::Env;
 use crate::invoke::Bound;
 use crate::resource::{Resource, ResourceKey};
 use crate::retry::{self, PendingRetry, Verdict};
-use crate::{invoke, Event, EventType, Logger};
+use crate::{Event, EventType, Logger, invoke};
 use once_cell::race::OnceBox;
 use serde_json::Value;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The layers behind a [`Memo`](super::Memo): type-erased values, keys, entry sets, and the
 //! overlay chain with its lookups and compaction.
 
-use std::any::{type_name, Any};
+use std::any::{Any, type_name};
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

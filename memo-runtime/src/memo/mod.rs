@@ -343,10 +343,10 @@ impl Memo {
 
     /// Drops the top layer if it is ours alone and holds no entries.
     fn drop_empty_top(&mut self) {
-        if let Some(top) = self.top.as_mut().and_then(Arc::get_mut) {
-            if top.entries.is_empty() {
-                self.top = top.parent.take();
-            }
+        if let Some(top) = self.top.as_mut().and_then(Arc::get_mut)
+            && top.entries.is_empty()
+        {
+            self.top = top.parent.take();
         }
     }
 

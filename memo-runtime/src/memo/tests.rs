@@ -31,10 +31,10 @@ fn own_heap_bytes(memo: &Memo) -> usize {
             if let Key::Owned(s) = key {
                 total += size_of::<Box<str>>() + s.len();
             }
-            if let Some(value) = slot {
-                if Arc::strong_count(value) == 1 {
-                    total += arc_bytes(std::mem::size_of_val(&**value));
-                }
+            if let Some(value) = slot
+                && Arc::strong_count(value) == 1
+            {
+                total += arc_bytes(std::mem::size_of_val(&**value));
             }
         }
         layer = current.parent.as_ref();

@@ -1,8 +1,8 @@
 //! Values in and out of a shared memory: JSON, refusing what would not read back as written.
 
 use crate::{Error, Result};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 #[inline]

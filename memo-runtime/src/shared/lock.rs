@@ -2,15 +2,15 @@
 //! background, with fencing tokens and fenced writes.
 
 use super::codec::encode;
-use super::{update_in_place, Backend, Other, Shared};
+use super::{Backend, Other, Shared, update_in_place};
 use crate::metrics::Operation;
 use crate::store::backoff::Backoff;
 use crate::store::in_process::{InProcessLock, InProcessSpace};
 use crate::store::local_locks::LocalGuard;
-use crate::store::{new_token, MemoryId, Store, Written};
+use crate::store::{MemoryId, Store, Written, new_token};
 use crate::{Error, Result};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -17,8 +17,8 @@ use crate::store::in_process::InProcessSpace;
 use crate::store::local_locks::{LocalGuard, LocalLocks};
 use crate::store::{InProcessStore, MemoryId, Store, StoreRef, Versioned, Written};
 use crate::{Error, Result};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -308,14 +308,14 @@ impl Shared {
             let early = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
             let mut held = Some(local);
             let mut _retained = None;
-            if let Some(version) = other.store.version_after_write(&encoded) {
-                if let Some(mut local) = held.take() {
-                    local.data().base = Some(Some(Versioned {
-                        value: encoded.clone(),
-                        version,
-                    }));
-                    _retained = Some(local.unlock());
-                }
+            if let Some(version) = other.store.version_after_write(&encoded)
+                && let Some(mut local) = held.take()
+            {
+                local.data().base = Some(Some(Versioned {
+                    value: encoded.clone(),
+                    version,
+                }));
+                _retained = Some(local.unlock());
             }
             let outcome = match early {
                 std::task::Poll::Ready(outcome) => outcome,

@@ -399,7 +399,7 @@ impl Parser {
                 return skip(
                     Severity::Error,
                     format!("top-level value is {}, not an object", kind_of(&other)),
-                )
+                );
             }
         };
         let name = match map.get("type") {

@@ -228,10 +228,10 @@ impl Store for InProcessStore {
         fence: Option<(&'a str, &'a str)>,
     ) -> StoreFuture<'a, Written> {
         let space = self.space(memory);
-        if let Some((lock, holder)) = fence {
-            if !space.holds(lock, holder) {
-                return ready(Written::LeaseLost);
-            }
+        if let Some((lock, holder)) = fence
+            && !space.holds(lock, holder)
+        {
+            return ready(Written::LeaseLost);
         }
         let mut values = space.shard(key);
         let current = values.get(key).map(InProcessSpace::versioned);

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use memo_runtime::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
 /// A `KopfExample` object.

@@ -2,7 +2,7 @@
 //! on `source::kubernetes`, stopped by the test, its handlers' entries in a log in its memo.
 #![allow(dead_code)]
 
-use super::common::{entries, log_in, Log};
+use super::common::{Log, entries, log_in};
 use super::fake_api::FakeApi;
 use memo_runtime::prelude::*;
 use memo_runtime::source::EventSource;

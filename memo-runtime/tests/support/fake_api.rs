@@ -27,10 +27,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::{Body, Frame};
-use serde_json::{json, Value};
-use tokio::sync::{mpsc, Notify};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

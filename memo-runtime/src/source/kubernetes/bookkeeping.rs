@@ -117,7 +117,7 @@ fn identity(object: &Value) -> Box<str> {
 mod tests {
     use super::{Bookkeeping, Change};
     use crate::EventType;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
     use std::collections::VecDeque;
 
     fn object(name: &str, version: u32) -> Value {

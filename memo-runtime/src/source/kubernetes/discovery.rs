@@ -5,8 +5,8 @@
 use crate::catalog::Selector;
 use crate::registry::{Registration, Trigger};
 use crate::{Error, Result, UnknownKind};
-use kube::discovery::{verbs, ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::Client;
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
 
 /// A resource to watch, and the handlers that asked for it.
 #[derive(Debug)]

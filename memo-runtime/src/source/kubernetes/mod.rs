@@ -7,8 +7,8 @@ mod watch;
 use super::EventSource;
 use crate::health::Connection;
 use crate::{Event, Result};
-use kube::api::{Api, DynamicObject};
 use kube::Client;
+use kube::api::{Api, DynamicObject};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 

@@ -2,8 +2,8 @@
 //! default backoff, every failure logged with the kind and the delay before the next attempt.
 
 use super::bookkeeping::{Bookkeeping, Change};
-use crate::health::Connection;
 use crate::Event;
+use crate::health::Connection;
 use futures_core::Stream;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::utils::Backoff;
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 type Watcher = Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<DynamicObject>>> + Send>>;

@@ -12,7 +12,7 @@ mod scripts;
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
 use crate::{Error, Result};
 use keys::{fence_key, glob_escape, lock_key, root, value_key};
-use outcome::{may_have_applied, op_ttl_millis, OpIds};
+use outcome::{OpIds, may_have_applied, op_ttl_millis};
 pub(crate) use redact::redact;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use scripts::Scripts;
@@ -125,7 +125,7 @@ impl RedisStore {
                 Err(_) => {
                     return Err(Error::Store(format!(
                         "cannot connect to Redis at `{shown}`: no answer within {CONNECT_TIMEOUT:?}"
-                    )))
+                    )));
                 }
             };
         // Connecting sends no command that needs a password unless the URL has one: a round trip
@@ -137,7 +137,7 @@ impl RedisStore {
             Err(_) => {
                 return Err(Error::Store(format!(
                     "cannot connect to Redis at `{shown}`: no answer to PING within {CONNECT_TIMEOUT:?}"
-                )))
+                )));
             }
         }
         tracing::info!(target: "memo", url = &*shown, "connected to Redis at {shown}");
@@ -309,7 +309,7 @@ impl RedisStore {
                         return Err(Error::Store(format!(
                             "Redis at `{}`: write of key `{key}` failed: {err}; nothing was written",
                             self.url
-                        )))
+                        )));
                     }
                     Ok(Err(err)) => err.to_string(),
                     Err(_) => format!("got no answer within {:?}", self.timeout),
@@ -356,7 +356,7 @@ impl RedisStore {
                     return Err(unknown(format!(
                         "{} later writes passed it before Redis could be asked",
                         outcome::WINDOW
-                    )))
+                    )));
                 }
                 // `d`: written; `n`: refused (a changed value, a lost lease); `a`: never arrived.
                 Ok(Ok(state)) => return Ok(state == "d"),
