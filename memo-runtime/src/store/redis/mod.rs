@@ -5,6 +5,7 @@
 //! on `WATCH`, which a multiplexed connection cannot isolate per caller.
 
 mod keys;
+mod link;
 mod outcome;
 mod redact;
 mod scripts;
@@ -12,9 +13,10 @@ mod scripts;
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
 use crate::{Error, Result};
 use keys::{fence_key, glob_escape, lock_key, root, value_key};
-use outcome::{OpIds, may_have_applied, op_ttl_millis};
+use link::{Conn, Link, NoConnection};
+use outcome::{Op, OpIds, may_have_applied};
 pub(crate) use redact::redact;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::MultiplexedConnection;
 use scripts::Scripts;
 use serde_json::Value;
 use std::fmt;
@@ -31,7 +33,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A [`Store`] in Redis (feature `redis`): shared memory that every process and machine of a bot
 /// sees, and that outlives them. Cloning it shares the connection.
 ///
-/// One multiplexed connection per store, reconnected in the background when lost: while Redis is
+/// One multiplexed connection per store, replaced when lost: while Redis is
 /// unreachable each call fails within 3 seconds (see [`RedisStore::with_timeout`]) with
 /// [`Error::Store`], and calls succeed again once it is back.
 ///
@@ -55,10 +57,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// | `R:prepared` | present once the memory's preparers have run |
 /// | `R:preparing` | the preparation lease: the preparing replica's token, expiring with it |
 ///
-/// Besides, each store (each `connect`) records its latest writes in one hash,
-/// `memo:ops:{random}`: field `n` is `d` once its `n`-th write is applied, `a` if it was found
-/// not applied after a lost reply (`n`: refused). It keeps the last 1,024 writes and expires a minute (or 20
-/// timeouts) after the last one.
+/// Besides, each store (each `connect`) records its writes in bitmaps,
+/// `memo:ops:{random}:{generation}`: bit `n` of generation `g` is set once write
+/// `g × 65,536 + n` is applied. A generation expires a minute (or 20 timeouts) after its last write.
 ///
 /// For example, key `messages` of bot `message-counter` is `memo:message-counter:bot:value:messages`,
 /// and of its component `per-name`, `memo:message-counter:component:per-name:value:messages`.
@@ -77,7 +78,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct RedisStore {
     url: Arc<str>,
-    connection: ConnectionManager,
+    link: Arc<Link>,
     lease: Duration,
     timeout: Duration,
     scripts: Arc<Scripts>,
@@ -113,41 +114,19 @@ impl RedisStore {
         let shown: Arc<str> = redact(url).into();
         let client = redis::Client::open(url)
             .map_err(|err| Error::Store(format!("`{shown}` is not a usable Redis URL: {err}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection =
-            match tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new_with_config(client, config)).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(err)) => return Err(Error::Store(format!("cannot connect to Redis at `{shown}`: {err}"))),
-                Err(_) => {
-                    return Err(Error::Store(format!(
-                        "cannot connect to Redis at `{shown}`: no answer within {CONNECT_TIMEOUT:?}"
-                    )));
-                }
-            };
-        // Connecting sends no command that needs a password unless the URL has one: a round trip
-        // that does tells a missing password (NOAUTH) now, not at the first handler.
-        let mut ping = connection.clone();
-        match tokio::time::timeout(CONNECT_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut ping)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => return Err(Error::Store(format!("cannot connect to Redis at `{shown}`: {err}"))),
-            Err(_) => {
-                return Err(Error::Store(format!(
-                    "cannot connect to Redis at `{shown}`: no answer to PING within {CONNECT_TIMEOUT:?}"
-                )));
-            }
-        }
+        // The first round trip needs the password, if the server wants one: a missing one
+        // (NOAUTH) shows now, not at the first handler.
+        let link = Link::connect(client, CONNECT_TIMEOUT)
+            .await
+            .map_err(|NoConnection(why)| Error::Store(format!("cannot connect to Redis at `{shown}`: {why}")))?;
         tracing::info!(target: "memo", url = &*shown, "connected to Redis at {shown}");
         Ok(RedisStore {
             url: shown,
-            connection,
+            link: Arc::new(link),
             lease: super::DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
             scripts: Arc::new(Scripts::new()),
-            ops: Arc::new(OpIds::new()),
+            ops: Arc::new(OpIds::new(DEFAULT_TIMEOUT)),
         })
     }
 
@@ -175,6 +154,7 @@ impl RedisStore {
     /// to another `timeout` finding out whether it was applied (see [`Error::OutcomeUnknown`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.ops = Arc::new(OpIds::new(timeout));
         self
     }
 
@@ -184,24 +164,37 @@ impl RedisStore {
     }
 
     /// Runs one Redis round trip within the timeout; a failure names the URL and the operation.
-    async fn run<T>(
-        &self,
-        what: impl FnOnce() -> String,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+    async fn run<T, Call, Reply>(&self, what: impl Fn() -> String, call: Call) -> Result<T>
+    where
+        Call: FnOnce(MultiplexedConnection) -> Reply,
+        Reply: Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let conn =
+            self.link.get(deadline).await.map_err(|NoConnection(why)| {
+                Error::Store(format!("Redis at `{}`: {} failed: {why}", self.url, what()))
+            })?;
+        match tokio::time::timeout_at(deadline.into(), call(conn.connection.clone())).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(Error::Store(format!(
-                "Redis at `{}`: {} failed: {err}",
-                self.url,
-                what()
-            ))),
-            Err(_) => Err(Error::Store(format!(
-                "Redis at `{}`: {} got no answer within {:?}",
-                self.url,
-                what(),
-                self.timeout
-            ))),
+            Ok(Err(err)) => {
+                if needs_new_connection(&err) {
+                    conn.mark_broken();
+                }
+                Err(Error::Store(format!(
+                    "Redis at `{}`: {} failed: {err}",
+                    self.url,
+                    what()
+                )))
+            }
+            Err(_) => {
+                conn.mark_broken();
+                Err(Error::Store(format!(
+                    "Redis at `{}`: {} got no answer within {:?}",
+                    self.url,
+                    what(),
+                    self.timeout
+                )))
+            }
         }
     }
 
@@ -213,17 +206,19 @@ impl RedisStore {
         let mut found = Vec::new();
         let mut cursor = 0u64;
         loop {
-            let mut connection = self.connection.clone();
             let (next, batch): (u64, Vec<String>) = self
                 .run(
                     || format!("SCAN of `{pattern}`"),
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut connection),
+                    |mut connection| async move {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut connection)
+                            .await
+                    },
                 )
                 .await?;
             found.extend(batch);
@@ -236,11 +231,10 @@ impl RedisStore {
 
     async fn delete(&self, keys: &[String]) -> Result<()> {
         for batch in keys.chunks(500) {
-            let mut connection = self.connection.clone();
             let _: i64 = self
                 .run(
                     || "UNLINK".to_owned(),
-                    redis::cmd("UNLINK").arg(batch).query_async(&mut connection),
+                    |mut connection| async move { redis::cmd("UNLINK").arg(batch).query_async(&mut connection).await },
                 )
                 .await?;
         }
@@ -260,9 +254,15 @@ fn parse(key: &str, text: String) -> Result<Versioned> {
     })
 }
 
+/// Whether a command that failed with `err` leaves its connection unusable.
+fn needs_new_connection(err: &redis::RedisError) -> bool {
+    err.is_unrecoverable_error() || err.is_io_error() || err.is_connection_dropped()
+}
+
 impl RedisStore {
-    /// A write through the `write` script: its outcome is known unless Redis cannot be asked (see
-    /// `outcome.rs`). A write found not applied is sent again, with a new id, while time is left.
+    /// A write whose outcome is known unless Redis cannot be asked (see `outcome.rs`): a plain
+    /// `set` is `SET` and its record in one transaction, every conditional write the `write`
+    /// script. A write found not applied is sent again, with a new number, while time is left.
     async fn write(
         &self,
         memory: &MemoryId,
@@ -282,42 +282,73 @@ impl RedisStore {
             Expect::Absent => ("absent", ""),
             Expect::Equals(version) => ("equals", version.as_str()),
         };
-        let ttl = op_ttl_millis(self.timeout);
-        let started = Instant::now();
+        let plain = mode == "any" && lock_key.is_none();
+        let ttl = self.ops.ttl_millis();
+        let deadline = Instant::now() + self.timeout;
         loop {
+            let conn = self.link.get(deadline).await.map_err(|NoConnection(why)| {
+                Error::Store(format!(
+                    "Redis at `{}`: write of key `{key}` failed: {why}; nothing was written",
+                    self.url
+                ))
+            })?;
             let op = self.ops.next();
-            let mut invocation = self.scripts.write.key(&value_key);
-            invocation.key(self.ops.key());
-            if let Some(lock_key) = &lock_key {
-                invocation.key(lock_key);
-            }
-            invocation
-                .arg(mode)
-                .arg(expected)
-                .arg(&text)
-                .arg(holder)
-                .arg(ttl)
-                .arg(op.number)
-                .arg(op.dropped.map_or(String::new(), |dropped| dropped.to_string()))
-                .arg(if op.extend { "1" } else { "0" });
-            let mut connection = self.connection.clone();
-            let remaining = self.timeout.saturating_sub(started.elapsed());
-            let lost =
-                match tokio::time::timeout(remaining, invocation.invoke_async::<Vec<String>>(&mut connection)).await {
-                    Ok(Ok(reply)) => return self.written(key, text, reply),
-                    Ok(Err(err)) if !may_have_applied(&err) => {
-                        return Err(Error::Store(format!(
-                            "Redis at `{}`: write of key `{key}` failed: {err}; nothing was written",
-                            self.url
-                        )));
+            let mut connection = conn.connection.clone();
+            let sent = async {
+                if plain {
+                    let mut transaction = redis::pipe();
+                    transaction.atomic();
+                    transaction.cmd("SET").arg(&value_key).arg(&text).ignore();
+                    transaction.cmd("SETBIT").arg(&op.key).arg(op.bit).arg(1).ignore();
+                    if op.extend {
+                        transaction.cmd("PEXPIRE").arg(&op.key).arg(ttl).ignore();
                     }
-                    Ok(Err(err)) => err.to_string(),
-                    Err(_) => format!("got no answer within {:?}", self.timeout),
-                };
-            if self.settle(op.number, key, &lost, ttl).await? {
+                    transaction.query_async::<()>(&mut connection).await?;
+                    Ok(None)
+                } else {
+                    let mut invocation = self.scripts.write.key(&value_key);
+                    invocation.key(&op.key);
+                    if let Some(lock_key) = &lock_key {
+                        invocation.key(lock_key);
+                    }
+                    invocation
+                        .arg(mode)
+                        .arg(expected)
+                        .arg(&text)
+                        .arg(holder)
+                        .arg(ttl)
+                        .arg(op.bit)
+                        .arg(if op.extend { "1" } else { "0" });
+                    invocation.invoke_async::<Vec<String>>(&mut connection).await.map(Some)
+                }
+            };
+            let lost = match tokio::time::timeout_at(deadline.into(), sent).await {
+                Ok(Ok(None)) => return Ok(Written::Done(Version::new(text))),
+                Ok(Ok(Some(reply))) => return self.written(key, text, reply),
+                Ok(Err(err)) if !may_have_applied(&err) => {
+                    if needs_new_connection(&err) {
+                        conn.mark_broken();
+                    }
+                    return Err(Error::Store(format!(
+                        "Redis at `{}`: write of key `{key}` failed: {err}; nothing was written",
+                        self.url
+                    )));
+                }
+                Ok(Err(err)) => {
+                    if needs_new_connection(&err) {
+                        conn.mark_broken();
+                    }
+                    err.to_string()
+                }
+                Err(_) => {
+                    conn.mark_broken();
+                    format!("got no answer within {:?}", self.timeout)
+                }
+            };
+            if self.settle(&op, &conn, key, &lost).await? {
                 return Ok(Written::Done(Version::new(text)));
             }
-            if started.elapsed() >= self.timeout {
+            if Instant::now() >= deadline {
                 return Err(Error::Store(format!(
                     "Redis at `{}`: write of key `{key}` {lost}; nothing was written",
                     self.url
@@ -326,9 +357,10 @@ impl RedisStore {
         }
     }
 
-    /// Whether write `number`, whose reply was lost, was applied; asked until the answer comes or
-    /// another timeout has passed. An answer of "no" also makes sure the write never will be.
-    async fn settle(&self, number: u64, key: &str, lost: &str, ttl: u64) -> Result<bool> {
+    /// Whether write `op`, sent on `sent_on` and whose reply was lost, was applied; asked until
+    /// the answer comes or another timeout has passed. The question is read after anything the
+    /// write sent (see `link.rs`), so a "no" stays true.
+    async fn settle(&self, op: &Op, sent_on: &Arc<Conn>, key: &str, lost: &str) -> Result<bool> {
         tracing::debug!(target: "memo", key, "write of key `{key}` {lost}: asking Redis whether it was applied");
         let unknown = |why: String| {
             Error::OutcomeUnknown(format!(
@@ -339,29 +371,31 @@ impl RedisStore {
         let deadline = Instant::now() + self.timeout;
         let mut backoff = super::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(250));
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            if Instant::now() >= deadline {
                 return Err(unknown(format!(
                     "Redis could not be asked within {:?} whether it was applied",
                     self.timeout
                 )));
             }
-            let mut invocation = self.scripts.settle.key(self.ops.key());
-            invocation.arg(number).arg(ttl);
-            let mut connection = self.connection.clone();
-            match tokio::time::timeout(remaining, invocation.invoke_async::<String>(&mut connection)).await {
-                // Only while its record cannot have been dropped by later writes is the answer
-                // the write's own.
-                Ok(Ok(_)) if !self.ops.still_recorded(number) => {
-                    return Err(unknown(format!(
-                        "{} later writes passed it before Redis could be asked",
-                        outcome::WINDOW
-                    )));
+            let Ok(conn) = self.link.get(deadline).await else {
+                continue;
+            };
+            let Some(mut question) = Link::fence_after(sent_on, &conn) else {
+                return Err(unknown(
+                    "the server does not say how it names connections, so the question could overtake it".to_owned(),
+                ));
+            };
+            question.cmd("GETBIT").arg(&op.key).arg(op.bit);
+            let mut connection = conn.connection.clone();
+            match tokio::time::timeout_at(deadline.into(), question.query_async::<(u8,)>(&mut connection)).await {
+                Ok(Ok((bit,))) => return Ok(bit == 1),
+                Ok(Err(err)) => {
+                    if needs_new_connection(&err) {
+                        conn.mark_broken();
+                    }
+                    backoff.wait().await;
                 }
-                // `d`: written; `n`: refused (a changed value, a lost lease); `a`: never arrived.
-                Ok(Ok(state)) => return Ok(state == "d"),
-                Ok(Err(_)) => backoff.wait().await,
-                Err(_) => {}
+                Err(_) => conn.mark_broken(),
             }
         }
     }
@@ -403,13 +437,15 @@ impl Store for RedisStore {
 
     fn get<'a>(&'a self, memory: &'a MemoryId, key: &'a str) -> StoreFuture<'a, Option<Versioned>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
             let text: Option<String> = self
                 .run(
                     || format!("GET of key `{key}`"),
-                    redis::cmd("GET")
-                        .arg(value_key(memory, key))
-                        .query_async(&mut connection),
+                    |mut connection| async move {
+                        redis::cmd("GET")
+                            .arg(value_key(memory, key))
+                            .query_async(&mut connection)
+                            .await
+                    },
                 )
                 .await?;
             text.map(|text| parse(key, text)).transpose()
@@ -453,13 +489,15 @@ impl Store for RedisStore {
 
     fn remove<'a>(&'a self, memory: &'a MemoryId, key: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
             let removed: i64 = self
                 .run(
                     || format!("DEL of key `{key}`"),
-                    redis::cmd("DEL")
-                        .arg(value_key(memory, key))
-                        .query_async(&mut connection),
+                    |mut connection| async move {
+                        redis::cmd("DEL")
+                            .arg(value_key(memory, key))
+                            .query_async(&mut connection)
+                            .await
+                    },
                 )
                 .await?;
             Ok(removed > 0)
@@ -468,13 +506,15 @@ impl Store for RedisStore {
 
     fn contains<'a>(&'a self, memory: &'a MemoryId, key: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
             let found: i64 = self
                 .run(
                     || format!("EXISTS of key `{key}`"),
-                    redis::cmd("EXISTS")
-                        .arg(value_key(memory, key))
-                        .query_async(&mut connection),
+                    |mut connection| async move {
+                        redis::cmd("EXISTS")
+                            .arg(value_key(memory, key))
+                            .query_async(&mut connection)
+                            .await
+                    },
                 )
                 .await?;
             Ok(found > 0)
@@ -510,11 +550,10 @@ impl Store for RedisStore {
                 .key(fence_key(memory, name))
                 .arg(holder)
                 .arg(self.lease_millis());
-            let mut connection = self.connection.clone();
             let token: u64 = self
                 .run(
                     || format!("taking lock `{name}`"),
-                    invocation.invoke_async(&mut connection),
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
                 )
                 .await?;
             Ok((token > 0).then_some(Lease { fencing_token: token }))
@@ -525,11 +564,10 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut invocation = self.scripts.renew.key(lock_key(memory, name));
             invocation.arg(holder).arg(self.lease_millis());
-            let mut connection = self.connection.clone();
             let renewed: i64 = self
                 .run(
                     || format!("renewing lock `{name}`"),
-                    invocation.invoke_async(&mut connection),
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
                 )
                 .await?;
             Ok(renewed > 0)
@@ -540,11 +578,10 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut invocation = self.scripts.unlock.key(lock_key(memory, name));
             invocation.arg(holder);
-            let mut connection = self.connection.clone();
             let released: i64 = self
                 .run(
                     || format!("releasing lock `{name}`"),
-                    invocation.invoke_async(&mut connection),
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
                 )
                 .await?;
             Ok(released > 0)
@@ -559,11 +596,10 @@ impl Store for RedisStore {
                 .key(format!("{root}:preparing"))
                 .arg(holder)
                 .arg(self.lease_millis());
-            let mut connection = self.connection.clone();
             let state: i64 = self
                 .run(
                     || "starting preparation".to_owned(),
-                    invocation.invoke_async(&mut connection),
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
                 )
                 .await?;
             Ok(match state {
@@ -578,11 +614,10 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut invocation = self.scripts.renew.key(format!("{}:preparing", root(memory)));
             invocation.arg(holder).arg(self.lease_millis());
-            let mut connection = self.connection.clone();
             let renewed: i64 = self
                 .run(
                     || "renewing the preparation lease".to_owned(),
-                    invocation.invoke_async(&mut connection),
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
                 )
                 .await?;
             Ok(renewed > 0)
@@ -597,11 +632,10 @@ impl Store for RedisStore {
                 .key(format!("{root}:preparing"))
                 .arg(holder)
                 .arg(if prepared { "1" } else { "0" });
-            let mut connection = self.connection.clone();
             let _: i64 = self
                 .run(
                     || "finishing preparation".to_owned(),
-                    invocation.invoke_async(&mut connection),
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
                 )
                 .await?;
             Ok(())

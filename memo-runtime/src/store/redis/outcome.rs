@@ -1,80 +1,86 @@
 //! Writes whose outcome is known. A write whose reply is lost (a timeout, a dropped connection)
 //! may still have been applied; callers read an error as "not written", so the store finds out
-//! before it answers. Each write of a store carries the next number of that store, which its
-//! script records atomically with the write, in one hash per store (`memo:ops:{store}`); after a
-//! lost reply the store asks whether that number was recorded, and the same step records it as
-//! aborted if not, so that the write, should it still arrive (on a connection Redis has not read
-//! to the end yet), does nothing.
+//! before it answers.
 //!
-//! A key per write would cost Redis a key with an expiry per write (measured: 170,000 scripts a
-//! second against 300,000 without); fields of one small hash cost little. The hash keeps the last
-//! [`WINDOW`] numbers: each write drops the record `WINDOW` numbers back. An answer is only
-//! trusted while the record cannot have been dropped (fewer than `WINDOW` writes of the store
-//! since): a lost reply is asked about at once, while at most one write per caller is in flight.
+//! Each write of a store carries the next number of that store, and sets that number's bit in a
+//! bitmap of the store in the same step as it writes (a Lua script, or `MULTI`/`EXEC` for a plain
+//! `set`); a write refused by its condition sets nothing. After a lost reply the store reads the
+//! bit, and that answer is final because nothing the write sent can still arrive after it (see
+//! `link.rs`): the question either goes down the same connection, behind the write, or kills the
+//! old connection on the server first.
+//!
+//! Why a bitmap: one bit costs Redis one `SETBIT` inside the step it already runs (a key per
+//! write with an expiry cost 170,000 scripts a second against 300,000; a hash field and its
+//! deletion cost about 2.5 µs of a 5.8 µs script). The numbers are cut into generations of
+//! [`GENERATION`] writes, a key each (8 KiB at most), which expire a while after their last
+//! write: no write ever has to delete an old record.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How many of a store's latest writes are remembered.
-pub(super) const WINDOW: u64 = 1 << 10;
+/// How many writes' bits one key holds: 8 KiB of bitmap.
+pub(super) const GENERATION: u64 = 1 << 16;
 
-/// How long Redis keeps a store's records at the least after its last write: well past the time a
-/// write's reply can be waited for, so that a late write still finds its number aborted.
+/// How long Redis keeps a generation at the least after its expiry was last pushed back: well
+/// past the time a lost reply can be asked about (two timeouts).
 const OP_TTL_FLOOR: Duration = Duration::from_secs(60);
 
-/// Every how many writes the records' expiry is pushed back.
+/// Every how many writes the expiry of the current generation is pushed back.
 const EXTEND_EVERY: u64 = 256;
 
-/// The write numbers of one store, and the key that records them.
+/// The write numbers of one store, and the keys that record them.
 pub(super) struct OpIds {
-    key: String,
+    prefix: String,
     next: AtomicU64,
+    /// When the last extension was sent, in milliseconds since `born`: after a quiet spell the
+    /// next write extends, whatever its number, so that a generation never lives unextended.
+    extended: AtomicU64,
+    born: Instant,
+    ttl: Duration,
 }
 
-/// One write's number, as its script takes it.
+/// One write's number, as it is sent.
 pub(super) struct Op {
-    pub(super) number: u64,
-    /// The record this write drops, if any.
-    pub(super) dropped: Option<u64>,
-    /// Whether this write extends the records' expiry.
+    /// The key of its generation.
+    pub(super) key: String,
+    /// Its bit in that key.
+    pub(super) bit: u64,
+    /// Whether this write pushes its generation's expiry back.
     pub(super) extend: bool,
 }
 
 impl OpIds {
-    pub(super) fn new() -> Self {
+    /// The numbers of a store whose calls time out after `timeout`.
+    pub(super) fn new(timeout: Duration) -> Self {
         OpIds {
-            key: format!("memo:ops:{}", crate::store::new_token()),
+            prefix: format!("memo:ops:{}", crate::store::new_token()),
             next: AtomicU64::new(0),
+            extended: AtomicU64::new(0),
+            born: Instant::now(),
+            ttl: OP_TTL_FLOOR.max(timeout.saturating_mul(20)),
         }
     }
 
-    /// The hash that records the writes.
-    pub(super) fn key(&self) -> &str {
-        &self.key
+    /// How long a generation is kept after its last extension, in milliseconds.
+    pub(super) fn ttl_millis(&self) -> u64 {
+        self.ttl.as_millis().try_into().unwrap_or(u64::MAX)
     }
 
     /// The number of the next write.
     pub(super) fn next(&self) -> Op {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let quiet = now.saturating_sub(self.extended.load(Ordering::Relaxed)) >= self.ttl_millis() / 4;
+        let extend = number.is_multiple_of(EXTEND_EVERY) || quiet;
+        if extend {
+            self.extended.store(now, Ordering::Relaxed);
+        }
         Op {
-            number,
-            dropped: number.checked_sub(WINDOW),
-            extend: number.is_multiple_of(EXTEND_EVERY),
+            key: format!("{}:{}", self.prefix, number / GENERATION),
+            bit: number % GENERATION,
+            extend,
         }
     }
-
-    /// Whether the record of write `number` can no longer have been dropped: fewer than
-    /// [`WINDOW`] writes have been numbered since.
-    pub(super) fn still_recorded(&self, number: u64) -> bool {
-        self.next.load(Ordering::Relaxed) < number.saturating_add(WINDOW)
-    }
-}
-
-/// How long the records are kept, in milliseconds, for a store whose calls time out after
-/// `timeout`.
-pub(super) fn op_ttl_millis(timeout: Duration) -> u64 {
-    let ttl = OP_TTL_FLOOR.max(timeout.saturating_mul(20));
-    ttl.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 /// Whether a round trip that failed with `err` may have reached Redis and run there. A reply
@@ -100,24 +106,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_follow_each_other_and_drop_the_record_a_window_back() {
-        let ids = OpIds::new();
+    fn numbers_follow_each_other_in_generations_of_bits() {
+        let ids = OpIds::new(Duration::from_secs(3));
         let first = ids.next();
-        assert_eq!((first.number, first.dropped, first.extend), (0, None, true));
+        assert_eq!((first.bit, first.extend), (0, true));
+        assert!(first.key.starts_with("memo:ops:") && first.key.ends_with(":0"));
         let second = ids.next();
-        assert_eq!((second.number, second.dropped, second.extend), (1, None, false));
-        assert!(ids.key().starts_with("memo:ops:"));
-        assert_ne!(OpIds::new().key(), ids.key());
-        ids.next.store(WINDOW + 5, Ordering::Relaxed);
-        assert_eq!(ids.next().dropped, Some(5));
-        assert!(!ids.still_recorded(5));
-        assert!(ids.still_recorded(7));
+        assert_eq!((second.bit, second.extend), (1, false));
+        assert_eq!(second.key, first.key);
+        assert_ne!(OpIds::new(Duration::from_secs(3)).next().key, first.key);
+        ids.next.store(GENERATION + 5, Ordering::Relaxed);
+        let later = ids.next();
+        assert_eq!(later.bit, 5);
+        assert!(later.key.ends_with(":1"));
+        ids.next.store(3 * EXTEND_EVERY, Ordering::Relaxed);
+        assert!(ids.next().extend);
     }
 
     #[test]
-    fn ids_outlive_the_wait_for_a_reply() {
-        assert_eq!(op_ttl_millis(Duration::from_secs(3)), 60_000);
-        assert_eq!(op_ttl_millis(Duration::from_secs(10)), 200_000);
+    fn a_write_after_a_quiet_spell_extends() {
+        let ids = OpIds::new(Duration::from_secs(3));
+        ids.next();
+        assert!(!ids.next().extend);
+        ids.extended.store(0, Ordering::Relaxed);
+        let ids = OpIds {
+            born: Instant::now() - Duration::from_secs(30),
+            ..ids
+        };
+        assert!(ids.next().extend, "15 s without an extension: the next write extends");
+    }
+
+    #[test]
+    fn records_outlive_the_wait_for_a_reply() {
+        assert_eq!(OpIds::new(Duration::from_secs(3)).ttl_millis(), 60_000);
+        assert_eq!(OpIds::new(Duration::from_secs(10)).ttl_millis(), 200_000);
     }
 
     #[test]

@@ -6,7 +6,6 @@ use redis::Script;
 /// restart of the server).
 pub(super) struct Scripts {
     pub(super) write: Script,
-    pub(super) settle: Script,
     pub(super) lock: Script,
     pub(super) renew: Script,
     pub(super) unlock: Script,
@@ -17,16 +16,12 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Scripts {
-            // KEYS: value, operations, [lock]. ARGV: mode (any | absent | equals), expected, new
-            // text, holder, operations ttl in ms, operation number, the number whose record
-            // goes (or ''), '1' to extend the operations' ttl. The operation is recorded in the
-            // same step as the write: `d` if it wrote, `n` if it was refused; one recorded
-            // already (aborted by `settle`) stops it.
+            // KEYS: value, the write's generation of records, [lock]. ARGV: mode (any | absent |
+            // equals), expected, new text, holder, records' ttl in ms, the write's bit, '1' to
+            // extend the records' ttl. The bit is set only if the write is applied, in the same
+            // step.
             write: Script::new(
                 r"
-if redis.call('HSETNX', KEYS[2], ARGV[6], 'd') == 0 then return {'aborted'} end
-if ARGV[7] ~= '' then redis.call('HDEL', KEYS[2], ARGV[7]) end
-if ARGV[8] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 local refused
 if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[4] then
   refused = {'lost'}
@@ -40,23 +35,11 @@ elseif ARGV[1] ~= 'any' then
     refused = {'changed', current}
   end
 end
-if refused then
-  redis.call('HSET', KEYS[2], ARGV[6], 'n')
-  return refused
-end
+if refused then return refused end
 redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SETBIT', KEYS[2], ARGV[6], 1)
+if ARGV[7] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 return {'done'}
-",
-            ),
-            // KEYS: operations. ARGV: operation number, operations ttl in ms. Whether that
-            // write was applied (`d`); if not (`a`), it never will be.
-            settle: Script::new(
-                r"
-local state = redis.call('HGET', KEYS[1], ARGV[1])
-if state then return state end
-redis.call('HSET', KEYS[1], ARGV[1], 'a')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 'a'
 ",
             ),
             // KEYS: lock, fence. ARGV: holder, lease in ms. The fencing token is taken in the same
