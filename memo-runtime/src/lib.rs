@@ -64,54 +64,41 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod catalog;
+// The layers, bottom to top: each imports only those above it in this list (checked by
+// `tests/layers.rs`, which keeps the same list).
+mod api;
 pub mod cli;
-mod dedicated;
-#[doc = include_str!("docs/diagnostics.md")]
-pub mod diagnostics {}
+mod contract;
 mod dispatch;
-mod error;
-mod escaped;
-mod event;
-mod health;
-mod in_flight;
-mod inject;
-mod invoke;
-mod liveness;
-mod logger;
-mod memo;
-mod metrics;
+mod exec;
+mod observe;
 mod operator;
-mod plural;
-mod prepare;
-// The contract the macros generate against: public for their expansions (through `__private`),
-// hidden from the documented API.
-#[doc(hidden)]
-pub mod registry;
-mod resource;
-mod retry;
-pub mod shard;
+mod plan;
 mod shared;
 pub mod source;
-mod stop;
 pub mod store;
 
+#[doc = include_str!("docs/diagnostics.md")]
+pub mod diagnostics {}
+
+pub use api::error::{Error, Result, UnknownKind};
+pub use api::event::{Event, EventType};
+pub use api::logger::Logger;
+pub use api::memo::{Memo, MemoError};
+pub use api::problem::Problem;
+pub use api::shard;
+pub use api::signal::Signal;
 /// The clap memo parses its flags with ([`cli::Args`]): derive your own parser through it
 /// (`use memo_runtime::clap::{self, Parser};`), without a second version of clap.
 pub use clap;
 pub use cli::{run, run_with, run_with_args};
-pub use error::{Error, Result, UnknownKind};
-pub use event::{Event, EventType};
-pub use logger::Logger;
-pub use memo::{Memo, MemoError};
+pub use contract::registry::registered_handler_count;
 #[doc = include_str!("docs/handler.md")]
 pub use memo_macros::handler;
 #[doc = include_str!("docs/prepare_memory.md")]
 pub use memo_macros::prepare_memory;
 pub use operator::{DEFAULT_SHUTDOWN_TIMEOUT, Operator};
-pub use registry::{Problem, registered_handler_count};
 pub use shared::{DEFAULT_BOT_NAME, LockGuard, Shared};
-pub use stop::Signal;
 
 /// The kube crate memo watches clusters with (feature `kube`): use it to build the
 /// [`kube::Client`] that [`source::kubernetes`] takes, without a second version of it.
@@ -124,19 +111,26 @@ pub use k8s_openapi;
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        Error, Event, EventType, LockGuard, Logger, Memo, Operator, Result, Shared, handler, prepare_memory,
-    };
+    pub use crate::api::error::{Error, Result};
+    pub use crate::api::event::{Event, EventType};
+    pub use crate::api::logger::Logger;
+    pub use crate::api::memo::Memo;
+    pub use crate::operator::Operator;
+    pub use crate::shared::{LockGuard, Shared};
+    pub use memo_macros::{handler, prepare_memory};
 }
 
 /// Not public API: what the attribute macros' expansions refer to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::inject::{
-        BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome, LoggerArg, MemoArg, NameArg, NamespaceArg,
-        Outcome, SharedArg, UidArg, memo_type_of,
+    pub use crate::contract::context::Context;
+    pub use crate::contract::inject::{
+        BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, SharedArg, UidArg, memo_type_of,
     };
-    pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger};
+    pub use crate::contract::outcome::{HandlerError, InjectError, IntoOutcome, Outcome};
+    pub use crate::contract::registry::{
+        BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger,
+    };
     pub use inventory;
     pub use std::time::Duration;
 

@@ -4,7 +4,7 @@
 use memo_runtime::clap::Parser;
 use memo_runtime::cli::Args;
 use memo_runtime::prelude::*;
-use memo_runtime::registry::{Registration, Trigger};
+use memo_runtime::__private::{Registration, Trigger};
 use std::time::Duration;
 
 #[handler(timer = "A", interval = "250ms")]

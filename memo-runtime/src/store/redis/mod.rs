@@ -10,7 +10,7 @@ mod redact;
 mod scripts;
 
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
-use crate::{Error, Result};
+use crate::api::error::{Error, Result};
 use keys::{fence_key, glob_escape, lock_key, root, value_key};
 use outcome::{OpIds, may_have_applied, op_ttl_millis};
 pub(crate) use redact::redact;

@@ -1,21 +1,27 @@
 //! The operator: validates the registered handlers, runs startup handlers, handles events, and
 //! shuts down gracefully.
 
-use crate::catalog::Catalog;
+use crate::api::error::{Error, Result};
+use crate::api::logger::Logger;
+use crate::api::memo::Memo;
+use crate::api::shard::Shard;
+use crate::contract::context::Env;
+use crate::contract::registry::{self, MemoType, Registration, Trigger};
 use crate::dispatch::Dispatcher;
-use crate::health::Health;
-use crate::in_flight::{InFlight, Watch};
-use crate::inject::Env;
-use crate::invoke::Bound;
-use crate::liveness::Endpoint;
-use crate::metrics::Metrics;
-use crate::registry::{self, MemoType, Registration, Trigger};
-use crate::shard::Shard;
+use crate::exec::invoke;
+use crate::exec::stop::{Stop, Supervised, humanize};
+use crate::observe::health::Health;
+use crate::observe::in_flight::{InFlight, Watch};
+use crate::observe::liveness::Endpoint;
+use crate::observe::metrics::Metrics;
+use crate::plan::bound::Bound;
+use crate::plan::catalog::Catalog;
+use crate::plan::validate::validate;
 use crate::shared::SharedMemory;
+use crate::shared::preparers::Prepare;
+use crate::shared::{DEFAULT_BOT_NAME, Shared};
 use crate::source::EventSource;
-use crate::stop::{Stop, Supervised, humanize};
 use crate::store::{InProcessStore, Store, StoreRef};
-use crate::{Error, Logger, Memo, Result, Shared, invoke};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -71,9 +77,12 @@ impl Operator<Memo> {
         Operator {
             memo: Memo::new(),
             memory: SharedMemory::new(
-                registry::registered_preparers(),
+                registry::registered_preparers()
+                    .into_iter()
+                    .map(|preparer| preparer as &'static dyn Prepare)
+                    .collect(),
                 StoreRef::InProcess(InProcessStore::new()),
-                crate::DEFAULT_BOT_NAME.into(),
+                DEFAULT_BOT_NAME.into(),
             ),
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             source: None,
@@ -309,7 +318,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     /// source.
     pub async fn run(self) -> Result<()> {
         let handlers = registry::registered();
-        let problems = registry::validate(&handlers, &registry::registered_preparers(), MemoType::of::<M>());
+        let problems = validate(&handlers, &registry::registered_preparers(), MemoType::of::<M>());
         if !problems.is_empty() {
             for problem in &problems {
                 tracing::error!(target: "memo", code = problem.code(), "{}", problem.message());
@@ -353,7 +362,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             (Some(address), Some(metrics)) => {
                 memory.count_operations(metrics);
                 // Not on the runtime's thread: it may take a fifth of a second.
-                if tokio::task::spawn_blocking(crate::metrics::calibrate_clock)
+                if tokio::task::spawn_blocking(crate::observe::metrics::calibrate_clock)
                     .await
                     .is_err()
                 {
@@ -452,7 +461,7 @@ impl Phases {
         self.health.running(source.connections());
         let dispatching = {
             let (stop, in_flight) = (stop.clone(), in_flight.clone());
-            crate::dedicated::task(async move {
+            crate::exec::dedicated::task(async move {
                 tokio::select! {
                     biased;
                     () = stop.abandoned() => Ok(()),
@@ -506,7 +515,7 @@ impl Phases {
         let work = {
             let (memory, cancel, watch) = (self.memory.clone(), cancel.clone(), in_flight.watch());
             let metrics = self.metrics.clone();
-            crate::dedicated::spawn(format!("memo-{phase}"), async move {
+            crate::exec::dedicated::spawn(format!("memo-{phase}"), async move {
                 let failed = tokio::select! {
                     biased;
                     () = cancel.cancelled() => None,
