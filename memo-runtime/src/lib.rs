@@ -61,22 +61,63 @@
 //! # Errors
 //! Mistakes in handler signatures are compile errors (see [`handler`]). What needs the whole
 //! program is checked when [`Operator::run`] starts, with the codes listed in [`diagnostics`].
+//!
+//! # Layout
+//! The source (`memo-runtime/src`) is in layers, one folder each, listed bottom to top. A layer
+//! imports only from itself and the layers below it, by module path, and no two of its files
+//! import each other (`tests/layers.rs` checks both):
+//!
+//! 1. `api/`: what users name and every layer speaks: `error.rs` ([`Error`]), `event.rs`
+//!    ([`Event`]), `memo/` ([`Memo`]), `logger.rs` ([`Logger`]), `problem.rs` ([`Problem`]),
+//!    `signal.rs` ([`Signal`]), `shard.rs` ([`shard`]), `resource.rs` (a resource's identity).
+//! 2. `observe/`: what an operator tells about itself: `metrics.rs` (Prometheus counters),
+//!    `health.rs` and `liveness.rs` (the `/healthz` and `/metrics` endpoint), `in_flight.rs`
+//!    (what runs now, named when a stop abandons it), log formats (`json_lines.rs`,
+//!    `text_fields.rs`, `escaped.rs`).
+//! 3. `store/` and `shared/`: where shared memory lives ([`store::Store`], in-process, Redis)
+//!    and the [`Shared`] handle over it, with its locks and its preparers (`shared/preparers.rs`).
+//! 4. `contract/`: what the macros' expansions are written against (reachable only through
+//!    `__private`): `registry.rs` (registrations), `context.rs`, `inject.rs` (one trait per
+//!    injectable), `outcome.rs` (a call's result, classified for retrying).
+//! 5. `plan/`: from registrations to what runs them: `validate.rs` (the checks of
+//!    [`diagnostics`]), `catalog.rs` (selectors and per-kind plans), `plural.rs`, `bound.rs` (a
+//!    handler bound to its shared memory and counters).
+//! 6. `exec/`: running handlers: `invoke.rs` (calling one), `catch.rs` (panics), `prepare.rs`
+//!    (preparing shared memory once), `retry.rs` (retry policy), `dedicated.rs` (the threads
+//!    handlers run on), `stop.rs` (grace period and forced stop).
+//! 7. `source/`: where events come from ([`source`]: channel, `kubectl --watch` JSON, streams,
+//!    merging, the Kubernetes API).
+//! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
+//!    timers and retries.
+//! 9. `operator/`: [`Operator`]: its builder and the phases of a run (startup, events, cleanup).
+//! 10. `cli/`: [`run`] and its flags ([`cli::Args`]), and installing the log format.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-// The layers, bottom to top: each imports only those above it in this list (checked by
-// `tests/layers.rs`, which keeps the same list).
+// The layers, bottom to top, as the crate docs' "Layout" lists them: each imports only from
+// itself and those declared before it. `tests/layers.rs` keeps the same list and checks it.
+// (The comments keep rustfmt from sorting the declarations.)
+// 1. api
 mod api;
-pub mod cli;
-mod contract;
-mod dispatch;
-mod exec;
+// 2. observe
 mod observe;
-mod operator;
-mod plan;
+// 3. stores
 mod shared;
-pub mod source;
 pub mod store;
+// 4. contract
+mod contract;
+// 5. plan
+mod plan;
+// 6. exec
+mod exec;
+// 7. source
+pub mod source;
+// 8. dispatch
+mod dispatch;
+// 9. operator
+mod operator;
+// 10. cli
+pub mod cli;
 
 #[doc = include_str!("docs/diagnostics.md")]
 pub mod diagnostics {}
