@@ -89,7 +89,8 @@
 //!    merging, the Kubernetes API).
 //! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
 //!    timers and retries.
-//! 9. `operator/`: [`Operator`]: its builder and the phases of a run (startup, events, cleanup).
+//! 9. `operator/`: [`Operator`]: `builder.rs` (its settings), `phases.rs` (a run: checks, startup,
+//!    events, graceful stop, cleanup).
 //! 10. `cli/`: [`run`] and its flags ([`cli::Args`]), and installing the log format.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -126,7 +126,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub struct RetryPolicy {
     /// Retries after the first call; `None`: unlimited, as in kopf.
     pub retries: Option<u32>,
-    /// The delay before the first retry; each later one doubles, up to [`MAX_BACKOFF`], plus a
+    /// The delay before the first retry; each later one doubles, up to five minutes, plus a
     /// random jitter of up to a quarter.
     pub backoff: Duration,
     /// How long an async handler may run before it is cancelled, a temporary failure.
