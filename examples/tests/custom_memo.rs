@@ -20,5 +20,5 @@ async fn the_default_memo_type_is_rejected_with_both_types_named() {
         .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("custom_memo::example::Templates"), "{message}");
-    assert!(message.contains("memo_runtime::memo::Memo"), "{message}");
+    assert!(message.contains("memo_runtime::api::memo::Memo"), "{message}");
 }

@@ -61,57 +61,86 @@
 //! # Errors
 //! Mistakes in handler signatures are compile errors (see [`handler`]). What needs the whole
 //! program is checked when [`Operator::run`] starts, with the codes listed in [`diagnostics`].
+//!
+//! # Layout
+//! The source (`memo-runtime/src`) is in layers, one folder each, listed bottom to top. A layer
+//! imports only from itself and the layers below it, by module path, and no two of its files
+//! import each other (`tests/layers.rs` checks both):
+//!
+//! 1. `api/`: what users name and every layer speaks: `error.rs` ([`Error`]), `event.rs`
+//!    ([`Event`]), `memo/` ([`Memo`]), `logger.rs` ([`Logger`]), `problem.rs` ([`Problem`]),
+//!    `signal.rs` ([`Signal`]), `shard.rs` ([`shard`]), `resource.rs` (a resource's identity).
+//! 2. `observe/`: what an operator tells about itself: `metrics.rs` (Prometheus counters),
+//!    `health.rs` and `liveness.rs` (the `/healthz` and `/metrics` endpoint), `in_flight.rs`
+//!    (what runs now, named when a stop abandons it), log formats (`json_lines.rs`,
+//!    `text_fields.rs`, `escaped.rs`).
+//! 3. `store/` and `shared/`: where shared memory lives ([`store::Store`], in-process, Redis)
+//!    and the [`Shared`] handle over it, with its locks and its preparers (`shared/preparers.rs`).
+//! 4. `contract/`: what the macros' expansions are written against (reachable only through
+//!    `__private`): `registry.rs` (registrations), `context.rs`, `inject.rs` (one trait per
+//!    injectable), `outcome.rs` (a call's result, classified for retrying).
+//! 5. `plan/`: from registrations to what runs them: `validate.rs` (the checks of
+//!    [`diagnostics`]), `catalog.rs` (selectors and per-kind plans), `plural.rs`, `bound.rs` (a
+//!    handler bound to its shared memory and counters).
+//! 6. `exec/`: running handlers: `invoke.rs` (calling one), `catch.rs` (panics), `prepare.rs`
+//!    (preparing shared memory once), `retry.rs` (retry policy), `dedicated.rs` (the threads
+//!    handlers run on), `stop.rs` (grace period and forced stop).
+//! 7. `source/`: where events come from ([`source`]: channel, `kubectl --watch` JSON, streams,
+//!    merging, the Kubernetes API).
+//! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
+//!    timers and retries.
+//! 9. `operator/`: [`Operator`]: `builder.rs` (its settings), `phases.rs` (a run: checks, startup,
+//!    events, graceful stop, cleanup).
+//! 10. `cli/`: [`run`] and its flags ([`cli::Args`]), and installing the log format.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod catalog;
+// The layers, bottom to top, as the crate docs' "Layout" lists them: each imports only from
+// itself and those declared before it. `tests/layers.rs` keeps the same list and checks it.
+// (The comments keep rustfmt from sorting the declarations.)
+// 1. api
+mod api;
+// 2. observe
+mod observe;
+// 3. stores
+mod shared;
+pub mod store;
+// 4. contract
+mod contract;
+// 5. plan
+mod plan;
+// 6. exec
+mod exec;
+// 7. source
+pub mod source;
+// 8. dispatch
+mod dispatch;
+// 9. operator
+mod operator;
+// 10. cli
 pub mod cli;
-mod dedicated;
+
 #[doc = include_str!("docs/diagnostics.md")]
 pub mod diagnostics {}
-mod dispatch;
-mod error;
-mod escaped;
-mod event;
-mod health;
-mod in_flight;
-mod inject;
-mod invoke;
-mod liveness;
-mod logger;
-mod memo;
-mod metrics;
-mod operator;
-mod plural;
-mod prepare;
-// The contract the macros generate against: public for their expansions (through `__private`),
-// hidden from the documented API.
-#[doc(hidden)]
-pub mod registry;
-mod resource;
-mod retry;
-pub mod shard;
-mod shared;
-pub mod source;
-mod stop;
-pub mod store;
 
+pub use api::error::{Error, Result, UnknownKind};
+pub use api::event::{Event, EventType};
+pub use api::logger::Logger;
+pub use api::memo::{Memo, MemoError};
+pub use api::problem::Problem;
+pub use api::shard;
+pub use api::signal::Signal;
 /// The clap memo parses its flags with ([`cli::Args`]): derive your own parser through it
 /// (`use memo_runtime::clap::{self, Parser};`), without a second version of clap.
 pub use clap;
 pub use cli::{run, run_with, run_with_args};
-pub use error::{Error, Result, UnknownKind};
-pub use event::{Event, EventType};
-pub use logger::Logger;
-pub use memo::{Memo, MemoError};
+pub use contract::registry::registered_handler_count;
 #[doc = include_str!("docs/handler.md")]
 pub use memo_macros::handler;
 #[doc = include_str!("docs/prepare_memory.md")]
 pub use memo_macros::prepare_memory;
 pub use operator::{DEFAULT_SHUTDOWN_TIMEOUT, Operator};
-pub use registry::{Problem, registered_handler_count};
 pub use shared::{DEFAULT_BOT_NAME, LockGuard, Shared};
-pub use stop::Signal;
 
 /// The kube crate memo watches clusters with (feature `kube`): use it to build the
 /// [`kube::Client`] that [`source::kubernetes`] takes, without a second version of it.
@@ -124,19 +153,26 @@ pub use k8s_openapi;
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        Error, Event, EventType, LockGuard, Logger, Memo, Operator, Result, Shared, handler, prepare_memory,
-    };
+    pub use crate::api::error::{Error, Result};
+    pub use crate::api::event::{Event, EventType};
+    pub use crate::api::logger::Logger;
+    pub use crate::api::memo::Memo;
+    pub use crate::operator::Operator;
+    pub use crate::shared::{LockGuard, Shared};
+    pub use memo_macros::{handler, prepare_memory};
 }
 
 /// Not public API: what the attribute macros' expansions refer to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::inject::{
-        BodyArg, Context, EventArg, HandlerError, InjectError, IntoOutcome, LoggerArg, MemoArg, NameArg, NamespaceArg,
-        Outcome, SharedArg, UidArg, memo_type_of,
+    pub use crate::contract::context::Context;
+    pub use crate::contract::inject::{
+        BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, SharedArg, UidArg, memo_type_of,
     };
-    pub use crate::registry::{BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger};
+    pub use crate::contract::outcome::{HandlerError, InjectError, IntoOutcome, Outcome};
+    pub use crate::contract::registry::{
+        BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger,
+    };
     pub use inventory;
     pub use std::time::Duration;
 

@@ -1,10 +1,10 @@
 //! `interval = "…"` (read by the macro) and `--shutdown-timeout …` (read by the runtime's copy of
 //! the same parser) give the same duration for the same text.
 
+use memo_runtime::__private::{Registration, Trigger};
 use memo_runtime::clap::Parser;
 use memo_runtime::cli::Args;
 use memo_runtime::prelude::*;
-use memo_runtime::registry::{Registration, Trigger};
 use std::time::Duration;
 
 #[handler(timer = "A", interval = "250ms")]

@@ -37,7 +37,7 @@ async fn mismatched_memo_type_fails_before_handling_anything() {
     );
     assert!(message.contains("memo_mismatch::wants_the_default_memo"), "{message}");
     assert!(message.contains("memo-runtime/tests/memo_mismatch.rs:13:"), "{message}");
-    assert!(message.contains("memo_runtime::memo::Memo"), "{message}");
+    assert!(message.contains("memo_runtime::api::memo::Memo"), "{message}");
     assert!(message.contains("memo_mismatch::Custom"), "{message}");
     assert!(!RAN.load(Ordering::SeqCst), "nothing runs when validation fails");
 }

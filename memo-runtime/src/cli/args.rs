@@ -1,6 +1,6 @@
 //! The runtime's flags as a `clap::Args` struct, and the value parsers they use.
 
-use crate::shard::Shard;
+use crate::api::shard::Shard;
 use clap::builder::TypedValueParser;
 use std::ffi::OsStr;
 use std::time::Duration;

@@ -6,14 +6,14 @@
 //! cluster's API, a startup handler or the store (at start) failed; 2 for bad flags; 130/143
 //! when a second SIGINT/SIGTERM cut the stop short.
 
-use crate::{Operator, Result};
+use crate::api::error::{Error, Result};
+use crate::operator::Operator;
+use crate::shared::DEFAULT_BOT_NAME;
 use clap::Parser;
 use std::process::ExitCode;
 
 mod args;
-mod json_lines;
 mod logging;
-mod text_fields;
 
 pub use args::{Args, LogFormat};
 
@@ -72,7 +72,7 @@ async fn event_source(args: &Args) -> Result<crate::source::EventSource> {
     // Opening waits for a FIFO's writer, so the reading thread opens it; whether it exists
     // can be said before any handler runs.
     std::fs::metadata(source).map_err(|err| {
-        crate::Error::Io(std::io::Error::new(
+        Error::Io(std::io::Error::new(
             err.kind(),
             format!("cannot open `{source}`: {err}"),
         ))
@@ -85,7 +85,7 @@ async fn event_source(args: &Args) -> Result<crate::source::EventSource> {
 #[cfg(feature = "kube")]
 async fn cluster_source(namespaces: &[String]) -> Result<crate::source::EventSource> {
     let client = kube::Client::try_default().await.map_err(|err| {
-        crate::Error::Kubernetes(format!(
+        Error::Kubernetes(format!(
             "cannot connect to the cluster: {err} (set KUBECONFIG, or give `--source FILE|-` to read a watch stream)"
         ))
     })?;
@@ -95,7 +95,7 @@ async fn cluster_source(namespaces: &[String]) -> Result<crate::source::EventSou
 #[cfg(not(feature = "kube"))]
 async fn cluster_source(_namespaces: &[String]) -> Result<crate::source::EventSource> {
     // `run_with` refuses an empty `--source` before it gets here; say the same if it ever does.
-    Err(crate::Error::Kubernetes(
+    Err(Error::Kubernetes(
         args::NO_KUBE.trim_start_matches("error: ").to_owned(),
     ))
 }
@@ -230,7 +230,7 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             Some(address) => operator.liveness(address),
             None => operator,
         };
-        let operator = match (&args.name, operator.shared().bot() == crate::DEFAULT_BOT_NAME) {
+        let operator = match (&args.name, operator.shared().bot() == DEFAULT_BOT_NAME) {
             (Some(name), _) => operator.name(name.as_str()),
             // A name set in code stays; otherwise the bot is named after its program.
             (None, true) => match program_name() {

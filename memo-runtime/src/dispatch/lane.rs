@@ -8,15 +8,16 @@
 
 use super::scheduler::{Fired, Scheduler};
 use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
-use crate::catalog::Catalog;
-use crate::in_flight::Watch;
-use crate::metrics::Metrics;
-use crate::resource::{Admitted, Lookup, ResourceKey};
-use crate::retry::{self, PendingRetry};
-use crate::shard::Shard;
+use crate::api::error::Result;
+use crate::api::event::{Event, EventType};
+use crate::api::resource::{Admitted, Lookup, ResourceKey};
+use crate::api::shard::Shard;
+use crate::exec::retry::{self, PendingRetry};
+use crate::exec::stop::Stop;
+use crate::observe::in_flight::Watch;
+use crate::observe::metrics::Metrics;
+use crate::plan::catalog::Catalog;
 use crate::source::EventSource;
-use crate::stop::Stop;
-use crate::{Event, EventType, Result};
 use hashbrown::hash_map::EntryRef;
 use once_cell::race::OnceBox;
 use std::collections::VecDeque;

@@ -14,14 +14,15 @@ mod scheduler;
 mod tests;
 mod work;
 
-use crate::catalog::Catalog;
-use crate::in_flight::InFlight;
-use crate::metrics::Metrics;
-use crate::resource::Admitted;
-use crate::shard::Shard;
+use crate::api::error::Result;
+use crate::api::event::Event;
+use crate::api::resource::Admitted;
+use crate::api::shard::Shard;
+use crate::exec::stop::Stop;
+use crate::observe::in_flight::InFlight;
+use crate::observe::metrics::Metrics;
+use crate::plan::catalog::Catalog;
 use crate::source::EventSource;
-use crate::stop::Stop;
-use crate::{Event, Result};
 use lane::{Inbox, Lane, LaneStats, Numbered};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,7 +131,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
                     outcome = lane.run(inbox, &watch) => outcome,
                 }
             };
-            running.push(crate::dedicated::spawn(format!("memo-worker-{index}"), work));
+            running.push(crate::exec::dedicated::spawn(format!("memo-worker-{index}"), work));
             senders.push(sender);
         }
         drop(forgotten);

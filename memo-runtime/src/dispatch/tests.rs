@@ -4,9 +4,11 @@
 
 use super::lane::LaneStats;
 use super::*;
-use crate::EventType;
-use crate::inject::{Context, HandlerError, Outcome, RetryHint};
-use crate::registry::{EventFilter, Invoke, Registration, RetryPolicy, Trigger};
+use crate::api::error::RetryHint;
+use crate::api::event::EventType;
+use crate::contract::context::Context;
+use crate::contract::outcome::{HandlerError, Outcome};
+use crate::contract::registry::{EventFilter, Invoke, Registration, RetryPolicy, Trigger};
 use crate::shared::SharedMemory;
 use crate::store::{InProcessStore, StoreRef};
 use serde_json::json;

@@ -1,13 +1,15 @@
 //! Calling one unit of a resource's work: an event's handlers in order, a timer, or a retry, and
 //! what that came to (deleted, or a handler to retry).
 
-use crate::catalog::KindPlan;
-use crate::in_flight::Watch;
-use crate::inject::Env;
-use crate::invoke::Bound;
-use crate::resource::{Resource, ResourceKey};
-use crate::retry::{self, PendingRetry, Verdict};
-use crate::{Event, EventType, Logger, invoke};
+use crate::api::event::{Event, EventType};
+use crate::api::logger::Logger;
+use crate::api::resource::{Resource, ResourceKey};
+use crate::contract::context::Env;
+use crate::exec::invoke;
+use crate::exec::retry::{self, PendingRetry, Verdict};
+use crate::observe::in_flight::Watch;
+use crate::plan::bound::Bound;
+use crate::plan::catalog::KindPlan;
 use once_cell::race::OnceBox;
 use serde_json::Value;
 use std::sync::Arc;
@@ -61,7 +63,7 @@ pub(crate) fn log_cancelled<M>(
     }
 }
 
-pub(crate) fn reject(event: &Event, missing: &crate::resource::Missing) {
+pub(crate) fn reject(event: &Event, missing: &crate::api::resource::Missing) {
     tracing::error!(
         target: "memo",
         r#type = event.r#type.as_str(),
@@ -175,7 +177,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
 /// be retried.
 fn settle_handler(
     bound: &Bound,
-    outcome: crate::inject::Outcome,
+    outcome: crate::contract::outcome::Outcome,
     retries_done: u32,
     env: &Env<'_>,
     resource: &Resource<'_>,

@@ -1,6 +1,6 @@
 //! Values in and out of a shared memory: JSON, refusing what would not read back as written.
 
-use crate::{Error, Result};
+use crate::api::error::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -3,12 +3,12 @@
 
 use super::codec::encode;
 use super::{Backend, Other, Shared, update_in_place};
-use crate::metrics::Operation;
+use crate::api::error::{Error, Result};
+use crate::observe::metrics::Operation;
 use crate::store::backoff::Backoff;
 use crate::store::in_process::{InProcessLock, InProcessSpace};
 use crate::store::local_locks::LocalGuard;
 use crate::store::{MemoryId, Store, Written, new_token};
-use crate::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;

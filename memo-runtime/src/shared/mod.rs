@@ -5,18 +5,19 @@
 mod codec;
 mod finite;
 mod lock;
+pub(crate) mod preparers;
 
 pub use lock::LockGuard;
 
 use codec::{decode, encode};
 
-use crate::metrics::{Metrics, Operation, StoreMetrics};
-use crate::registry::Preparer;
+use crate::api::error::{Error, Result};
+use crate::observe::metrics::{Metrics, Operation, StoreMetrics};
+use crate::shared::preparers::Prepare;
 use crate::store::backoff::Backoff;
 use crate::store::in_process::InProcessSpace;
 use crate::store::local_locks::{LocalGuard, LocalLocks};
 use crate::store::{InProcessStore, MemoryId, Store, StoreRef, Versioned, Written};
-use crate::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -56,7 +57,7 @@ pub struct Shared {
 struct Space {
     memory: MemoryId,
     backend: Backend,
-    preparers: Vec<&'static Preparer>,
+    preparers: Vec<&'static dyn Prepare>,
     /// When this handle last saw the memory prepared, in nanoseconds since `created` (0: not
     /// since it was made or cleared). The in-process store answers directly instead.
     prepared_seen: AtomicU64,
@@ -143,7 +144,7 @@ impl Shared {
     fn in_store(
         store: &StoreRef,
         memory: MemoryId,
-        preparers: Vec<&'static Preparer>,
+        preparers: Vec<&'static dyn Prepare>,
         counted: Arc<OnceLock<StoreMetrics>>,
     ) -> Self {
         let backend = match store {
@@ -434,7 +435,7 @@ impl Shared {
         &self.space.memory
     }
 
-    pub(crate) fn preparers(&self) -> &[&'static Preparer] {
+    pub(crate) fn preparers(&self) -> &[&'static dyn Prepare] {
         &self.space.preparers
     }
 
@@ -501,7 +502,7 @@ where
 /// with the preparers registered for it, all in one store under the bot's name.
 #[derive(Clone)]
 pub(crate) struct SharedMemory {
-    preparers: Arc<[&'static Preparer]>,
+    preparers: Arc<[&'static dyn Prepare]>,
     store: StoreRef,
     bot: Arc<str>,
     spaces: Arc<Mutex<HashMap<Option<String>, Shared>>>,
@@ -509,7 +510,7 @@ pub(crate) struct SharedMemory {
 }
 
 impl SharedMemory {
-    pub(crate) fn new(preparers: Vec<&'static Preparer>, store: StoreRef, bot: Arc<str>) -> Self {
+    pub(crate) fn new(preparers: Vec<&'static dyn Prepare>, store: StoreRef, bot: Arc<str>) -> Self {
         SharedMemory {
             preparers: preparers.into(),
             store,
@@ -551,7 +552,7 @@ impl SharedMemory {
                     .preparers
                     .iter()
                     .copied()
-                    .filter(|p| p.component == component)
+                    .filter(|p| p.component() == component)
                     .collect();
                 Shared::in_store(
                     &self.store,

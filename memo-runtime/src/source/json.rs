@@ -28,7 +28,7 @@
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::{Event, EventType};
+use crate::api::event::{Event, EventType};
 
 /// How much spare room to offer each read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -142,7 +142,7 @@ fn short_message(err: &serde_json::Error) -> String {
     }
 }
 
-use crate::resource::json_type as kind_of;
+use crate::api::resource::json_type as kind_of;
 
 impl Parser {
     fn new() -> Self {

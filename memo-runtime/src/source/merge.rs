@@ -2,7 +2,8 @@
 //! source of any kind (a channel, a parser, a stream) is read while the others wait.
 
 use super::EventSource;
-use crate::{Error, Event, Result};
+use crate::api::error::{Error, Result};
+use crate::api::event::Event;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 

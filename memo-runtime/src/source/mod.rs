@@ -10,8 +10,9 @@ mod reader_thread;
 #[cfg(feature = "kube")]
 pub use kubernetes::kubernetes;
 
-use crate::health::Connection;
-use crate::{Error, Event, Result};
+use crate::api::error::{Error, Result};
+use crate::api::event::Event;
+use crate::observe::health::Connection;
 use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};

@@ -5,7 +5,7 @@
 //! serial step, and parsing on it made more workers slower than one.
 
 use super::json;
-use crate::Event;
+use crate::api::event::Event;
 use std::io::{self, Read};
 use tokio::sync::mpsc;
 

@@ -350,7 +350,7 @@ impl Store for InProcessStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Result;
+    use crate::api::error::Result;
 
     #[tokio::test]
     async fn trait_level_leases_and_fenced_writes() -> Result<()> {

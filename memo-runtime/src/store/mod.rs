@@ -25,7 +25,7 @@ pub(crate) mod local_locks;
 mod redis;
 mod token;
 
-use crate::Result;
+use crate::api::error::Result;
 use serde_json::Value;
 use std::fmt;
 use std::future::Future;

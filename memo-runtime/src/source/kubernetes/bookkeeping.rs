@@ -2,8 +2,8 @@
 //! (which re-list every object after a reconnect or a `410 Gone`) into memo's events, so that
 //! handlers fire once per real change and never miss a deletion.
 
-use crate::event::metadata_str;
-use crate::{Event, EventType};
+use crate::api::event::metadata_str;
+use crate::api::event::{Event, EventType};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -116,7 +116,7 @@ fn identity(object: &Value) -> Box<str> {
 #[cfg(test)]
 mod tests {
     use super::{Bookkeeping, Change};
-    use crate::EventType;
+    use crate::api::event::EventType;
     use serde_json::{Value, json};
     use std::collections::VecDeque;
 

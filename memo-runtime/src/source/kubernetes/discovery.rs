@@ -2,9 +2,9 @@
 //! (`KopfExample`, `kopfexample`, `kopfexamples`, `kopfexamples.kopf.dev`) resolves to a served
 //! resource, or the operator does not start.
 
-use crate::catalog::Selector;
-use crate::registry::{Registration, Trigger};
-use crate::{Error, Result, UnknownKind};
+use crate::api::error::{Error, Result, UnknownKind};
+use crate::contract::registry::{Registration, Trigger};
+use crate::plan::catalog::Selector;
 use kube::Client;
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
 
@@ -43,7 +43,7 @@ pub(super) async fn resolve(client: &Client, handlers: &[&'static Registration])
     let watched = resolve_in(&served, &selectors)?;
     for watched in &watched {
         let resource = &watched.resource;
-        crate::plural::declare(&resource.group, &resource.kind, &resource.plural);
+        crate::plan::plural::declare(&resource.group, &resource.kind, &resource.plural);
     }
     Ok(watched)
 }
@@ -164,7 +164,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{EventFilter, Invoke};
+    use crate::contract::registry::{EventFilter, Invoke};
 
     fn served() -> Vec<(ApiResource, ApiCapabilities)> {
         let resource = |group: &str, kind: &str, plural: &str, scope| {
@@ -199,7 +199,7 @@ mod tests {
     }
 
     fn handler(id: &'static str, resource: &'static str) -> &'static Registration {
-        fn noop(_: &mut crate::inject::Context<'_>) -> crate::inject::Outcome {
+        fn noop(_: &mut crate::contract::context::Context<'_>) -> crate::contract::outcome::Outcome {
             Ok(())
         }
         Box::leak(Box::new(Registration {
@@ -217,7 +217,7 @@ mod tests {
             component: None,
             uses_shared: false,
             invoke: Invoke::Sync(noop),
-            retry: crate::registry::RetryPolicy::DEFAULT,
+            retry: crate::contract::registry::RetryPolicy::DEFAULT,
         }))
     }
 

@@ -5,8 +5,9 @@ mod discovery;
 mod watch;
 
 use super::EventSource;
-use crate::health::Connection;
-use crate::{Event, Result};
+use crate::api::error::Result;
+use crate::api::event::Event;
+use crate::observe::health::Connection;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use std::pin::Pin;
@@ -56,7 +57,7 @@ pub async fn kubernetes<N: Into<String>>(
     namespaces: impl IntoIterator<Item = N>,
 ) -> Result<EventSource> {
     let namespaces: Vec<String> = namespaces.into_iter().map(Into::into).collect();
-    let watched = discovery::resolve(&client, &crate::registry::registered()).await?;
+    let watched = discovery::resolve(&client, &crate::contract::registry::registered()).await?;
     if watched.is_empty() {
         tracing::info!(target: "memo", "no handler selects a kind: nothing to watch");
         return Ok(EventSource::from_stream(Nothing));

@@ -2,8 +2,8 @@
 //! default backoff, every failure logged with the kind and the delay before the next attempt.
 
 use super::bookkeeping::{Bookkeeping, Change};
-use crate::Event;
-use crate::health::Connection;
+use crate::api::event::Event;
+use crate::observe::health::Connection;
 use futures_core::Stream;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::utils::Backoff;

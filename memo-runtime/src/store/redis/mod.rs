@@ -11,7 +11,7 @@ mod redact;
 mod scripts;
 
 use super::{Lease, MemoryId, Preparation, Store, StoreFuture, Version, Versioned, Written};
-use crate::{Error, Result};
+use crate::api::error::{Error, Result};
 use keys::{fence_key, glob_escape, lock_key, root, value_key};
 use link::{Conn, Link, NoConnection};
 use outcome::{Op, OpIds, may_have_applied};

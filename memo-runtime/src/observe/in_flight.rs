@@ -2,28 +2,39 @@
 //! handler it left behind and the resource it was handling — even one stuck in a blocking call,
 //! whose thread cannot be asked.
 
-use crate::registry::Registration;
-use crate::resource::ResourceKey;
+use crate::api::resource::ResourceKey;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// What a report of an abandoned handler names. The handlers are registered in a layer above
+/// this one, which implements it: so that what runs can be watched without knowing how it is
+/// registered.
+pub(crate) trait Running: Sync {
+    /// The handler's id.
+    fn id(&self) -> &'static str;
+    /// What it handles, as its attribute says.
+    fn trigger(&self) -> String;
+    /// Where it is defined, `file:line:column`.
+    fn location(&self) -> String;
+}
 
 /// One place per worker (or per lifecycle run).
 #[derive(Default)]
 pub(crate) struct Watch {
     busy: AtomicBool,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Option<Entry>>,
 }
 
-struct Running {
-    handler: &'static Registration,
+struct Entry {
+    handler: &'static dyn Running,
     resource: Option<ResourceKey>,
 }
 
 impl Watch {
     /// Marks `handler` as running on `resource` until the guard is dropped. Cheap: one
     /// uncontended lock and one reference count, paid once per handler call.
-    pub(crate) fn enter(&self, handler: &'static Registration, resource: Option<&ResourceKey>) -> Entered<'_> {
-        let running = Running {
+    pub(crate) fn enter(&self, handler: &'static dyn Running, resource: Option<&ResourceKey>) -> Entered<'_> {
+        let running = Entry {
             handler,
             resource: resource.cloned(),
         };
@@ -43,26 +54,26 @@ impl Watch {
             return false;
         }
         let running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(Running { handler, resource }) = running.as_ref() else {
+        let Some(Entry { handler, resource }) = running.as_ref() else {
             return false;
         };
         let location = handler.location();
         match resource {
             Some(key) => tracing::warn!(
                 target: "memo",
-                handler = handler.id,
-                trigger = handler.describe_trigger(),
+                handler = handler.id(),
+                trigger = handler.trigger(),
                 namespace = key.namespace().unwrap_or_default(),
                 name = key.name(),
                 "handler `{}` at {location} abandoned: it did not finish within the shutdown timeout",
-                handler.id,
+                handler.id(),
             ),
             None => tracing::warn!(
                 target: "memo",
-                handler = handler.id,
-                trigger = handler.describe_trigger(),
+                handler = handler.id(),
+                trigger = handler.trigger(),
                 "handler `{}` at {location} abandoned: it did not finish within the shutdown timeout",
-                handler.id,
+                handler.id(),
             ),
         }
         true

@@ -66,7 +66,7 @@ fn is_handler_span(metadata: &tracing::Metadata<'_>) -> bool {
 fn identity_as_it_is(span_fields: &mut Map<String, Value>) {
     for key in ["kind", "namespace", "name"] {
         if let Some(Value::String(text)) = span_fields.get_mut(key)
-            && let std::borrow::Cow::Owned(raw) = crate::escaped::unescape(text)
+            && let std::borrow::Cow::Owned(raw) = crate::observe::escaped::unescape(text)
         {
             *text = raw;
         }

@@ -1,6 +1,19 @@
 //! The runtime's error type.
 
+use crate::api::problem::Problem;
+use crate::api::signal::Signal;
 use std::fmt;
+
+/// What a failure says about retrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryHint {
+    /// Any error, a panic, a timeout: retry with the handler's backoff.
+    Backoff,
+    /// [`Error::temporary`]: retry after exactly this delay.
+    After(std::time::Duration),
+    /// [`Error::permanent`]: never retry.
+    Never,
+}
 
 /// A `Result` whose error defaults to [`Error`].
 pub type Result<T = (), E = Error> = std::result::Result<T, E>;
@@ -24,7 +37,7 @@ pub type Result<T = (), E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The handler registry failed validation at `Operator::run`; nothing was handled.
     /// Each entry is one problem, naming the handler(s) and their source locations.
-    Startup(Vec<crate::Problem>),
+    Startup(Vec<Problem>),
     /// The receiving side of a channel is gone (the operator stopped).
     Closed,
     /// Reading a source failed.
@@ -49,9 +62,9 @@ pub enum Error {
         location: String,
     },
     /// A second signal arrived during a graceful stop and cut it short. A shell reports a process
-    /// killed by the signal with [`Signal::exit_code`](crate::Signal::exit_code) (130, 143); so
+    /// killed by the signal with [`Signal::exit_code`] (130, 143); so
     /// does [`run`](crate::run).
-    Forced(crate::Signal),
+    Forced(Signal),
     /// The shared-memory store failed or could not be reached (for Redis: the URL, what was
     /// being done, and why). The same call can succeed once the store is back.
     Store(String),
@@ -166,11 +179,11 @@ impl Error {
         Error::Permanent(message.to_string())
     }
 
-    pub(crate) fn retry_hint(&self) -> crate::inject::RetryHint {
+    pub(crate) fn retry_hint(&self) -> RetryHint {
         match self {
-            Error::Temporary { delay, .. } => crate::inject::RetryHint::After(*delay),
-            Error::Permanent(_) => crate::inject::RetryHint::Never,
-            _ => crate::inject::RetryHint::Backoff,
+            Error::Temporary { delay, .. } => RetryHint::After(*delay),
+            Error::Permanent(_) => RetryHint::Never,
+            _ => RetryHint::Backoff,
         }
     }
 }

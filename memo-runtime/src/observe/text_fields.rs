@@ -176,7 +176,7 @@ mod tests {
                 namespace = "with \"quotes\" and \\",
                 name = "ünïcode\n",
                 count = 3u64,
-                escaped = %crate::escaped::Escaped("evil\n2026 ERROR FORGED \u{1b}[31m"),
+                escaped = %crate::observe::escaped::Escaped("evil\n2026 ERROR FORGED \u{1b}[31m"),
             );
             let _entered = span.enter();
             let error = std::io::Error::other("it broke");

@@ -1,9 +1,9 @@
 //! Which handlers apply to which resources: selectors, and per-kind plans built on first sight.
 
-use crate::EventType;
-use crate::invoke::Bound;
-use crate::metrics::{KindMetrics, Metrics};
-use crate::registry::{Registration, Trigger};
+use crate::api::event::EventType;
+use crate::contract::registry::{Registration, Trigger};
+use crate::observe::metrics::{KindMetrics, Metrics};
+use crate::plan::bound::Bound;
 use crate::shared::SharedMemory;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl<'s> Selector<'s> {
     /// Whether an object of `kind` in `api_version` (`"group/version"` or a core `"version"`)
     /// is selected.
     pub(crate) fn matches(&self, kind: &str, api_version: &str) -> bool {
-        let object_group = crate::resource::api_group(api_version);
+        let object_group = crate::api::resource::api_group(api_version);
         if let Some(group) = self.group
             && !group.eq_ignore_ascii_case(object_group)
         {
@@ -47,7 +47,7 @@ impl<'s> Selector<'s> {
             || self.name.eq_ignore_ascii_case(kind)
             || self
                 .name
-                .eq_ignore_ascii_case(&crate::plural::plural_in(object_group, kind))
+                .eq_ignore_ascii_case(&crate::plan::plural::plural_in(object_group, kind))
     }
 
     /// The kind or plural named, without its group.

@@ -6,7 +6,8 @@
 //! built, per kind and event type with it), so that counting on the event path is an atomic add,
 //! never a label lookup.
 
-use crate::EventType;
+use crate::api::error::Result;
+use crate::api::event::EventType;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -315,7 +316,7 @@ pub(crate) struct StoreMetrics {
 
 impl StoreMetrics {
     /// Counts an operation and, if it failed, an error; passes its result through.
-    pub(crate) fn count<T>(&self, operation: Operation, result: crate::Result<T>) -> crate::Result<T> {
+    pub(crate) fn count<T>(&self, operation: Operation, result: Result<T>) -> Result<T> {
         self.operations[operation as usize].inc();
         if result.is_err() {
             self.errors.inc();
@@ -341,7 +342,7 @@ mod tests {
         handler.retry_scheduled();
         let store = metrics.store("in-process");
         let _ = store.count(Operation::Set, Ok(()));
-        let _ = store.count::<()>(Operation::Get, Err(crate::Error::Store("down".into())));
+        let _ = store.count::<()>(Operation::Get, Err(crate::api::error::Error::Store("down".into())));
         metrics.resources.set(7);
         let text = metrics.encode();
         for line in [

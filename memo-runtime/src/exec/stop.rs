@@ -5,43 +5,11 @@
 //! work starts; what runs may finish), `abandoned` (the grace period is over: what still runs is
 //! cancelled or left behind), and `forced` (a second signal: stop now, skip everything).
 
+use crate::api::signal::Signal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// A signal that stops the operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGINT (Ctrl-C).
-    Interrupt,
-    /// SIGTERM (what Kubernetes sends a pod).
-    Terminate,
-}
-
-impl Signal {
-    /// `"SIGINT"` or `"SIGTERM"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// The exit code a shell gives a process killed by this signal: 130 or 143.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The stop of one operator run, shared by everything that takes part in it.
 #[derive(Clone, Default)]

@@ -7,9 +7,9 @@
 //! [`MAX_CONNECTIONS`] are open at once, a new one closing the connection that went longest without
 //! a request, so that a probe still gets through while idle or half-open connections pile up.
 
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::{Error, Result};
+use crate::api::error::{Error, Result};
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;

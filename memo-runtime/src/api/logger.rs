@@ -1,6 +1,6 @@
 //! A per-resource logger handed to handlers that ask for `logger`.
 
-use crate::resource::{Resource, ResourceKey};
+use crate::api::resource::{Resource, ResourceKey};
 use std::cell::RefCell;
 use std::fmt::Display;
 use std::marker::PhantomData;

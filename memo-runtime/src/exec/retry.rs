@@ -3,10 +3,11 @@
 //! log lines of the progress. The retry itself waits in the dispatcher's one queue of delayed work,
 //! beside the timers.
 
-use crate::Event;
-use crate::inject::{HandlerError, RetryHint};
-use crate::registry::{EventFilter, MAX_BACKOFF, Registration, RetryPolicy, Trigger};
-use crate::resource::Resource;
+use crate::api::error::RetryHint;
+use crate::api::event::Event;
+use crate::api::resource::Resource;
+use crate::contract::outcome::HandlerError;
+use crate::contract::registry::{EventFilter, MAX_BACKOFF, Registration, RetryPolicy, Trigger};
 use std::cell::Cell;
 use std::time::Duration;
 

@@ -1,6 +1,10 @@
-//! What the attribute macros register, and the checks run on it before an operator starts.
+//! What the attribute macros register: handlers and preparers, with where they are and how to
+//! call them.
 
-use crate::inject::{Context, Outcome};
+use crate::api::event::EventType;
+use crate::contract::context::Context;
+use crate::contract::outcome::Outcome;
+use crate::observe::in_flight::Running;
 use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
@@ -33,8 +37,8 @@ pub enum EventFilter {
 }
 
 impl EventFilter {
-    pub(crate) fn accepts(self, r#type: crate::EventType) -> bool {
-        use crate::EventType::*;
+    pub(crate) fn accepts(self, r#type: EventType) -> bool {
+        use EventType::*;
         matches!(
             (self, r#type),
             (EventFilter::Any, _)
@@ -122,7 +126,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub struct RetryPolicy {
     /// Retries after the first call; `None`: unlimited, as in kopf.
     pub retries: Option<u32>,
-    /// The delay before the first retry; each later one doubles, up to [`MAX_BACKOFF`], plus a
+    /// The delay before the first retry; each later one doubles, up to five minutes, plus a
     /// random jitter of up to a quarter.
     pub backoff: Duration,
     /// How long an async handler may run before it is cancelled, a temporary failure.
@@ -252,32 +256,6 @@ impl fmt::Display for Location {
     }
 }
 
-/// One reason the registered handlers cannot run, found by [`Operator::run`](crate::Operator::run)
-/// before it handles anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    code: &'static str,
-    message: String,
-}
-
-impl Problem {
-    /// The stable code of this kind of problem (`"M0001"`, ...), documented in the crate docs.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-
-    /// What is wrong, naming the handlers and their locations.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error[{}]: {}", self.code, self.message)
-    }
-}
-
 /// Every registered handler, in the documented stable order: module path, then line, then column.
 pub(crate) fn registered() -> Vec<&'static Registration> {
     let mut handlers: Vec<&'static Registration> = inventory::iter::<Registration>().collect();
@@ -297,72 +275,17 @@ pub fn registered_handler_count() -> usize {
     inventory::iter::<Registration>().count()
 }
 
-/// Checks what the macros cannot see: that every handler's memo type is the operator's, and that
-/// explicit ids are unique across the whole program.
-pub(crate) fn validate(
-    handlers: &[&'static Registration],
-    preparers: &[&'static Preparer],
-    memo: MemoType,
-) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    for preparer in preparers {
-        if let Some(component) = preparer.component
-            && !handlers.iter().any(|handler| handler.component == Some(component))
-        {
-            problems.push(Problem {
-                    code: "M0004",
-                    message: format!(
-                        "preparer `{}` at {} prepares component `{component}`, but no handler has `component = \"{component}\"`; \
-                         fix the component name, or remove the preparer",
-                        preparer.id,
-                        preparer.location(),
-                    ),
-                });
-        }
+/// A stop that abandons a running handler names it by what it was registered as.
+impl Running for Registration {
+    fn id(&self) -> &'static str {
+        self.id
     }
-    for handler in handlers {
-        if let Some(memo_type) = handler.memo_type {
-            let wanted = memo_type();
-            if wanted.id != memo.id {
-                problems.push(Problem {
-                    code: "M0001",
-                    message: format!(
-                        "handler `{}` at {} asks for a memo of type `{}`, but the operator's memo is `{}`; \
-                         pass a `{}` with `Operator::memo(...)`, or change the handler's `memo` parameter",
-                        handler.id,
-                        handler.location(),
-                        wanted.name,
-                        memo.name,
-                        wanted.name,
-                    ),
-                });
-            }
-        }
-        if let Trigger::Timer { interval, .. } = handler.trigger
-            && interval.is_zero()
-        {
-            problems.push(Problem {
-                code: "M0003",
-                message: format!("timer `{}` at {} has a zero interval", handler.id, handler.location()),
-            });
-        }
+
+    fn trigger(&self) -> String {
+        self.describe_trigger()
     }
-    let mut explicit: Vec<&&'static Registration> = handlers.iter().filter(|h| h.explicit_id).collect();
-    explicit.sort_by_key(|h| h.id);
-    for pair in explicit.windows(2) {
-        if pair[0].id == pair[1].id {
-            problems.push(Problem {
-                code: "M0002",
-                message: format!(
-                    "two handlers have the id `{}`: {} at {} and {} at {}; ids name handlers in logs and must be unique",
-                    pair[0].id,
-                    pair[0].describe_trigger(),
-                    pair[0].location(),
-                    pair[1].describe_trigger(),
-                    pair[1].location(),
-                ),
-            });
-        }
+
+    fn location(&self) -> String {
+        Registration::location(self).to_string()
     }
-    problems
 }

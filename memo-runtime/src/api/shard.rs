@@ -1,6 +1,8 @@
 //! Sharded replicas: several operators read the same source and split its resources between
 //! them, each resource wholly in one replica.
 
+use crate::api::error::{Error, Result};
+
 /// A stable 64-bit hash of a resource key: FNV-1a over its UTF-8 bytes.
 ///
 /// Stable across processes, machines, platforms and memo versions (it is part of the contract of
@@ -39,9 +41,9 @@ pub struct Shard {
 
 impl Shard {
     /// Replica `index` of `count` (`index < count`).
-    pub fn new(index: u64, count: u64) -> crate::Result<Shard> {
+    pub fn new(index: u64, count: u64) -> Result<Shard> {
         if count == 0 || index >= count {
-            return Err(crate::Error::custom(format!(
+            return Err(Error::custom(format!(
                 "shard {index}/{count} does not exist: the index counts from 0 and must be below the count (e.g. 0/3, 1/3, 2/3)"
             )));
         }
@@ -55,14 +57,14 @@ impl Shard {
     /// assert_eq!("1/3".parse::<Shard>().unwrap(), Shard::new(1, 3).unwrap());
     /// assert!("3".parse::<Shard>().is_err());
     /// ```
-    pub fn parse(text: &str) -> crate::Result<Shard> {
+    pub fn parse(text: &str) -> Result<Shard> {
         let parsed = text
             .trim()
             .split_once('/')
             .and_then(|(index, count)| Some((index.trim().parse().ok()?, count.trim().parse().ok()?)));
         match parsed {
             Some((index, count)) => Shard::new(index, count),
-            None => Err(crate::Error::custom(format!(
+            None => Err(Error::custom(format!(
                 "`{text}` is not a shard: write INDEX/COUNT, e.g. 0/3"
             ))),
         }
@@ -85,9 +87,9 @@ impl Shard {
 }
 
 impl std::str::FromStr for Shard {
-    type Err = crate::Error;
+    type Err = Error;
 
-    fn from_str(text: &str) -> crate::Result<Shard> {
+    fn from_str(text: &str) -> Result<Shard> {
         Shard::parse(text)
     }
 }

@@ -1,39 +1,18 @@
 //! Calling one handler: building its context, preparing its shared memory, catching its failure,
 //! and logging it by name.
 
-use crate::escaped::Escaped;
-use crate::inject::{Context, Env, HandlerError, Outcome};
-use crate::logger::InSpan;
-use crate::metrics::{HandlerMetrics, Metrics};
-use crate::registry::{Invoke, Preparer, Registration};
-use crate::resource::Resource;
-use crate::shared::SharedMemory;
-use crate::{Logger, Shared};
+use crate::api::logger::InSpan;
+use crate::contract::context::{Context, Env};
+use crate::contract::outcome::{HandlerError, Outcome};
+use crate::contract::registry::{Invoke, Registration};
+use crate::exec::catch::{CatchUnwind, panicked};
+use crate::exec::prepare::ensure_prepared;
+use crate::observe::escaped::Escaped;
+use crate::observe::metrics::HandlerMetrics;
+use crate::plan::bound::Bound;
 use std::any::Any;
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use tracing::Instrument;
-
-/// A handler with the shared memory it asks for, and its counters, resolved once, when its
-/// kind's plan is made.
-pub(crate) struct Bound {
-    pub(crate) handler: &'static Registration,
-    shared: Option<Shared>,
-    /// `None` unless the operator serves metrics.
-    pub(crate) metrics: Option<HandlerMetrics>,
-}
-
-impl Bound {
-    pub(crate) fn new(handler: &'static Registration, memory: &SharedMemory, metrics: Option<&Metrics>) -> Self {
-        Bound {
-            handler,
-            shared: handler.uses_shared.then(|| memory.space(handler.component)),
-            metrics: metrics.map(|metrics| metrics.handler(handler.id)),
-        }
-    }
-}
 
 /// Runs a handler, catching its failure: an `Err`, a panic, or (for an async handler with a
 /// `timeout`) running too long, when it is cancelled. A handler whose shared memory cannot be
@@ -55,7 +34,7 @@ async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &E
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared
-        && let Err(err) = crate::prepare::ensure_prepared(shared).await
+        && let Err(err) = ensure_prepared(shared).await
     {
         let component = shared
             .component()
@@ -104,26 +83,6 @@ async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &E
     }
 }
 
-/// Runs one preparer on its memory.
-pub(crate) async fn call_preparer(preparer: &'static Preparer, shared: &Shared) -> Outcome {
-    let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
-    let watch = crate::in_flight::Watch::default();
-    let env = Env {
-        body: None,
-        event: None,
-        resource: None,
-        logger: &logger,
-        watch: &watch,
-    };
-    let mut no_memo = ();
-    let mut cx = Context {
-        memo: &mut no_memo,
-        env: &env,
-        shared: Some(shared),
-    };
-    CatchUnwind((preparer.invoke)(&mut cx), None).await
-}
-
 /// Logs a failure that is not retried (an event handler, a timer, startup, cleanup).
 pub(crate) fn report(handler: &'static Registration, env: &Env<'_>, err: &HandlerError) {
     match env.resource {
@@ -143,31 +102,5 @@ pub(crate) fn report(handler: &'static Registration, env: &Env<'_>, err: &Handle
             handler.id,
             handler.location(),
         ),
-    }
-}
-
-fn panicked(panic: Box<dyn Any + Send>) -> HandlerError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string payload".to_owned());
-    HandlerError::new(format!("panicked: {message}"))
-}
-
-/// Turns a panic while polling a handler's future into its error outcome; with a resource, polled
-/// inside the handler span that shows it (see [`InSpan`]).
-struct CatchUnwind<'a, F>(F, Option<Resource<'a>>);
-
-impl<F: Future<Output = Outcome> + Unpin> Future for CatchUnwind<'_, F> {
-    type Output = Outcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Outcome> {
-        let _in_span = self.1.map(InSpan::enter);
-        let inner = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(panicked(panic))),
-        }
     }
 }

@@ -6,7 +6,14 @@
 //! the mark. A failing preparer leaves the memory unprepared, so the next access tries again; a
 //! replica that dies while preparing leaves a lease that runs out, and another one takes over.
 
-use crate::Shared;
+use crate::api::logger::Logger;
+use crate::contract::context::{Context, Env};
+use crate::contract::outcome::Outcome;
+use crate::contract::registry::Preparer;
+use crate::exec::catch::CatchUnwind;
+use crate::observe::in_flight::Watch;
+use crate::shared::Shared;
+use crate::shared::preparers::{Prepare, PrepareFuture};
 use crate::store::backoff::Backoff;
 use crate::store::{MemoryId, Preparation, Store, new_token};
 use std::sync::Arc;
@@ -55,9 +62,7 @@ pub(crate) async fn ensure_prepared(shared: &Shared) -> Result<(), String> {
 
 async fn run_preparers(shared: &Shared) -> Result<(), String> {
     for &preparer in shared.preparers() {
-        crate::invoke::call_preparer(preparer, shared)
-            .await
-            .map_err(|err| format!("preparer `{}` at {} failed: {err}", preparer.id, preparer.location()))?;
+        preparer.run(shared).await?;
     }
     Ok(())
 }
@@ -76,4 +81,39 @@ async fn renew(store: Arc<dyn Store>, memory: MemoryId, holder: String) {
             Err(err) => tracing::warn!(target: "memo", "cannot renew the preparation lease of {memory}: {err}"),
         }
     }
+}
+
+/// The memory sees a preparer as something to run on it; here is how one is run.
+impl Prepare for Preparer {
+    fn component(&self) -> Option<&'static str> {
+        self.component
+    }
+
+    fn run<'a>(&'a self, shared: &'a Shared) -> PrepareFuture<'a> {
+        Box::pin(async move {
+            call_preparer(self, shared)
+                .await
+                .map_err(|err| format!("preparer `{}` at {} failed: {err}", self.id, self.location()))
+        })
+    }
+}
+
+/// Runs one preparer on its memory.
+async fn call_preparer(preparer: &Preparer, shared: &Shared) -> Outcome {
+    let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
+    let watch = Watch::default();
+    let env = Env {
+        body: None,
+        event: None,
+        resource: None,
+        logger: &logger,
+        watch: &watch,
+    };
+    let mut no_memo = ();
+    let mut cx = Context {
+        memo: &mut no_memo,
+        env: &env,
+        shared: Some(shared),
+    };
+    CatchUnwind((preparer.invoke)(&mut cx), None).await
 }

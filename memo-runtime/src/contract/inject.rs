@@ -1,141 +1,18 @@
-//! The contract between generated handler wrappers and the runtime.
+//! The contract between generated handler wrappers and the runtime's values.
 //!
-//! A wrapper receives a [`Context`] and asks it for exactly the injectables its handler's
+//! A wrapper receives a [`Context`](crate::contract::context::Context) and asks it for exactly the injectables its handler's
 //! signature names, through one trait per injectable. The traits are implemented only for the
 //! accepted types, so a wrong type is a compile error on the user's type that says what is
 //! accepted (`#[diagnostic::on_unimplemented]`).
 
-use crate::in_flight::Watch;
-use crate::resource::Resource;
-use crate::{Event, Logger, Shared};
+use crate::api::event::Event;
+use crate::api::logger::Logger;
+use crate::contract::context::Env;
+use crate::contract::outcome::InjectError;
+use crate::contract::registry::MemoType;
+use crate::shared::Shared;
 use serde_json::Value;
 use std::any::Any;
-use std::fmt::{self, Display};
-
-/// What a handler call came to: `Ok` or the handler's error, already rendered.
-pub type Outcome = Result<(), HandlerError>;
-
-/// A handler's error message (or why its arguments could not be supplied), and whether retrying
-/// may help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError {
-    pub(crate) message: String,
-    pub(crate) retry: RetryHint,
-}
-
-/// What a failure says about retrying it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RetryHint {
-    /// Any error, a panic, a timeout: retry with the handler's backoff.
-    Backoff,
-    /// [`Error::temporary`](crate::Error::temporary): retry after exactly this delay.
-    After(std::time::Duration),
-    /// [`Error::permanent`](crate::Error::permanent): never retry.
-    Never,
-}
-
-impl HandlerError {
-    /// A failure to retry with the handler's backoff.
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        HandlerError {
-            message: message.into(),
-            retry: RetryHint::Backoff,
-        }
-    }
-
-    /// The failure `err` is, classified: memo's own temporary and permanent errors (also boxed as
-    /// `dyn Error`) say how to retry; anything else is retried with the backoff.
-    fn of<E: Display + 'static>(err: E) -> Self {
-        let any: &dyn Any = &err;
-        let ours = any
-            .downcast_ref::<crate::Error>()
-            .or_else(|| {
-                any.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
-                    .and_then(|boxed| boxed.downcast_ref::<crate::Error>())
-            })
-            .or_else(|| {
-                any.downcast_ref::<Box<dyn std::error::Error>>()
-                    .and_then(|boxed| boxed.downcast_ref::<crate::Error>())
-            });
-        HandlerError {
-            retry: ours.map_or(RetryHint::Backoff, crate::Error::retry_hint),
-            message: err.to_string(),
-        }
-    }
-}
-
-impl Display for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// Why an injectable could not be supplied. The macro checks availability per handler kind, so
-/// this only happens if the runtime and the macro disagree; it is reported, never a panic.
-#[derive(Debug, Clone, Copy)]
-pub struct InjectError(&'static str);
-
-impl From<InjectError> for HandlerError {
-    fn from(err: InjectError) -> Self {
-        HandlerError::new(format!("the runtime could not supply `{}` to this handler", err.0))
-    }
-}
-
-/// Everything a wrapper may take its handler's arguments from.
-pub struct Context<'a> {
-    /// The memo: the resource's, or the operator's for startup and cleanup handlers.
-    pub memo: &'a mut (dyn Any + Send + Sync),
-    /// Everything else, shared.
-    pub env: &'a Env<'a>,
-    /// The handler's shared memory, if it asks for one.
-    pub shared: Option<&'a Shared>,
-}
-
-/// The read-only part of a [`Context`].
-pub struct Env<'a> {
-    pub(crate) body: Option<&'a Value>,
-    pub(crate) event: Option<&'a Event>,
-    /// Who the resource is, read once when its first event was admitted.
-    pub(crate) resource: Option<Resource<'a>>,
-    pub(crate) logger: &'a once_cell::race::OnceBox<Logger>,
-    /// Where the running handler is marked, for a stop that has to abandon it.
-    pub(crate) watch: &'a Watch,
-}
-
-impl<'a> Env<'a> {
-    fn body(&self, what: &'static str) -> Result<&'a Value, InjectError> {
-        self.body.ok_or(InjectError(what))
-    }
-
-    fn resource(&self, what: &'static str) -> Result<Resource<'a>, InjectError> {
-        self.resource.ok_or(InjectError(what))
-    }
-}
-
-/// Turns a handler's return value into an [`Outcome`].
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a supported handler return type",
-    label = "handlers return `()` or `Result<(), E>` where `E: Display`",
-    note = "return nothing, `memo_runtime::Result<()>`, or `Result<(), E>` with an error type that implements `Display`"
-)]
-pub trait IntoOutcome {
-    /// Converts.
-    fn into_outcome(self) -> Outcome;
-}
-
-impl IntoOutcome for () {
-    #[inline]
-    fn into_outcome(self) -> Outcome {
-        Ok(())
-    }
-}
-
-impl<E: Display + 'static> IntoOutcome for Result<(), E> {
-    #[inline]
-    fn into_outcome(self) -> Outcome {
-        self.map_err(HandlerError::of)
-    }
-}
 
 /// The types a `memo` parameter may have.
 #[diagnostic::on_unimplemented(
@@ -167,8 +44,8 @@ impl<'a, M: Clone + Send + Sync + 'static> MemoArg<'a> for &'a mut M {
 }
 
 /// The memo type a `memo` parameter of type `T` asks for.
-pub fn memo_type_of<'a, T: MemoArg<'a>>() -> crate::registry::MemoType {
-    crate::registry::MemoType::of::<T::Memo>()
+pub fn memo_type_of<'a, T: MemoArg<'a>>() -> MemoType {
+    MemoType::of::<T::Memo>()
 }
 
 /// The types a `name` parameter may have.

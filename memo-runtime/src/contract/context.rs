@@ -1,0 +1,41 @@
+//! What a generated wrapper takes its handler's arguments from.
+
+use crate::api::event::Event;
+use crate::api::logger::Logger;
+use crate::api::resource::Resource;
+use crate::contract::outcome::InjectError;
+use crate::observe::in_flight::Watch;
+use crate::shared::Shared;
+use serde_json::Value;
+use std::any::Any;
+
+/// Everything a wrapper may take its handler's arguments from.
+pub struct Context<'a> {
+    /// The memo: the resource's, or the operator's for startup and cleanup handlers.
+    pub memo: &'a mut (dyn Any + Send + Sync),
+    /// Everything else, shared.
+    pub env: &'a Env<'a>,
+    /// The handler's shared memory, if it asks for one.
+    pub shared: Option<&'a Shared>,
+}
+
+/// The read-only part of a [`Context`].
+pub struct Env<'a> {
+    pub(crate) body: Option<&'a Value>,
+    pub(crate) event: Option<&'a Event>,
+    /// Who the resource is, read once when its first event was admitted.
+    pub(crate) resource: Option<Resource<'a>>,
+    pub(crate) logger: &'a once_cell::race::OnceBox<Logger>,
+    /// Where the running handler is marked, for a stop that has to abandon it.
+    pub(crate) watch: &'a Watch,
+}
+
+impl<'a> Env<'a> {
+    pub(crate) fn body(&self, what: &'static str) -> Result<&'a Value, InjectError> {
+        self.body.ok_or(InjectError(what))
+    }
+
+    pub(crate) fn resource(&self, what: &'static str) -> Result<Resource<'a>, InjectError> {
+        self.resource.ok_or(InjectError(what))
+    }
+}

@@ -1,0 +1,7 @@
+//! Layer 4: what the attribute macros' expansions are written against. Reachable from outside
+//! only through `__private`; changing a name here changes what the macros must generate.
+
+pub(crate) mod context;
+pub(crate) mod inject;
+pub(crate) mod outcome;
+pub(crate) mod registry;

@@ -1,0 +1,193 @@
+//! Building an operator: its memo, name, store, workers, source, signals, shard and liveness
+//! endpoint.
+
+use crate::operator::Operator;
+use crate::shared::Shared;
+use crate::source::EventSource;
+use crate::store::{Store, StoreRef};
+use std::time::Duration;
+
+impl<M: Clone + Send + Sync + 'static> Operator<M> {
+    /// Sets the operator memo: what startup handlers fill and every resource memo is cloned from.
+    ///
+    /// Any `Clone + Send + Sync + 'static` type can be the memo; its `Clone` is the shallow copy
+    /// a resource gets. Handlers then ask for `&N` or `&mut N`.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// // One global memo: every clone shares the same state.
+    /// #[derive(Clone, Default)]
+    /// struct Context(Arc<Mutex<Vec<String>>>);
+    ///
+    /// let operator: Operator<Context> = Operator::new().memo(Context::default());
+    /// # drop(operator);
+    /// ```
+    pub fn memo<N: Clone + Send + Sync + 'static>(self, memo: N) -> Operator<N> {
+        Operator {
+            memo,
+            memory: self.memory,
+            workers: self.workers,
+            source: self.source,
+            handle_signals: self.handle_signals,
+            shutdown_timeout: self.shutdown_timeout,
+            shard: self.shard,
+            liveness: self.liveness,
+            metrics: self.metrics,
+        }
+    }
+
+    /// The bot's name (default [`DEFAULT_BOT_NAME`](crate::DEFAULT_BOT_NAME)): its identity in the
+    /// [store](Operator::store). Its shared memories, their keys, locks and preparation live under
+    /// it, so two bots with different names never see each other's state in one store, and the
+    /// replicas of one bot (same name, same store) share theirs.
+    ///
+    /// Set it before taking [`Operator::shared`] handles: they belong to the name they were taken
+    /// under.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    ///
+    /// let operator = Operator::new().name("message-counter");
+    /// assert_eq!(operator.shared().bot(), "message-counter");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name: String = name.into();
+        self.memory = self.memory.with(self.memory.store().clone(), name.into());
+        self
+    }
+
+    /// Where shared memory lives (default: an [`InProcessStore`](crate::store::InProcessStore) of this operator's own). Give a
+    /// [`RedisStore`](crate::store) (feature `redis`) to share it between processes and machines,
+    /// or any other [`Store`].
+    ///
+    /// Set it before taking [`Operator::shared`] handles: they belong to the store they were taken
+    /// from.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # async fn start() -> memo_runtime::Result<()> {
+    /// use memo_runtime::prelude::*;
+    /// use memo_runtime::store::RedisStore;
+    ///
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// let operator = Operator::new().name("message-counter").store(store);
+    /// # drop(operator);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.memory = self.memory.with(StoreRef::of(store), self.memory.bot().clone());
+        self
+    }
+
+    /// The bot-level shared memory that handlers without a `component` get.
+    ///
+    /// The handle reads and writes the same memory as the handlers, from embedding code or
+    /// tests. It does not run the preparers: they run when the first handler needs the memory.
+    pub fn shared(&self) -> Shared {
+        self.memory.space(None)
+    }
+
+    /// The shared memory of one component (handlers with `component = "NAME"`). Same caveat as
+    /// [`Operator::shared`].
+    pub fn component_shared(&self, component: &str) -> Shared {
+        self.memory.space(Some(component))
+    }
+
+    /// How many handler invocations may run at once (at least 1). Events of one resource always
+    /// run one at a time and in order; different resources run concurrently.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Where events come from: [`source::channel`](crate::source::channel) or
+    /// [`source::json_stream`](crate::source::json_stream). The operator stops when it ends.
+    pub fn source(mut self, source: EventSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Whether SIGINT and SIGTERM stop the operator gracefully (default: yes). A second signal
+    /// during a stop forces it at once: [`run`](Operator::run) returns [`Error::Forced`](crate::Error::Forced).
+    pub fn handle_signals(mut self, handle_signals: bool) -> Self {
+        self.handle_signals = handle_signals;
+        self
+    }
+
+    /// How long a stop waits for running handlers (default: 30 s, a pod's grace period).
+    ///
+    /// On a stop by signal, no new event starts; handlers already running get this long to
+    /// finish, then they are abandoned — async ones cancelled, sync ones left behind on their
+    /// thread — each logged with handler and resource. Events read but not started are dropped
+    /// and counted in one log line. Cleanup handlers then get the same time of their own.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let operator = Operator::new().shutdown_timeout(Duration::from_secs(10));
+    /// # drop(operator);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Makes this operator replica `index` of `count`: it handles only the resources whose key
+    /// has [`stable_hash(key) % count == index`](crate::shard::stable_hash) and skips the others'
+    /// events before any memo is made. The key is the uid, or without one the kind, group,
+    /// namespace and name (see [`Shard`](crate::shard::Shard)).
+    ///
+    /// `count` replicas reading the same source handle every event exactly once between them,
+    /// each resource's events in order in one replica; with a shared store (Redis) they share
+    /// their `shared` memory. An index not below the count fails [`run`](Operator::run).
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    ///
+    /// let replica = Operator::new().shard(1, 3); // the second of three replicas
+    /// # drop(replica);
+    /// ```
+    pub fn shard(mut self, index: u64, count: u64) -> Self {
+        self.shard = Some((index, count));
+        self
+    }
+
+    /// Serves a liveness probe and Prometheus metrics over HTTP on `address` (`HOST:PORT`; port 0
+    /// picks a free one) while the operator runs — kopf's `--liveness`, the `--liveness` flag of
+    /// [`run`](crate::run).
+    ///
+    /// - `GET /healthz` answers `200` while the event loop runs and its source is connected, and
+    ///   `503` otherwise, with the reason in the body: before the loop starts (startup handlers,
+    ///   connecting), while a Kubernetes watch is listing or retrying after a failure, and once
+    ///   the loop has ended (the stop drained it; cleanup handlers run).
+    /// - `GET /metrics` serves the Prometheus (OpenMetrics) text format: `memo_events_received_total`
+    ///   and `memo_events_handled_total` by `kind` and `type`; `memo_handler_calls_total`,
+    ///   `memo_handler_failures_total`, `memo_handler_retries_total` and the
+    ///   `memo_handler_duration_seconds` histogram by `handler`; the gauges `memo_resources`,
+    ///   `memo_queue_depth` and `memo_source_connected`; and `memo_shared_operations_total` (by
+    ///   `store` and `operation`) and `memo_shared_errors_total` (by `store`).
+    ///
+    /// The address is bound when [`run`](Operator::run) starts: an address in use fails the run
+    /// with an error naming it, before any handler runs. The server stops when the run ends.
+    /// Without this call nothing is counted.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let (events, source) = memo_runtime::source::channel(16);
+    /// memo_runtime::Operator::new()
+    ///     .liveness("127.0.0.1:8080")
+    ///     .source(source)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn liveness(mut self, address: impl ToString) -> Self {
+        self.liveness = Some(address.to_string());
+        self
+    }
+}
