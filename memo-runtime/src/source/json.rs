@@ -425,7 +425,7 @@ impl Parser {
             }
         };
         match map.remove("object") {
-            Some(object @ Value::Object(_)) => Item::Event(Event { r#type, object }),
+            Some(object @ Value::Object(_)) => Item::Event(Event::new(r#type, object)),
             Some(other) => skip(
                 Severity::Error,
                 format!("\"object\" is {}, not an object", kind_of(&other)),

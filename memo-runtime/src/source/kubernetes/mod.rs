@@ -1,14 +1,17 @@
 //! The Kubernetes API as the event source: a kube-rs watch of every kind the handlers select.
 
 mod bookkeeping;
+#[cfg(test)]
+mod cost;
 mod discovery;
+mod object;
 mod watch;
 
 use super::EventSource;
 use crate::health::Connection;
 use crate::{Event, Result};
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -70,7 +73,7 @@ pub async fn kubernetes<N: Into<String>>(
         if watched.namespaced && !namespaces.is_empty() {
             for namespace in &namespaces {
                 tracing::info!(target: "memo", "watching {kind} in namespace {namespace} (for {handlers})");
-                let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+                let api = Api::<object::Object>::namespaced_with(client.clone(), namespace, resource);
                 sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)));
             }
         } else {
@@ -80,7 +83,7 @@ pub async fn kubernetes<N: Into<String>>(
                 "the cluster"
             };
             tracing::info!(target: "memo", "watching {kind} in {scope} (for {handlers})");
-            let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+            let api = Api::<object::Object>::all_with(client.clone(), resource);
             sources.push(watch::Watch::new(api, resource.clone(), None));
         }
     }
