@@ -42,6 +42,15 @@ fn by_plural_and_group(memo: &mut Memo, event: &Event, name: &str) {
     push(memo, format!("plural {} {name}", event.r#type));
 }
 
+// The uid as the handlers get it, for the identity tests.
+#[handler(event = "KopfExample")]
+fn by_uid(memo: &mut Memo, event: &Event, name: &str) {
+    push(
+        memo,
+        format!("uid {} {name} {}", event.r#type, event.uid().unwrap_or("-")),
+    );
+}
+
 // An irregular plural: `ingresses` is `Ingress`, not `Ingresse`.
 #[handler(create = "ingresses")]
 fn ingress_created(memo: &mut Memo, name: &str) {
@@ -215,4 +224,82 @@ async fn shards_split_the_cluster_before_any_memo_is_made() {
     let mut expected: Vec<String> = names.iter().map(|n| format!("default/{n}")).collect();
     expected.sort();
     assert_eq!(seen, expected, "each object in exactly one replica");
+}
+
+fn uid_entries(running: &cluster::Running) -> Vec<String> {
+    entries(&running.log)
+        .into_iter()
+        .filter(|e| e.starts_with("uid "))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relist_after_an_object_was_recreated_under_its_name_deletes_the_old_uid_and_adds_the_new() {
+    let fake = fake();
+    let old = fake.create("kopfexamples", Some("default"), "a", json!({"n": 1}));
+    let running = start(&fake, &[], None).await;
+    running.wait_for("ADDED", 1).await;
+
+    // Deleted and created again while the watch is down: the relist shows the same name with
+    // another uid, which is another object.
+    fake.go_down();
+    fake.delete("kopfexamples", Some("default"), "a");
+    let new = fake.create("kopfexamples", Some("default"), "a", json!({"n": 2}));
+    fake.expire_history();
+    fake.go_up();
+    running.wait_for("uid DELETED", 1).await;
+
+    assert_ne!(old, new);
+    assert_eq!(
+        uid_entries(&running),
+        [
+            format!("uid ADDED a {old}"),
+            format!("uid ADDED a {new}"),
+            format!("uid DELETED a {old}"),
+        ]
+    );
+    // The new object starts with a memo of its own; the old one's ends with its deletion.
+    assert_eq!(
+        running.kind_entries(),
+        [
+            "ADDED default/a #1 r0",
+            "ADDED default/a #1 r0",
+            "DELETED default/a #2 r0"
+        ]
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn objects_with_an_empty_or_no_uid_are_told_apart_by_namespace_and_name() {
+    let fake = fake();
+    fake.create_with("kopfexamples", Some("default"), "a", json!({}), json!({"uid": ""}));
+    fake.create_with("kopfexamples", Some("default"), "b", json!({}), json!({"uid": ""}));
+    fake.create_with("kopfexamples", Some("default"), "c", json!({}), json!({"uid": null}));
+    let running = start(&fake, &[], None).await;
+    running.wait_for("ADDED", 3).await;
+    fake.replace("kopfexamples", Some("default"), "a", json!({"n": 2}));
+    running.wait_for("MODIFIED", 1).await;
+
+    // A deletion missed while the watch is down is found by the relist, for the right object.
+    fake.go_down();
+    fake.delete("kopfexamples", Some("default"), "b");
+    fake.expire_history();
+    fake.go_up();
+    running.wait_for("DELETED", 1).await;
+    fake.create("kopfexamples", Some("default"), "sentinel", json!({}));
+    running.wait_for("ADDED default/sentinel", 1).await;
+
+    assert_eq!(
+        running.kind_entries(),
+        [
+            "ADDED default/a #1 r0",
+            "ADDED default/b #1 r0",
+            "ADDED default/c #1 r0",
+            "MODIFIED default/a #2 r0",
+            "DELETED default/b #2 r0",
+            "ADDED default/sentinel #1 r0",
+        ]
+    );
+    running.stop().await;
 }

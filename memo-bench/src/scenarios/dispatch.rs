@@ -163,7 +163,7 @@ fn through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Durat
 fn watch_stream(config: &Config) -> Vec<u8> {
     let mut bytes = Vec::new();
     for event in prepare(config) {
-        let document = json!({"type": event.r#type.as_str(), "object": event.object});
+        let document = json!({"type": event.r#type.as_str(), "object": *event.object});
         serde_json::to_writer(&mut bytes, &document).expect("events serialize");
         bytes.push(b'\n');
     }

@@ -1,4 +1,4 @@
-//! The measurements of issue 5 (1 to 6), issue 9 (7) and issue 12 (8), in the order they are run
+//! The measurements of issue 5 (1 to 6), issue 9 (7), issue 12 (8) and issue 18 (9), in the order they are run
 //! and printed.
 
 mod dispatch;
@@ -9,6 +9,7 @@ mod observability;
 mod redis;
 mod scaling;
 mod shared;
+mod splitter;
 
 use crate::Config;
 use crate::report::Report;
@@ -20,7 +21,7 @@ pub struct Scenario {
     pub run: fn(&Runtime, &Config, &mut Report),
 }
 
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario {
         name: "dispatch throughput",
         run: dispatch::run,
@@ -52,5 +53,9 @@ pub const ALL: [Scenario; 8] = [
     Scenario {
         name: "observability",
         run: observability::run,
+    },
+    Scenario {
+        name: "JSON splitter",
+        run: splitter::run,
     },
 ];

@@ -1,6 +1,7 @@
 //! Resource events: what a source yields and what event handlers receive.
 
 use serde_json::Value;
+use std::sync::Arc;
 
 /// What happened to a resource, as in a Kubernetes watch stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,13 +78,21 @@ impl std::fmt::Display for EventType {
 pub struct Event {
     /// What happened.
     pub r#type: EventType,
-    /// The resource object (`apiVersion`, `kind`, `metadata`, `spec`, ...).
-    pub object: Value,
+    /// The resource object (`apiVersion`, `kind`, `metadata`, `spec`, ...). Shared, so that a
+    /// source that keeps the object too (the Kubernetes source keeps each object's last
+    /// version) does not copy it; it reads as a `Value` (`event.object["spec"]`, `&event.object`
+    /// where a `&Value` is expected).
+    pub object: Arc<Value>,
 }
 
 impl Event {
     /// An event of the given type.
     pub fn new(r#type: EventType, object: Value) -> Self {
+        Event::shared(r#type, Arc::new(object))
+    }
+
+    /// An event of the given type whose object is shared with its source.
+    pub fn shared(r#type: EventType, object: Arc<Value>) -> Self {
         Event { r#type, object }
     }
 

@@ -23,7 +23,7 @@ pub(crate) struct ResourceState<M> {
     /// Made when a handler first asks for it; one pointer until then.
     pub(crate) logger: OnceBox<Logger>,
     /// The latest object, kept only for kinds with timers (a timer sees the latest body).
-    pub(crate) body: Option<Box<Value>>,
+    pub(crate) body: Option<Arc<Value>>,
     /// With several lanes: the router's number of the last event for this resource, so that
     /// the router forgets which lane has it only if no later event is on its way there.
     pub(crate) seq: u32,
@@ -164,7 +164,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     }
     let deleted = event.r#type == EventType::Deleted;
     if plan.has_timers() && !deleted {
-        *body = Some(Box::new(event.object));
+        *body = Some(event.object);
         return Ran {
             deleted: false,
             retry: None,

@@ -75,7 +75,7 @@ impl Skipped {
 
 /// What the parser produced from its buffer.
 #[derive(Debug)]
-enum Item {
+pub(crate) enum Item {
     Event(Event),
     Skipped(Skipped),
 }
@@ -110,7 +110,7 @@ enum End {
 }
 
 /// Synchronous, incremental splitter and parser of watch documents.
-struct Parser {
+pub(crate) struct Parser {
     buf: Vec<u8>,
     /// Bytes of `buf` before this offset are consumed.
     pos: usize,
@@ -133,7 +133,7 @@ fn trim_end(bytes: &[u8]) -> &[u8] {
 }
 
 /// serde_json's message without its " at line L column C" suffix.
-fn short_message(err: &serde_json::Error) -> String {
+pub(crate) fn short_message(err: &serde_json::Error) -> String {
     let full = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
     match full.strip_suffix(&suffix) {
@@ -194,7 +194,7 @@ impl Parser {
         }
     }
 
-    fn skipped(line: usize, column: usize, severity: Severity, reason: String) -> Item {
+    pub(crate) fn skipped(line: usize, column: usize, severity: Severity, reason: String) -> Item {
         Item::Skipped(Skipped {
             line,
             column,
@@ -391,8 +391,14 @@ impl Parser {
     /// Turns a well-formed document starting at the consumed offset into an
     /// event, or says why it is not one.
     fn classify(&self, value: Value) -> Item {
-        let (line, column) = (self.line, self.col0 + 1);
-        let skip = |severity, reason: String| Self::skipped(line, column, severity, reason);
+        classify(value, self.line, self.col0 + 1)
+    }
+}
+
+/// A well-formed document starting at `line` and `column` as an event, or why it is not one.
+pub(crate) fn classify(value: Value, line: usize, column: usize) -> Item {
+    {
+        let skip = |severity, reason: String| Parser::skipped(line, column, severity, reason);
         let mut map = match value {
             Value::Object(map) => map,
             other => {
@@ -425,13 +431,30 @@ impl Parser {
             }
         };
         match map.remove("object") {
-            Some(object @ Value::Object(_)) => Item::Event(Event { r#type, object }),
+            Some(object @ Value::Object(_)) => Item::Event(Event::new(r#type, object)),
             Some(other) => skip(
                 Severity::Error,
                 format!("\"object\" is {}, not an object", kind_of(&other)),
             ),
             None => skip(Severity::Error, "missing \"object\"".to_owned()),
         }
+    }
+}
+
+/// Splits `input` as if it arrived in reads of `chunk` bytes, handing every item to `each`: the
+/// splitter alone, for the bench that compares it with [`super::json_lines`].
+pub(crate) fn split_all(input: &[u8], chunk: usize, mut each: impl FnMut(Item)) {
+    let mut parser = Parser::new();
+    for piece in input.chunks(chunk.max(1)) {
+        parser.compact();
+        parser.buf.extend_from_slice(piece);
+        while let Some(item) = parser.next_item() {
+            each(item);
+        }
+    }
+    parser.eof = true;
+    while let Some(item) = parser.next_item() {
+        each(item);
     }
 }
 

@@ -2,6 +2,7 @@
 //! channel, a `kubectl --watch` stream, any `Stream` of events, or several of them merged.
 
 mod json;
+mod json_lines;
 #[cfg(feature = "kube")]
 mod kubernetes;
 mod merge;
@@ -9,6 +10,32 @@ mod reader_thread;
 
 #[cfg(feature = "kube")]
 pub use kubernetes::kubernetes;
+
+/// The two watch-stream splitters side by side, for memo-bench (issue 18); not an API.
+#[doc(hidden)]
+pub mod splitters {
+    use super::json::Item;
+
+    fn count(split: impl FnOnce(&mut dyn FnMut(Item))) -> (usize, usize) {
+        let (mut events, mut skipped) = (0, 0);
+        split(&mut |item| match item {
+            Item::Event(_) => events += 1,
+            Item::Skipped(_) => skipped += 1,
+        });
+        (events, skipped)
+    }
+
+    /// Events and skipped documents of `input` arriving in `chunk`-byte reads, by the bracket
+    /// scanner the stream sources use.
+    pub fn scanner(input: &[u8], chunk: usize) -> (usize, usize) {
+        count(|each| super::json::split_all(input, chunk, each))
+    }
+
+    /// The same by the line framer.
+    pub fn line_framer(input: &[u8], chunk: usize) -> (usize, usize) {
+        count(|each| super::json_lines::split_all(input, chunk, each))
+    }
+}
 
 use crate::api::error::{Error, Result};
 use crate::api::event::Event;

@@ -200,6 +200,19 @@ impl FakeApi {
     /// uid. Panics if the kind is unknown, the namespace does not fit the kind's scope or the
     /// object exists.
     pub fn create(&self, plural: &str, namespace: Option<&str>, name: &str, spec: Value) -> String {
+        let uid = {
+            let mut state = self.state();
+            state.uids += 1;
+            format!("uid-{}", state.uids)
+        };
+        self.create_with(plural, namespace, name, spec, json!({ "uid": uid }));
+        uid
+    }
+
+    /// [`FakeApi::create`] with `metadata` fields of the test's own (labels, managed fields, a uid
+    /// of its choice), merged into name, resourceVersion and creationTimestamp; a null field is
+    /// left out, so that `{"uid": null}` makes an object without a uid, as no real server would.
+    pub fn create_with(&self, plural: &str, namespace: Option<&str>, name: &str, spec: Value, metadata: Value) {
         let mut state = self.state();
         let kind = state.kind_for(plural, namespace);
         let key = (kind.key(), namespace.unwrap_or("").to_owned(), name.to_owned());
@@ -207,27 +220,30 @@ impl FakeApi {
             !state.objects.contains_key(&key),
             "fake API: {plural} {namespace:?}/{name} exists already"
         );
-        state.uids += 1;
-        let uid = format!("uid-{}", state.uids);
         state.rv += 1;
-        let mut metadata = json!({
+        let mut generated = json!({
             "name": name,
-            "uid": uid,
             "resourceVersion": state.rv.to_string(),
             "creationTimestamp": CREATION_TIMESTAMP,
         });
+        if let (Value::Object(fields), Value::Object(extra)) = (&mut generated, metadata) {
+            for (field, value) in extra {
+                if !value.is_null() {
+                    fields.insert(field, value);
+                }
+            }
+        }
         if let Some(ns) = namespace {
-            metadata["namespace"] = json!(ns);
+            generated["namespace"] = json!(ns);
         }
         let object = json!({
             "apiVersion": kind.api_version(),
             "kind": kind.kind,
-            "metadata": metadata,
+            "metadata": generated,
             "spec": spec,
         });
         state.objects.insert(key, object.clone());
         state.record(&kind, namespace, "ADDED", object);
-        uid
     }
 
     /// Replace the spec of an existing object (a MODIFIED event). Panics if there is none.

@@ -1,11 +1,18 @@
 //! What the watch has told this process so far, per object: turns kube-runtime's watcher events
 //! (which re-list every object after a reconnect or a `410 Gone`) into memo's events, so that
 //! handlers fire once per real change and never miss a deletion.
+//!
+//! Objects are known by the text the dispatcher finds their resource by (`Admitted::lookup`:
+//! the uid, or kind, group, namespace and name without one), so that the two never disagree on
+//! whether two objects are one resource. The last version of each object is the one its event
+//! carried, shared: keeping it costs no copy.
 
 use crate::api::event::metadata_str;
 use crate::api::event::{Event, EventType};
+use crate::api::resource::Admitted;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// One step of a watch, objects already complete (`kind` and `apiVersion` filled in).
 #[derive(Debug)]
@@ -13,84 +20,86 @@ pub(super) enum Change {
     /// A (re)list starts.
     Relist,
     /// An object of the list.
-    Listed(Value),
+    Listed(Arc<Value>),
     /// The list is complete: whatever was known and not listed is gone.
     ListDone,
     /// An object was added or changed.
-    Applied(Value),
+    Applied(Arc<Value>),
     /// An object was deleted.
-    Deleted(Value),
+    Deleted(Arc<Value>),
 }
 
-/// The last version seen of an object, and the object itself for the `DELETED` event it gets if
-/// it vanishes while the watch is down.
+/// The last version seen of an object: what its `DELETED` event carries if it vanishes while the
+/// watch is down.
 struct Known {
-    resource_version: Box<str>,
-    last: Value,
+    last: Arc<Value>,
+    /// The list it was last seen in (or after): one older than the current list, at its end,
+    /// means it is gone.
+    seen: u64,
 }
 
-/// The objects this process has seen, by uid.
+/// The objects this process has seen, by the dispatcher's lookup text.
 #[derive(Default)]
 pub(super) struct Bookkeeping {
     known: HashMap<Box<str>, Known, ahash::RandomState>,
-    /// During a relist, the objects listed so far.
-    listing: Option<HashSet<Box<str>, ahash::RandomState>>,
+    /// Counts the lists.
+    list: u64,
+    /// Reused for the lookup text of objects without a uid.
+    lookup_buffer: String,
 }
 
 impl Bookkeeping {
     /// Records `change`, pushing the events it makes onto `events`.
     pub(super) fn record(&mut self, change: Change, events: &mut VecDeque<Event>) {
         match change {
-            Change::Relist => self.listing = Some(HashSet::default()),
-            Change::Listed(object) => {
-                let identity = identity(&object);
-                if let Some(listing) = &mut self.listing {
-                    listing.insert(identity.clone());
-                }
-                self.apply(identity, object, events);
-            }
+            Change::Relist => self.list += 1,
+            Change::Listed(object) | Change::Applied(object) => self.apply(object, events),
             Change::ListDone => {
-                let listed = self.listing.take().unwrap_or_default();
-                let vanished: Vec<Box<str>> = self
-                    .known
-                    .keys()
-                    .filter(|uid| !listed.contains(*uid))
-                    .cloned()
-                    .collect();
-                for uid in vanished {
-                    if let Some(known) = self.known.remove(&uid) {
-                        events.push_back(Event::new(EventType::Deleted, known.last));
+                let list = self.list;
+                self.known.retain(|_, known| {
+                    if known.seen == list {
+                        return true;
                     }
-                }
+                    events.push_back(Event::shared(EventType::Deleted, Arc::clone(&known.last)));
+                    false
+                });
             }
-            Change::Applied(object) => self.apply(identity(&object), object, events),
             Change::Deleted(object) => {
-                self.known.remove(&identity(&object));
-                events.push_back(Event::new(EventType::Deleted, object));
+                if let Ok(admitted) = Admitted::read(&object) {
+                    self.known.remove(admitted.lookup(&mut self.lookup_buffer));
+                }
+                events.push_back(Event::shared(EventType::Deleted, object));
             }
         }
     }
 
-    fn apply(&mut self, identity: Box<str>, object: Value, events: &mut VecDeque<Event>) {
-        let version = metadata_str(&object, "resourceVersion").unwrap_or("");
-        let r#type = match self.known.get_mut(&identity) {
-            // Re-listed or re-sent unchanged: its handlers already ran for this version.
-            Some(known) if &*known.resource_version == version => return,
+    fn apply(&mut self, object: Arc<Value>, events: &mut VecDeque<Event>) {
+        let Ok(admitted) = Admitted::read(&object) else {
+            // Nothing to know it by; the dispatcher refuses it, saying why.
+            events.push_back(Event::shared(EventType::Added, object));
+            return;
+        };
+        let lookup = admitted.lookup(&mut self.lookup_buffer);
+        let r#type = match self.known.get_mut(lookup) {
             Some(known) => {
-                known.resource_version = version.into();
-                known.last = object.clone();
+                known.seen = self.list;
+                // Re-listed or re-sent unchanged: its handlers already ran for this version.
+                if resource_version(&known.last) == resource_version(&object) {
+                    return;
+                }
+                known.last = Arc::clone(&object);
                 EventType::Modified
             }
             None => {
                 let known = Known {
-                    resource_version: version.into(),
-                    last: object.clone(),
+                    last: Arc::clone(&object),
+                    seen: self.list,
                 };
-                self.known.insert(identity, known);
+                self.known.insert(lookup.into(), known);
                 EventType::Added
             }
         };
-        events.push_back(Event::new(r#type, object));
+        events.push_back(Event::shared(r#type, object));
     }
 
     /// How many objects are known.
@@ -100,17 +109,8 @@ impl Bookkeeping {
     }
 }
 
-/// The uid; `namespace/name` for an object without one (real servers always give one).
-fn identity(object: &Value) -> Box<str> {
-    match metadata_str(object, "uid") {
-        Some(uid) => uid.into(),
-        None => format!(
-            "{}/{}",
-            metadata_str(object, "namespace").unwrap_or(""),
-            metadata_str(object, "name").unwrap_or("")
-        )
-        .into(),
-    }
+fn resource_version(object: &Value) -> &str {
+    metadata_str(object, "resourceVersion").unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -119,11 +119,22 @@ mod tests {
     use crate::api::event::EventType;
     use serde_json::{Value, json};
     use std::collections::VecDeque;
+    use std::sync::Arc;
 
-    fn object(name: &str, version: u32) -> Value {
+    fn body(name: &str, version: u32) -> Value {
         json!({"kind": "KopfExample", "apiVersion": "kopf.dev/v1",
                "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
                             "resourceVersion": version.to_string()}})
+    }
+
+    fn object(name: &str, version: u32) -> Arc<Value> {
+        Arc::new(body(name, version))
+    }
+
+    fn with_uid(name: &str, version: u32, uid: Value) -> Arc<Value> {
+        let mut object = body(name, version);
+        object["metadata"]["uid"] = uid;
+        Arc::new(object)
     }
 
     fn record(book: &mut Bookkeeping, changes: Vec<Change>) -> Vec<(EventType, String, String)> {
@@ -209,8 +220,7 @@ mod tests {
     #[test]
     fn a_recreated_object_is_a_new_one() {
         let mut book = Bookkeeping::default();
-        let mut recreated = object("a", 9);
-        recreated["metadata"]["uid"] = json!("uid-a-2");
+        let recreated = with_uid("a", 9, json!("uid-a-2"));
         let events = record(
             &mut book,
             vec![
@@ -221,5 +231,68 @@ mod tests {
         );
         use EventType::*;
         assert_eq!(events, [ev(Added, "a", 1), ev(Deleted, "a", 2), ev(Added, "a", 9)]);
+    }
+
+    #[test]
+    fn a_relist_of_an_object_recreated_under_its_name_deletes_the_old_and_adds_the_new() {
+        let mut book = Bookkeeping::default();
+        record(
+            &mut book,
+            vec![Change::Relist, Change::Listed(object("a", 1)), Change::ListDone],
+        );
+        let events = record(
+            &mut book,
+            vec![
+                Change::Relist,
+                Change::Listed(with_uid("a", 5, json!("uid-a-2"))),
+                Change::ListDone,
+            ],
+        );
+        use EventType::*;
+        assert_eq!(events, [ev(Added, "a", 5), ev(Deleted, "a", 1)]);
+        assert_eq!(book.len(), 1);
+    }
+
+    #[test]
+    fn objects_without_a_uid_are_known_by_kind_namespace_and_name_as_the_dispatcher_knows_them() {
+        let mut book = Bookkeeping::default();
+        // An empty uid is no uid: two such objects are two resources, not one.
+        let events = record(
+            &mut book,
+            vec![
+                Change::Applied(with_uid("a", 1, json!(""))),
+                Change::Applied(with_uid("b", 2, Value::Null)),
+                Change::Applied(with_uid("a", 3, json!(""))),
+            ],
+        );
+        use EventType::*;
+        assert_eq!(events, [ev(Added, "a", 1), ev(Added, "b", 2), ev(Modified, "a", 3)]);
+        let mut keys: Vec<&str> = book.known.keys().map(|key| &**key).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["KopfExample.kopf.dev/default/a", "KopfExample.kopf.dev/default/b"]
+        );
+    }
+
+    #[test]
+    fn an_object_without_identity_passes_through_unremembered() {
+        let mut book = Bookkeeping::default();
+        let nameless = Arc::new(json!({"kind": "KopfExample", "metadata": {"resourceVersion": "1"}}));
+        let mut events = VecDeque::new();
+        book.record(Change::Applied(Arc::clone(&nameless)), &mut events);
+        assert_eq!(events.len(), 1);
+        assert!(Arc::ptr_eq(&events[0].object, &nameless));
+        assert_eq!(book.len(), 0);
+    }
+
+    #[test]
+    fn the_event_and_the_bookkeeping_share_one_object() {
+        let mut book = Bookkeeping::default();
+        let mut events = VecDeque::new();
+        book.record(Change::Applied(object("a", 1)), &mut events);
+        let added = events.pop_front().unwrap();
+        assert!(Arc::ptr_eq(&added.object, &book.known["uid-a"].last));
+        assert_eq!(Arc::strong_count(&added.object), 2);
     }
 }

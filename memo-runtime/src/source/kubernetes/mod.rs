@@ -1,7 +1,10 @@
 //! The Kubernetes API as the event source: a kube-rs watch of every kind the handlers select.
 
 mod bookkeeping;
+#[cfg(test)]
+mod cost;
 mod discovery;
+mod object;
 mod watch;
 
 use super::EventSource;
@@ -9,7 +12,7 @@ use crate::api::error::Result;
 use crate::api::event::Event;
 use crate::observe::health::Connection;
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -71,7 +74,7 @@ pub async fn kubernetes<N: Into<String>>(
         if watched.namespaced && !namespaces.is_empty() {
             for namespace in &namespaces {
                 tracing::info!(target: "memo", "watching {kind} in namespace {namespace} (for {handlers})");
-                let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+                let api = Api::<object::Object>::namespaced_with(client.clone(), namespace, resource);
                 sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)));
             }
         } else {
@@ -81,7 +84,7 @@ pub async fn kubernetes<N: Into<String>>(
                 "the cluster"
             };
             tracing::info!(target: "memo", "watching {kind} in {scope} (for {handlers})");
-            let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+            let api = Api::<object::Object>::all_with(client.clone(), resource);
             sources.push(watch::Watch::new(api, resource.clone(), None));
         }
     }

@@ -2,20 +2,22 @@
 //! default backoff, every failure logged with the kind and the delay before the next attempt.
 
 use super::bookkeeping::{Bookkeeping, Change};
+use super::object::Object;
 use crate::api::event::Event;
 use crate::observe::health::Connection;
 use futures_core::Stream;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, DefaultBackoff};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-type Watcher = Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<DynamicObject>>> + Send>>;
+type Watcher = Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<Object>>> + Send>>;
 
 /// The events of one watch, in the order the API server sent them. It never ends by itself:
 /// failures are logged and retried.
@@ -36,7 +38,7 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    pub(super) fn new(api: Api<DynamicObject>, resource: ApiResource, namespace: Option<&str>) -> Self {
+    pub(super) fn new(api: Api<Object>, resource: ApiResource, namespace: Option<&str>) -> Self {
         let scope = match namespace {
             Some(namespace) => format!("namespace {namespace}"),
             None => "all namespaces".to_owned(),
@@ -62,7 +64,7 @@ impl Watch {
         self
     }
 
-    fn record(&mut self, event: watcher::Event<DynamicObject>) {
+    fn record(&mut self, event: watcher::Event<Object>) {
         // `Init` comes before the list is asked for: it says nothing about the connection.
         if !self.connected && !matches!(event, watcher::Event::Init) {
             self.connected = true;
@@ -70,30 +72,12 @@ impl Watch {
         }
         let change = match event {
             watcher::Event::Init => Change::Relist,
-            watcher::Event::InitApply(object) => Change::Listed(self.complete(object)),
+            watcher::Event::InitApply(object) => Change::Listed(complete(&self.resource, object)),
             watcher::Event::InitDone => Change::ListDone,
-            watcher::Event::Apply(object) => Change::Applied(self.complete(object)),
-            watcher::Event::Delete(object) => Change::Deleted(self.complete(object)),
+            watcher::Event::Apply(object) => Change::Applied(complete(&self.resource, object)),
+            watcher::Event::Delete(object) => Change::Deleted(complete(&self.resource, object)),
         };
         self.book.record(change, &mut self.ready);
-    }
-
-    /// The object as handlers see it, with the `kind` and `apiVersion` that API servers leave
-    /// out of list items.
-    fn complete(&self, object: DynamicObject) -> Value {
-        let mut fields = match object.data {
-            Value::Object(fields) => fields,
-            _ => Map::new(),
-        };
-        fields.insert(
-            "apiVersion".to_owned(),
-            Value::String(self.resource.api_version.clone()),
-        );
-        fields.insert("kind".to_owned(), Value::String(self.resource.kind.clone()));
-        // ObjectMeta is plain data: serializing it cannot fail.
-        let metadata = serde_json::to_value(&object.metadata).unwrap_or_default();
-        fields.insert("metadata".to_owned(), metadata);
-        Value::Object(fields)
     }
 
     fn failed(&mut self, err: &watcher::Error) {
@@ -114,6 +98,22 @@ impl Watch {
         }
         self.retry = Some(Box::pin(tokio::time::sleep(delay)));
     }
+}
+
+/// The object as handlers see it, with the `kind` and `apiVersion` that API servers leave out
+/// of list items.
+pub(super) fn complete(resource: &ApiResource, object: Object) -> Arc<Value> {
+    let mut fields = match object.body {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    };
+    for (field, value) in [("apiVersion", &resource.api_version), ("kind", &resource.kind)] {
+        // Watch events carry both already: no allocation for them.
+        if fields.get(field).and_then(Value::as_str) != Some(value) {
+            fields.insert(field.to_owned(), Value::String(value.clone()));
+        }
+    }
+    Arc::new(Value::Object(fields))
 }
 
 impl Stream for Watch {

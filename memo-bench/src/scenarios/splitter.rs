@@ -1,0 +1,105 @@
+//! Measurement 9 (issue 18): the watch-stream splitter alone — the hand-written bracket scanner of
+//! `source/json.rs` against a line framer feeding `serde_json::from_slice`, on the same bytes
+//! in the same process, interleaved round by round.
+
+use crate::Config;
+use crate::report::Report;
+use crate::stats::{Samples, paired_ratios};
+use memo_runtime::source::splitters;
+use serde_json::json;
+use std::time::Instant;
+use tokio::runtime::Runtime;
+
+/// The example stream of the repository, as kubectl prints it.
+const BUNDLED: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/data/kopfexamples.json"
+));
+
+/// What the stream sources offer each read.
+const READ: usize = 64 * 1024;
+
+struct Input {
+    name: String,
+    bytes: Vec<u8>,
+    chunk: usize,
+    events: usize,
+}
+
+fn inputs(config: &Config) -> Vec<Input> {
+    let repeats = if config.quick { 500 } else { 2_000 };
+    let bundled = BUNDLED.repeat(repeats);
+    let bundled_events = splitters::scanner(BUNDLED, READ).0 * repeats;
+
+    let small = if config.quick { 200_000 } else { 1_000_000 };
+    let mut lines = Vec::new();
+    for index in 0..small {
+        let document = json!({"type": "MODIFIED", "object": {"apiVersion": "kopf.dev/v1", "kind": "KopfExample",
+            "metadata": {"name": format!("ex{}", index % 10_000), "namespace": "default",
+                         "uid": format!("u-{}", index % 10_000), "resourceVersion": index.to_string()},
+            "spec": {"n": index}}});
+        serde_json::to_writer(&mut lines, &document).expect("serializes");
+        lines.push(b'\n');
+    }
+
+    // One ConfigMap of 1 MiB of data, pretty-printed as kubectl prints it.
+    let data: serde_json::Map<String, serde_json::Value> = (0..1024)
+        .map(|index| (format!("key-{index:04}"), json!("x".repeat(1000))))
+        .collect();
+    let large = json!({"type": "ADDED", "object": {"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "big", "namespace": "default", "uid": "u-big"}, "data": data}});
+    let mut large = serde_json::to_vec_pretty(&large).expect("serializes");
+    large.push(b'\n');
+
+    vec![
+        Input {
+            name: format!("bundled stream x{repeats}, 64 KiB reads"),
+            bytes: bundled,
+            chunk: READ,
+            events: bundled_events,
+        },
+        Input {
+            name: format!("{small} one-line events, 64 KiB reads"),
+            bytes: lines,
+            chunk: READ,
+            events: small,
+        },
+        Input {
+            name: "one 1 MiB object, 4 KiB reads".to_owned(),
+            bytes: large,
+            chunk: 4096,
+            events: 1,
+        },
+    ]
+}
+
+pub fn run(_: &Runtime, config: &Config, report: &mut Report) {
+    report.section("JSON splitter: bracket scanner (json.rs) vs line framer + serde_json");
+    let mut figures = serde_json::Map::new();
+    for input in inputs(config) {
+        let (mut scanner, mut framer) = (Samples::default(), Samples::default());
+        for _ in 0..config.rounds {
+            for (split, samples) in [
+                (splitters::scanner as fn(&[u8], usize) -> (usize, usize), &mut scanner),
+                (splitters::line_framer, &mut framer),
+            ] {
+                let start = Instant::now();
+                let (events, skipped) = split(&input.bytes, input.chunk);
+                samples.push(start.elapsed().as_secs_f64() * 1e3);
+                assert_eq!((events, skipped), (input.events, 0), "{}", input.name);
+            }
+        }
+        let ratio = paired_ratios(&framer, &scanner);
+        let mib = input.bytes.len() as f64 / (1024.0 * 1024.0);
+        report.row(
+            &input.name,
+            format!("{:.2} ms / {:.2} ms", scanner.median(), framer.median()),
+            format!("framer/scanner {:.2}x ({mib:.1} MiB)", ratio.median()),
+        );
+        figures.insert(
+            input.name.clone(),
+            json!({"scanner_ms": scanner.to_json(), "framer_ms": framer.to_json(), "ratio": ratio.to_json(), "bytes": input.bytes.len()}),
+        );
+    }
+    report.figures("splitter", serde_json::Value::Object(figures));
+}
