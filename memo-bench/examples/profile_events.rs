@@ -1,6 +1,7 @@
 //! A fixed amount of work for instruction counts (`valgrind --tool=callgrind`), repeatable
 //! whatever else the machine does: 100,000 events over 1,000 resources through an `Operator`
-//! with `WORKERS` workers (default 1); the handler bumps a memo counter.
+//! with `WORKERS` workers (default 1); the handler bumps a memo counter. `EVENTS` changes the
+//! number of events (for `perf record`, which needs more).
 //!
 //! ```text
 //! cargo build --release -p memo-bench --example profile_events
@@ -18,7 +19,11 @@ fn ping(memo: &mut Memo) {
 
 fn main() {
     let workers: usize = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(1);
-    let events: Vec<Event> = (0..100_000)
+    let count: usize = std::env::var("EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let events: Vec<Event> = (0..count)
         .map(|n| {
             let resource = n % 1_000;
             Event::modified(json!({

@@ -16,7 +16,7 @@ use crate::exec::retry::{self, PendingRetry};
 use crate::exec::stop::Stop;
 use crate::observe::in_flight::Watch;
 use crate::observe::metrics::Metrics;
-use crate::plan::catalog::Catalog;
+use crate::plan::catalog::{Catalog, KindPlan};
 use crate::source::EventSource;
 use hashbrown::hash_map::EntryRef;
 use once_cell::race::OnceBox;
@@ -101,51 +101,55 @@ impl<M: Clone> Table<M> {
     /// the event is invalid, no handler wants its kind, or another shard has it. A new resource's
     /// identity is read here, once, and travels with it from then on.
     fn admit(&mut self, event: &Event) -> Option<Admission<'_, M>> {
-        let admitted = match Admitted::read(&event.object) {
-            Ok(admitted) => admitted,
-            Err(missing) => {
-                reject(event, &missing);
-                return None;
-            }
-        };
-        let Some(plan) = self.catalog.plan(admitted.kind, admitted.api_version) else {
-            if let Some(metrics) = &self.metrics {
-                metrics.received_unhandled_kind(event.r#type);
-            }
-            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
-            return None;
-        };
-        if let Some(metrics) = &plan.metrics {
-            metrics.received(event.r#type);
+        let Table {
+            operator_memo,
+            catalog,
+            resources,
+            shard,
+            lookup_buffer,
+            metrics,
+            stats,
+        } = self;
+        let count = resources.len();
+        // A resource known by its uid: its kind, name and shard were read and checked when it was
+        // admitted and cannot change under one uid, so only the uid is read, as a hand-written
+        // loop would; the events of a busy resource touch little of their (often cold) object.
+        if let Some(uid) = known_uid(&event.object) {
+            return match resources.entry_ref(&Lookup(uid)) {
+                EntryRef::Occupied(entry) => {
+                    let key = entry.key().clone();
+                    let state = entry.into_mut();
+                    if let Some(metrics) = &state.plan.metrics {
+                        metrics.received(event.r#type);
+                    }
+                    Some(Admission {
+                        key,
+                        state,
+                        created: false,
+                    })
+                }
+                EntryRef::Vacant(entry) => {
+                    let (admitted, plan) = identify(catalog, metrics, *shard, event, uid)?;
+                    let (key, state) = new_resource(&admitted, plan, uid, operator_memo, metrics, stats, count, event)?;
+                    Some(Admission {
+                        key: key.clone(),
+                        state: entry.insert_with_key(key, state),
+                        created: true,
+                    })
+                }
+            };
         }
-        let lookup = admitted.lookup(&mut self.lookup_buffer);
-        if self.shard.is_some_and(|shard| !shard.owns(lookup)) {
-            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
-            return None;
-        }
-        let count = self.resources.len();
-        match self.resources.entry_ref(&Lookup(lookup)) {
+        let admitted = read(event)?;
+        let lookup = admitted.lookup(lookup_buffer);
+        let (admitted, plan) = identify_read(catalog, metrics, *shard, event, admitted, lookup)?;
+        match resources.entry_ref(&Lookup(lookup)) {
             EntryRef::Occupied(entry) => Some(Admission {
                 key: entry.key().clone(),
                 state: entry.into_mut(),
                 created: false,
             }),
             EntryRef::Vacant(entry) => {
-                if let Err(wrong) = admitted.checked_namespace() {
-                    reject(event, &wrong);
-                    return None;
-                }
-                if self.metrics.is_some() {
-                    self.stats.resources.store(count + 1, Ordering::Relaxed);
-                }
-                let key = ResourceKey::new(lookup, &admitted);
-                let state = ResourceState {
-                    plan: Arc::clone(plan),
-                    memo: self.operator_memo.clone(),
-                    logger: OnceBox::new(),
-                    body: None,
-                    seq: 0,
-                };
+                let (key, state) = new_resource(&admitted, plan, lookup, operator_memo, metrics, stats, count, event)?;
                 Some(Admission {
                     key: key.clone(),
                     state: entry.insert_with_key(key, state),
@@ -154,6 +158,90 @@ impl<M: Clone> Table<M> {
             }
         }
     }
+}
+
+/// A new resource's key and state; `None` (logged) if its namespace is not a string.
+#[allow(clippy::too_many_arguments)]
+fn new_resource<M: Clone>(
+    admitted: &Admitted<'_>,
+    plan: &Arc<KindPlan>,
+    lookup: &str,
+    operator_memo: &M,
+    metrics: &Option<Metrics>,
+    stats: &LaneStats,
+    count: usize,
+    event: &Event,
+) -> Option<(ResourceKey, ResourceState<M>)> {
+    if let Err(wrong) = admitted.checked_namespace() {
+        reject(event, &wrong);
+        return None;
+    }
+    if metrics.is_some() {
+        stats.resources.store(count + 1, Ordering::Relaxed);
+    }
+    let state = ResourceState {
+        plan: Arc::clone(plan),
+        memo: operator_memo.clone(),
+        logger: OnceBox::new(),
+        body: None,
+        seq: 0,
+    };
+    Some((ResourceKey::new(lookup, admitted), state))
+}
+
+/// An event's identity, read and checked; `None` (logged) if it is invalid.
+fn read(event: &Event) -> Option<Admitted<'_>> {
+    Admitted::read(&event.object)
+        .map_err(|missing| reject(event, &missing))
+        .ok()
+}
+
+/// [`identify_read`] of an event not read yet.
+fn identify<'e, 'c>(
+    catalog: &'c mut Catalog,
+    metrics: &Option<Metrics>,
+    shard: Option<Shard>,
+    event: &'e Event,
+    lookup: &str,
+) -> Option<(Admitted<'e>, &'c Arc<KindPlan>)> {
+    let admitted = read(event)?;
+    identify_read(catalog, metrics, shard, event, admitted, lookup)
+}
+
+/// Finds the plan of a new resource's kind (counting the event there) and checks its shard;
+/// `None` (logged) if no handler wants its kind or another shard has it.
+fn identify_read<'e, 'c>(
+    catalog: &'c mut Catalog,
+    metrics: &Option<Metrics>,
+    shard: Option<Shard>,
+    event: &'e Event,
+    admitted: Admitted<'e>,
+    lookup: &str,
+) -> Option<(Admitted<'e>, &'c Arc<KindPlan>)> {
+    let Some(plan) = catalog.plan(admitted.kind, admitted.api_version) else {
+        if let Some(metrics) = metrics {
+            metrics.received_unhandled_kind(event.r#type);
+        }
+        tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
+        return None;
+    };
+    if let Some(metrics) = &plan.metrics {
+        metrics.received(event.r#type);
+    }
+    if shard.is_some_and(|shard| !shard.owns(lookup)) {
+        tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
+        return None;
+    }
+    Some((admitted, plan))
+}
+
+/// The uid of an object, if it has a usable one: a non-empty string at `metadata.uid`.
+fn known_uid(object: &serde_json::Value) -> Option<&str> {
+    object
+        .get("metadata")?
+        .get("uid")?
+        .as_str()
+        .filter(|uid| !uid.is_empty())
 }
 
 pub(crate) struct Lane<M> {

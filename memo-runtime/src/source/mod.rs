@@ -1,6 +1,7 @@
 //! Where events come from: the Kubernetes API ([`kubernetes`], feature `kube`), an in-process
 //! channel, a `kubectl --watch` stream, any `Stream` of events, or several of them merged.
 
+mod batched;
 mod json;
 mod json_lines;
 #[cfg(feature = "kube")]
@@ -59,7 +60,7 @@ pub struct EventSource {
 }
 
 enum Inner {
-    Channel(mpsc::Receiver<Event>),
+    Channel(batched::Batched),
     Json(json::JsonStream),
     Thread(reader_thread::ReaderThread),
     /// Any stream: one of events ([`EventSource::from_stream`]) is read as one that never fails.
@@ -188,7 +189,7 @@ impl EventSource {
     /// source cannot tell without waiting); call [`next`](EventSource::next) to wait.
     pub fn try_next(&mut self) -> Option<Event> {
         match &mut self.inner {
-            Inner::Channel(receiver) => receiver.try_recv().ok(),
+            Inner::Channel(receiver) => receiver.try_recv(),
             Inner::Json(stream) => stream.try_next(),
             Inner::Thread(reader) => reader.try_next(),
             // Polled with a waker that wakes nothing: the wait, if any, happens in `next`, which
@@ -312,7 +313,10 @@ impl EventSender {
 /// ```
 pub fn channel(capacity: usize) -> (EventSender, EventSource) {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
-    (EventSender { sender }, EventSource::of(Inner::Channel(receiver)))
+    (
+        EventSender { sender },
+        EventSource::of(Inner::Channel(batched::Batched::new(receiver))),
+    )
 }
 
 /// Reads Kubernetes watch events as `kubectl get KIND -A --watch --output-watch-events -o json`
