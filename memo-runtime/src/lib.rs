@@ -86,7 +86,8 @@
 //!    (preparing shared memory once), `retry.rs` (retry policy), `dedicated.rs` (the threads
 //!    handlers run on), `stop.rs` (grace period and forced stop).
 //! 7. `source/`: where events come from ([`source`]: channel, `kubectl --watch` JSON, streams,
-//!    merging, the Kubernetes API).
+//!    merging, the Kubernetes API); the JSON is framed by lines (`framer.rs`) into documents,
+//!    each an event or a skip with its position (`document.rs`).
 //! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
 //!    timers and retries.
 //! 9. `operator/`: [`Operator`]: `builder.rs` (its settings), `phases.rs` (a run: checks, startup,

@@ -55,7 +55,7 @@ pub const ALL: [Scenario; 9] = [
         run: observability::run,
     },
     Scenario {
-        name: "JSON splitter",
+        name: "JSON framer",
         run: splitter::run,
     },
 ];

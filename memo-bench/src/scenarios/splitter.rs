@@ -1,10 +1,11 @@
-//! Measurement 9 (issue 18): the watch-stream splitter alone — the hand-written bracket scanner of
-//! `source/json.rs` against a line framer feeding `serde_json::from_slice`, on the same bytes
-//! in the same process, interleaved round by round.
+//! Measurement 9 (issue 18): the watch-stream framer of the stream sources alone
+//! (`source/framer.rs`: lines to documents, each parsed by serde_json), without reading or
+//! dispatching, as throughput on three kinds of input. It first compared the framer with the
+//! bracket scanner it replaced (BENCHMARKS.md keeps those figures).
 
 use crate::Config;
 use crate::report::Report;
-use crate::stats::{Samples, paired_ratios};
+use crate::stats::Samples;
 use memo_runtime::source::splitters;
 use serde_json::json;
 use std::time::Instant;
@@ -29,7 +30,7 @@ struct Input {
 fn inputs(config: &Config) -> Vec<Input> {
     let repeats = if config.quick { 500 } else { 2_000 };
     let bundled = BUNDLED.repeat(repeats);
-    let bundled_events = splitters::scanner(BUNDLED, READ).0 * repeats;
+    let bundled_events = splitters::line_framer(BUNDLED, READ).0 * repeats;
 
     let small = if config.quick { 200_000 } else { 1_000_000 };
     let mut lines = Vec::new();
@@ -74,31 +75,26 @@ fn inputs(config: &Config) -> Vec<Input> {
 }
 
 pub fn run(_: &Runtime, config: &Config, report: &mut Report) {
-    report.section("JSON splitter: bracket scanner (json.rs) vs line framer + serde_json");
+    report.section("JSON framer: lines to documents + serde_json (source/framer.rs)");
     let mut figures = serde_json::Map::new();
     for input in inputs(config) {
-        let (mut scanner, mut framer) = (Samples::default(), Samples::default());
+        let mut framer = Samples::default();
         for _ in 0..config.rounds {
-            for (split, samples) in [
-                (splitters::scanner as fn(&[u8], usize) -> (usize, usize), &mut scanner),
-                (splitters::line_framer, &mut framer),
-            ] {
-                let start = Instant::now();
-                let (events, skipped) = split(&input.bytes, input.chunk);
-                samples.push(start.elapsed().as_secs_f64() * 1e3);
-                assert_eq!((events, skipped), (input.events, 0), "{}", input.name);
-            }
+            let start = Instant::now();
+            let (events, skipped) = splitters::line_framer(&input.bytes, input.chunk);
+            framer.push(start.elapsed().as_secs_f64() * 1e3);
+            assert_eq!((events, skipped), (input.events, 0), "{}", input.name);
         }
-        let ratio = paired_ratios(&framer, &scanner);
         let mib = input.bytes.len() as f64 / (1024.0 * 1024.0);
+        let median = framer.median();
         report.row(
             &input.name,
-            format!("{:.2} ms / {:.2} ms", scanner.median(), framer.median()),
-            format!("framer/scanner {:.2}x ({mib:.1} MiB)", ratio.median()),
+            format!("{median:.2} ms"),
+            format!("{:.0} MiB/s ({mib:.1} MiB)", mib / (median / 1e3)),
         );
         figures.insert(
             input.name.clone(),
-            json!({"scanner_ms": scanner.to_json(), "framer_ms": framer.to_json(), "ratio": ratio.to_json(), "bytes": input.bytes.len()}),
+            json!({"framer_ms": framer.to_json(), "bytes": input.bytes.len()}),
         );
     }
     report.figures("splitter", serde_json::Value::Object(figures));

@@ -2,8 +2,9 @@
 //! channel, a `kubectl --watch` stream, any `Stream` of events, or several of them merged.
 
 mod batched;
-mod json;
-mod json_lines;
+mod document;
+mod framer;
+mod json_stream;
 #[cfg(feature = "kube")]
 mod kubernetes;
 mod merge;
@@ -12,29 +13,20 @@ mod reader_thread;
 #[cfg(feature = "kube")]
 pub use kubernetes::kubernetes;
 
-/// The two watch-stream splitters side by side, for memo-bench (issue 18); not an API.
+/// The watch-stream framer alone, for memo-bench (measurement 9); not an API.
 #[doc(hidden)]
 pub mod splitters {
-    use super::json::Item;
+    use super::document::Item;
 
-    fn count(split: impl FnOnce(&mut dyn FnMut(Item))) -> (usize, usize) {
+    /// Events and skipped documents of `input` arriving in `chunk`-byte reads, framed as the
+    /// stream sources frame them.
+    pub fn line_framer(input: &[u8], chunk: usize) -> (usize, usize) {
         let (mut events, mut skipped) = (0, 0);
-        split(&mut |item| match item {
+        super::framer::split_all(input, chunk, |item| match item {
             Item::Event(_) => events += 1,
             Item::Skipped(_) => skipped += 1,
         });
         (events, skipped)
-    }
-
-    /// Events and skipped documents of `input` arriving in `chunk`-byte reads, by the bracket
-    /// scanner the stream sources use.
-    pub fn scanner(input: &[u8], chunk: usize) -> (usize, usize) {
-        count(|each| super::json::split_all(input, chunk, each))
-    }
-
-    /// The same by the line framer.
-    pub fn line_framer(input: &[u8], chunk: usize) -> (usize, usize) {
-        count(|each| super::json_lines::split_all(input, chunk, each))
     }
 }
 
@@ -61,7 +53,7 @@ pub struct EventSource {
 
 enum Inner {
     Channel(batched::Batched),
-    Json(json::JsonStream),
+    Json(json_stream::JsonStream),
     Thread(reader_thread::ReaderThread),
     /// Any stream: one of events ([`EventSource::from_stream`]) is read as one that never fails.
     Stream(Pin<Box<dyn Stream<Item = Result<Event>> + Send>>),
@@ -320,12 +312,20 @@ pub fn channel(capacity: usize) -> (EventSender, EventSource) {
 }
 
 /// Reads Kubernetes watch events as `kubectl get KIND -A --watch --output-watch-events -o json`
-/// prints them: a stream of `{"type": "ADDED", "object": {...}}` documents, pretty-printed or
-/// one per line.
+/// prints them: a stream of `{"type": "ADDED", "object": {...}}` documents.
 ///
-/// Malformed input is logged with its line and column and skipped; the stream goes on with the
-/// next document. Documents that are not `ADDED`/`MODIFIED`/`DELETED` events (such as
-/// `BOOKMARK`) are skipped too. The source ends at the end of the input.
+/// The input is framed by lines:
+/// - a document on one line of its own (leading blanks allowed), as `jq -c` or a program writes
+///   them; blank lines between documents are ignored;
+/// - or a pretty-printed document, as kubectl prints it: from a line that is `{` alone at
+///   column 1 to the next line that starts with `}` at column 1, its other lines indented.
+///
+/// Two documents on one line are one malformed document; a pretty-printed document that another
+/// `{` line at column 1 interrupts was cut short, and the next one starts there. Malformed input
+/// is logged with its line and column and skipped (a line of garbage is skipped alone); the stream
+/// goes on with the next document. Documents that are not `ADDED`/`MODIFIED`/`DELETED` events
+/// (such as `BOOKMARK`) are skipped too, and so is a document over 256 MiB. The source ends at
+/// the end of the input; the last document needs no newline after it.
 ///
 /// ```
 /// use memo_runtime::EventType;
@@ -346,11 +346,15 @@ pub fn json_stream<R>(reader: R) -> EventSource
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
 {
-    EventSource::of(Inner::Json(json::JsonStream::new(Box::new(reader))))
+    EventSource::of(Inner::Json(json_stream::JsonStream::new(Box::new(reader))))
 }
 
 /// [`json_stream`] over a blocking reader — standard input, a file, a FIFO — read and parsed on a
 /// thread of its own.
+///
+/// The input is that of [`json_stream`]: documents one per line, or pretty-printed from a `{`
+/// line to a `}` line at column 1, as `kubectl get KIND -A --watch --output-watch-events -o json`
+/// prints them; malformed ones are logged with their line and column and skipped.
 ///
 /// Reads from standard input and FIFOs cannot be cancelled: an async reader built on them keeps
 /// the runtime (and the process) waiting for the next byte after the operator has stopped. This
@@ -381,6 +385,9 @@ where
 
 /// [`json_reader`] over a file or FIFO, opened on the reading thread (opening a FIFO waits for a
 /// writer). A file that cannot be opened or read fails the source, naming the path.
+///
+/// The file holds what [`json_stream`] reads: watch documents one per line, or pretty-printed
+/// from a `{` line to a `}` line at column 1, as kubectl prints them.
 ///
 /// ```no_run
 /// let source = memo_runtime::source::json_file("events.json");

@@ -4,7 +4,8 @@
 //! Parsing there too lets the event loop only route: with several workers the loop is the one
 //! serial step, and parsing on it made more workers slower than one.
 
-use super::json;
+use super::document::Item;
+use super::framer::{LineFramer, READ_CHUNK};
 use crate::api::event::Event;
 use std::io::{self, Read};
 use tokio::sync::mpsc;
@@ -32,7 +33,7 @@ impl ReaderThread {
         let read = move || {
             // A send fails once the consumer is gone (the operator stopped): then stop reading.
             let outcome =
-                open().and_then(|reader| json::parse_blocking(reader, |batch| sender.blocking_send(Ok(batch)).is_ok()));
+                open().and_then(|reader| read_blocking(reader, |batch| sender.blocking_send(Ok(batch)).is_ok()));
             if let Err(err) = outcome {
                 let _ = failures.blocking_send(Err(err));
             }
@@ -92,6 +93,54 @@ impl ReaderThread {
     }
 }
 
+/// Reads and frames watch events from a blocking reader, on the calling thread, handing over each
+/// read's events at once: `emit` gets them in batches (one batch per read that produced events)
+/// and returns `false` to stop. Ends at the end of input (`Ok`) or with the read error.
+fn read_blocking(mut reader: impl Read, mut emit: impl FnMut(Vec<Event>) -> bool) -> io::Result<()> {
+    let mut framer = LineFramer::new();
+    let mut failure = None;
+    loop {
+        let mut batch = Vec::new();
+        while let Some(item) = framer.next_item() {
+            match item {
+                Item::Event(event) => batch.push(event),
+                Item::Skipped(skipped) => skipped.log(),
+            }
+        }
+        if !batch.is_empty() && !emit(batch) {
+            return Ok(());
+        }
+        if framer.is_finished() {
+            return failure.map_or(Ok(()), Err);
+        }
+        let buf = framer.buffer();
+        let filled = buf.len();
+        buf.resize(filled + READ_CHUNK, 0);
+        let read = loop {
+            match reader.read(&mut buf[filled..]) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
+            Ok(n) => {
+                buf.truncate(filled + n);
+                if n == 0 {
+                    framer.finish();
+                }
+            }
+            Err(err) => {
+                buf.truncate(filled);
+                tracing::error!(line = framer.line(), "watch stream: read failed, stopping: {err}");
+                failure = Some(err);
+                // What was read is all there will be: a last document complete but for its
+                // newline is still delivered, an unfinished one reported.
+                framer.finish();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +195,17 @@ mod tests {
         assert!(reader.next().await.is_none());
         assert_eq!(reader.take_failure().unwrap().to_string(), "disk on fire");
         assert!(reader.take_failure().is_none(), "handed over once");
+    }
+
+    #[tokio::test]
+    async fn a_last_line_whole_but_for_its_newline_is_delivered_before_the_error() {
+        let mut input = events(2);
+        input.pop();
+        let mut reader = ReaderThread::spawn(move || Ok(FailAfter(input)));
+        assert_eq!(reader.next().await.unwrap().name(), Some("p0"));
+        assert_eq!(reader.next().await.unwrap().name(), Some("p1"));
+        assert!(reader.next().await.is_none());
+        assert_eq!(reader.take_failure().unwrap().to_string(), "disk on fire");
     }
 
     #[tokio::test]
