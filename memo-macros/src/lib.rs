@@ -14,6 +14,9 @@ mod duration_text;
 mod errors;
 mod expand;
 mod resource;
+// Read by `labels = "…"` and `annotations = "…"` once issue 19's filters are wired in.
+#[allow(dead_code)]
+mod selector;
 mod sig;
 mod suggest;
 

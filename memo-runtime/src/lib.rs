@@ -69,7 +69,11 @@
 //!
 //! 1. `api/`: what users name and every layer speaks: `error.rs` ([`Error`]), `event.rs`
 //!    ([`Event`]), `memo/` ([`Memo`]), `logger.rs` ([`Logger`]), `problem.rs` ([`Problem`]),
-//!    `signal.rs` ([`Signal`]), `shard.rs` ([`shard`]), `resource.rs` (a resource's identity).
+//!    `signal.rs` ([`Signal`]), `shard.rs` ([`shard`]), `resource.rs` (a resource's identity),
+//!    `patch.rs` ([`Patch`]), `diff.rs` ([`Diff`]), `pointer.rs` (JSON Pointers), `essence.rs`
+//!    (what `update` handlers compare), `field.rs` (`field = "a.b"` values), `labels.rs`
+//!    ([`Labels`], [`Annotations`]), `selector.rs` ([`Selector`]) and `selector_text.rs` (its
+//!    parser, a copy of the macros').
 //! 2. `observe/`: what an operator tells about itself: `metrics.rs` (Prometheus counters),
 //!    `health.rs` and `liveness.rs` (the `/healthz` and `/metrics` endpoint), `in_flight.rs`
 //!    (what runs now, named when a stop abandons it), log formats (`json_lines.rs`,
@@ -124,11 +128,15 @@ pub mod cli;
 #[doc = include_str!("docs/diagnostics.md")]
 pub mod diagnostics {}
 
+pub use api::diff::{Diff, DiffChange, DiffOp};
 pub use api::error::{Error, Result, UnknownKind};
 pub use api::event::{Event, EventType};
+pub use api::labels::{Annotations, Labels};
 pub use api::logger::Logger;
 pub use api::memo::{Memo, MemoError};
+pub use api::patch::Patch;
 pub use api::problem::Problem;
+pub use api::selector::{Selector, SelectorError};
 pub use api::shard;
 pub use api::signal::Signal;
 /// The clap memo parses its flags with ([`cli::Args`]): derive your own parser through it
@@ -154,10 +162,14 @@ pub use k8s_openapi;
 
 /// Everything a handler module needs: `use memo_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::api::diff::{Diff, DiffChange, DiffOp};
     pub use crate::api::error::{Error, Result};
     pub use crate::api::event::{Event, EventType};
+    pub use crate::api::labels::{Annotations, Labels};
     pub use crate::api::logger::Logger;
     pub use crate::api::memo::Memo;
+    pub use crate::api::patch::Patch;
+    pub use crate::api::selector::Selector;
     pub use crate::operator::Operator;
     pub use crate::shared::{LockGuard, Shared};
     pub use memo_macros::{handler, prepare_memory};
