@@ -125,7 +125,7 @@ async fn discovery_finds_added_and_core_kinds() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn list_omits_kind_and_api_version_and_filters_by_namespace() {
+async fn list_items_of_built_in_kinds_omit_kind_and_api_version_and_filter_by_namespace() {
     let fake = fake_with_examples();
     let uid = fake.create("kopfexamples", Some("ns-b"), "two", json!({"field": 2}));
     fake.create("kopfexamples", Some("ns-a"), "one", json!({"field": 1}));
@@ -145,7 +145,11 @@ async fn list_omits_kind_and_api_version_and_filters_by_namespace() {
     let names: Vec<&str> = items.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["one", "three", "two"]);
     for item in items {
-        assert!(item.get("kind").is_none() && item.get("apiVersion").is_none(), "{item}");
+        assert_eq!(
+            (&item["kind"], &item["apiVersion"]),
+            (&json!("KopfExample"), &json!("kopf.dev/v1")),
+            "a custom resource's items keep them: {item}"
+        );
     }
     assert_eq!(items[2]["metadata"]["uid"], uid.as_str());
     assert_eq!(items[2]["metadata"]["namespace"], "ns-b");
@@ -166,6 +170,11 @@ async fn list_omits_kind_and_api_version_and_filters_by_namespace() {
     assert_eq!(configmaps["kind"], "ConfigMapList");
     assert_eq!(configmaps["apiVersion"], "v1");
     assert_eq!(configmaps["items"][0]["metadata"]["name"], "config");
+    assert!(
+        configmaps["items"][0].get("kind").is_none() && configmaps["items"][0].get("apiVersion").is_none(),
+        "built-in kinds' items come without them: {}",
+        configmaps["items"][0]
+    );
     let namespaces = get_json(&client, "/api/v1/namespaces").await.unwrap();
     assert_eq!(namespaces["items"][0]["metadata"]["name"], "ns-a");
     assert!(namespaces["items"][0]["metadata"].get("namespace").is_none());

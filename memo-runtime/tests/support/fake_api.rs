@@ -1552,7 +1552,9 @@ fn list(state: &State, kind: &KindDef, namespace: Option<&str>) -> Response<Fake
         .objects_of(&kind.key(), namespace)
         .into_iter()
         .map(|mut object| {
-            if let Some(fields) = object.as_object_mut() {
+            // A real server leaves `kind` and `apiVersion` out of the items of built-in kinds'
+            // lists; custom resources' items keep them.
+            if let Some(fields) = object.as_object_mut().filter(|_| !kind.custom) {
                 fields.remove("kind");
                 fields.remove("apiVersion");
             }
