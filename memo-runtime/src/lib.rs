@@ -136,6 +136,7 @@ pub use api::logger::Logger;
 pub use api::memo::{Memo, MemoError};
 pub use api::patch::Patch;
 pub use api::problem::Problem;
+pub use api::recorder::Recorder;
 pub use api::selector::{Selector, SelectorError};
 pub use api::shard;
 pub use api::signal::Signal;
@@ -169,6 +170,7 @@ pub mod prelude {
     pub use crate::api::logger::Logger;
     pub use crate::api::memo::Memo;
     pub use crate::api::patch::Patch;
+    pub use crate::api::recorder::Recorder;
     pub use crate::api::selector::Selector;
     pub use crate::operator::Operator;
     pub use crate::shared::{LockGuard, Shared};

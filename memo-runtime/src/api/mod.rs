@@ -12,6 +12,7 @@ pub(crate) mod memo;
 pub(crate) mod patch;
 pub(crate) mod pointer;
 pub(crate) mod problem;
+pub(crate) mod recorder;
 pub(crate) mod resource;
 pub(crate) mod selector;
 pub(crate) mod selector_text;

@@ -4,8 +4,17 @@ mod bookkeeping;
 #[cfg(test)]
 mod cost;
 mod discovery;
+// The tests' fake API server, for the unit tests of what writes to it.
+#[cfg(test)]
+#[path = "../../../tests/support/fake_api.rs"]
+mod fake_api;
+// Used once handlers write back (issue 19): tested here against the fake API server.
+#[allow(dead_code)]
+mod events;
 mod object;
 mod watch;
+#[allow(dead_code)]
+mod writer;
 
 use super::EventSource;
 use crate::api::error::Result;
