@@ -73,7 +73,7 @@
 //!    `patch.rs` ([`Patch`]), `diff.rs` ([`Diff`]), `pointer.rs` (JSON Pointers), `essence.rs`
 //!    (what `update` handlers compare), `field.rs` (`field = "a.b"` values), `labels.rs`
 //!    ([`Labels`], [`Annotations`]), `selector.rs` ([`Selector`]) and `selector_text.rs` (its
-//!    parser, a copy of the macros').
+//!    parser, a copy of the macros'), `recorder.rs` ([`Recorder`]).
 //! 2. `observe/`: what an operator tells about itself: `metrics.rs` (Prometheus counters),
 //!    `health.rs` and `liveness.rs` (the `/healthz` and `/metrics` endpoint), `in_flight.rs`
 //!    (what runs now, named when a stop abandons it), log formats (`json_lines.rs`,
@@ -91,7 +91,9 @@
 //!    handlers run on), `stop.rs` (grace period and forced stop).
 //! 7. `source/`: where events come from ([`source`]: channel, `kubectl --watch` JSON, streams,
 //!    merging, the Kubernetes API); the JSON is framed by lines (`framer.rs`) into documents,
-//!    each an event or a skip with its position (`document.rs`).
+//!    each an event or a skip with its position (`document.rs`); the channel is read in
+//!    batches (`batched.rs`); `kubernetes/` also writes patches back (`writer.rs`) and posts
+//!    Events (`events.rs`).
 //! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
 //!    timers and retries.
 //! 9. `operator/`: [`Operator`]: `builder.rs` (its settings), `phases.rs` (a run: checks, startup,
