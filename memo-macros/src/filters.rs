@@ -92,6 +92,8 @@ fn selector_text(text: &LitStr, target: Target, errors: &mut Errors) -> Option<L
     };
     match narrow(text, &value, error.start, error.end) {
         Some(span) => errors.at(span, format!("invalid {what}: {}", error.message)),
+        // An empty selector has nothing to point into.
+        None if value.trim().is_empty() => errors.spanned(text, format!("invalid {what}: {}", error.message)),
         // Where only the whole string can be underlined, the message points into it.
         None => errors.spanned(
             text,
