@@ -58,9 +58,8 @@ async fn call_in_span(
         )));
     }
     // Made here, for this call only: see `Context::labels`.
-    let body = env.body.filter(|_| handler.uses_labels || handler.uses_annotations);
-    let labels = body.filter(|_| handler.uses_labels).map(Labels::of);
-    let annotations = body.filter(|_| handler.uses_annotations).map(Annotations::of);
+    let labels = env.body.filter(|_| handler.uses_labels).map(Labels::of);
+    let annotations = env.body.filter(|_| handler.uses_annotations).map(Annotations::of);
     let mut cx = Context {
         memo,
         env,
