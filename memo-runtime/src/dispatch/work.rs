@@ -126,10 +126,15 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
             };
         }
     };
+    // The first version seen is the base of the next change at once: a retry of its handlers,
+    // even one dropped when the source ends, does not make the next version a first one.
+    if body.is_none() && plan.keeps_body() && event.r#type != EventType::Deleted {
+        *body = Some(Arc::clone(&event.object));
+    }
     let failed = {
         let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch);
         // Until its handlers are done (a retry included), the last object handled is the one
-        // before this event.
+        // before this event; for a first event, the event's own (no change: no update handler).
         let versions = match (event.r#type, body.as_deref()) {
             (EventType::Modified, Some(last)) if plan.has_updates() => Some(Versions::new(last, &event.object)),
             _ => None,
