@@ -211,6 +211,48 @@ mod tests {
     }
 
     #[test]
+    fn filters_are_registered_and_when_is_type_checked() {
+        let out = expand(
+            quote!(
+                update = "KopfExample",
+                labels = "tier=web",
+                when = crate::is_big,
+                field = "spec.size"
+            ),
+            quote!(
+                fn resized(diff: &Diff, labels: &Labels) {}
+            ),
+        )
+        .replace(' ', "");
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains("const__MEMO_WHEN:::memo_runtime::__private::When=crate::is_big;"),
+            "{out}"
+        );
+        for field in [
+            "labels:::core::option::Option::Some(\"tier=web\")",
+            "annotations:::core::option::Option::None",
+            "when:::core::option::Option::Some(__MEMO_WHEN)",
+            "field:::core::option::Option::Some(\"spec.size\")",
+            "uses_labels:true",
+            "uses_annotations:false",
+            "DiffArg",
+            "__cx.seen",
+        ] {
+            assert!(out.contains(field), "{field}: {out}");
+        }
+        // Rejected for another reason, the `when` path is still type-checked.
+        let out = expand(
+            quote!(update = "KopfExample", when = is_big),
+            quote!(
+                fn resized(nmae: &str) {}
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("__MEMO_WHEN"), "{out}");
+    }
+
+    #[test]
     fn a_rejected_handler_keeps_the_item_and_adds_type_checks() {
         let out = expand(
             quote!(evnt = "X"),
