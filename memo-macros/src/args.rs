@@ -2,6 +2,7 @@
 //! `#[prepare_memory(component = "NAME")]`.
 
 use crate::errors::Errors;
+use crate::filters::{self, Filters};
 use crate::{duration, resource, suggest};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -92,9 +93,11 @@ pub(crate) struct HandlerArgs {
     /// The `timeout` key, when written (valid value or not): whether the function may have it
     /// depends on its `async`, which `check::timeout_needs_async` sees.
     pub(crate) timeout_span: Option<Span>,
+    /// `labels`, `annotations`, `when` and `field`.
+    pub(crate) filters: Filters,
 }
 
-const HANDLER_KEYS: [&str; 14] = [
+const HANDLER_KEYS: [&str; 18] = [
     "event",
     "create",
     "update",
@@ -109,6 +112,10 @@ const HANDLER_KEYS: [&str; 14] = [
     "retries",
     "backoff",
     "timeout",
+    filters::KEYS[0],
+    filters::KEYS[1],
+    filters::KEYS[2],
+    filters::KEYS[3],
 ];
 
 /// Parses `#[handler(...)]` arguments, recording every problem in `errors` and keeping what is
@@ -223,6 +230,9 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
                     Err(error) => errors.push(error),
                 }
             }
+            "labels" | "annotations" | "when" | "field" => {
+                filters::parse(&mut parsed.filters, meta, &key, key_span, errors);
+            }
             "id" | "component" => {
                 let Some(text) = string_value(meta, &key, errors) else {
                     continue;
@@ -250,6 +260,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
                 errors.at(span, message);
             }
         }
+        filters::check_placement(&parsed.filters, trigger.kind, errors);
     }
 
     match &parsed.trigger {
@@ -481,11 +492,9 @@ fn unknown_key_message(key: &str) -> String {
     let unsupported = match key {
         "idle" => Some("kopf's `idle` is not supported: a timer here runs every `interval` while its resource exists"),
         "sharp" => Some("kopf's `sharp` is not supported: a timer's interval counts from the end of its previous run"),
-        "when" => {
-            Some("`when` filters are not supported: check the condition at the top of the handler and return early")
-        }
-        "labels" | "annotations" | "value" => Some(
-            "filters on labels, annotations and fields are not supported: check them in the handler's `body` and return early",
+        "value" => Some(
+            "kopf's `value` is not supported: use `when = FN` with a function that checks the field, e.g. \
+             `fn big(body: &serde_json::Value) -> bool { body[\"spec\"][\"size\"] == 3 }`",
         ),
         "errors" => Some(
             "kopf's `errors=` is not supported: return `Error::permanent(...)` for a failure never to retry, \
@@ -502,8 +511,8 @@ fn unknown_key_message(key: &str) -> String {
         "daemon" => Some(
             "kopf's daemons are not supported: use `timer = \"KIND\", interval = N`, or start a task in a `startup` handler",
         ),
-        "field" | "old" | "new" | "diff" => Some(
-            "field handlers and diffs are not supported: compare values in the handler's `body` and keep what you need in the memo",
+        "old" | "new" | "diff" => Some(
+            "`old`, `new` and `diff` are parameters, not keys: add e.g. `diff: &Diff` to an update handler's parameters",
         ),
         "requires_finalizer" | "optional" | "deleted" => Some(
             "finalizer options are not supported: `delete` handlers run on the DELETED event and never block deletion",
@@ -613,13 +622,12 @@ mod tests {
     fn kopf_options_get_targeted_messages() {
         for (key, expected) in [
             ("idle", "kopf's `idle`"),
-            ("when", "`when` filters"),
-            ("labels", "filters on labels"),
+            ("value", "use `when = FN`"),
+            ("diff", "are parameters, not keys"),
             ("errors", "kopf's `errors=` is not supported"),
             ("retry", "did you mean `retries`?"),
             ("plural", "the resource is the trigger's value"),
             ("daemon", "daemons are not supported"),
-            ("field", "field handlers"),
         ] {
             let key = syn::Ident::new(key, Span::call_site());
             let (_, errors) = parse(quote!(event = "A", #key = 1));

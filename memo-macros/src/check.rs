@@ -10,10 +10,50 @@ use syn::{Attribute, ItemFn};
 pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
     use Injectable::*;
     match kind {
-        TriggerKind::Event | TriggerKind::Create | TriggerKind::Update | TriggerKind::Delete => {
-            &[Memo, Name, Namespace, Uid, Body, Event, Logger, Shared]
-        }
-        TriggerKind::Timer => &[Memo, Name, Namespace, Uid, Body, Logger, Shared],
+        TriggerKind::Event | TriggerKind::Create | TriggerKind::Delete => &[
+            Memo,
+            Name,
+            Namespace,
+            Uid,
+            Body,
+            Spec,
+            Status,
+            Labels,
+            Annotations,
+            Event,
+            Logger,
+            Shared,
+        ],
+        TriggerKind::Update => &[
+            Memo,
+            Name,
+            Namespace,
+            Uid,
+            Body,
+            Spec,
+            Status,
+            Labels,
+            Annotations,
+            Old,
+            New,
+            Diff,
+            Event,
+            Logger,
+            Shared,
+        ],
+        TriggerKind::Timer => &[
+            Memo,
+            Name,
+            Namespace,
+            Uid,
+            Body,
+            Spec,
+            Status,
+            Labels,
+            Annotations,
+            Logger,
+            Shared,
+        ],
         TriggerKind::Startup | TriggerKind::Cleanup => &[Memo, Logger, Shared],
     }
 }

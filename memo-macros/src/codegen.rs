@@ -2,13 +2,14 @@
 //! submitted to the runtime's inventory.
 
 use crate::args::{HandlerArgs, TriggerKind};
+use crate::filters::Filters;
 use crate::sig::{Injectable, Param};
 use proc_macro2::Ident;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{ItemFn, LitStr, ReturnType, Type};
+use syn::{ExprPath, ItemFn, LitStr, ReturnType, Type};
 
 /// The items added beside a `#[handler]` function, all inside one hidden named `const` (see
 /// [`hidden_name`]).
@@ -34,12 +35,18 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
         Some(component) => quote!(::core::option::Option::Some(#component)),
         None => quote!(::core::option::Option::None),
     };
-    let uses_shared = params.iter().any(|param| param.injectable == Injectable::Shared);
+    let uses = |injectable| params.iter().any(|param| param.injectable == injectable);
+    let uses_shared = uses(Injectable::Shared);
+    let uses_labels = uses(Injectable::Labels);
+    let uses_annotations = uses(Injectable::Annotations);
     let retry = retry(args);
+    let when = when_check(args.filters.when.as_ref());
+    let filters = filters(&args.filters);
     hidden_const(
         hidden_name(func, args.id.as_ref(), "handler"),
         quote! {
             #wrapper
+            #when
             ::memo_runtime::__private::inventory::submit! {
                 ::memo_runtime::__private::Registration {
                     id: #id,
@@ -50,12 +57,49 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
                     memo_type: #memo_type,
                     component: #component,
                     uses_shared: #uses_shared,
+                    uses_labels: #uses_labels,
+                    uses_annotations: #uses_annotations,
                     invoke: ::memo_runtime::__private::Invoke::#invoke(__memo_wrapper),
                     retry: #retry,
+                    filters: #filters,
                 }
             }
         },
     )
+}
+
+/// `when = path` as a `fn(&Value) -> bool`, spanned on the path: a path to anything else is the
+/// compiler's type error there.
+fn when_check(when: Option<&ExprPath>) -> TokenStream {
+    let Some(path) = when else {
+        return TokenStream::new();
+    };
+    quote_spanned! {path.span()=>
+        const __MEMO_WHEN: ::memo_runtime::__private::When = #path;
+    }
+}
+
+/// The `Filters` of the registration: what the attribute gives, `None` for the rest.
+fn filters(filters: &Filters) -> TokenStream {
+    let some = |text: Option<&LitStr>| match text {
+        Some(text) => quote!(::core::option::Option::Some(#text)),
+        None => quote!(::core::option::Option::None),
+    };
+    let labels = some(filters.labels.as_ref());
+    let annotations = some(filters.annotations.as_ref());
+    let field = some(filters.field.as_ref());
+    let when = match filters.when {
+        Some(_) => quote!(::core::option::Option::Some(__MEMO_WHEN)),
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::memo_runtime::__private::Filters {
+            labels: #labels,
+            annotations: #annotations,
+            when: #when,
+            field: #field,
+        }
+    }
 }
 
 /// The `RetryPolicy`: what the attribute gives, the runtime's defaults for the rest.
@@ -93,11 +137,19 @@ enum Mode {
 /// only it can check. `check_output` is false when the return type itself was rejected.
 /// Its hidden `const` has a name of its own (`__MEMO_CHECKS_...`), unlike the real registration,
 /// so that it never clashes with the expansion of a second attribute on the same function.
-pub(crate) fn checks(func: &ItemFn, params: &[Param], check_output: bool, what: &str) -> TokenStream {
+/// A `when` filter's type is checked there too.
+pub(crate) fn checks(
+    func: &ItemFn,
+    params: &[Param],
+    check_output: bool,
+    when: Option<&ExprPath>,
+    what: &str,
+) -> TokenStream {
     let check_output = check_output && matches!(func.sig.output, ReturnType::Type(..));
-    if params.is_empty() && !check_output {
+    if params.is_empty() && !check_output && when.is_none() {
         return TokenStream::new();
     }
+    let when = when_check(when);
     let check = wrapper(func, params, Mode::CheckOnly);
     let output_check = if check_output {
         let (ret, span) = output(func);
@@ -112,7 +164,7 @@ pub(crate) fn checks(func: &ItemFn, params: &[Param], check_output: bool, what: 
     };
     hidden_const(
         hidden_name(func, None, &format!("checks_{what}")),
-        quote!(#check #output_check),
+        quote!(#check #output_check #when),
     )
 }
 
@@ -308,6 +360,13 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
             Injectable::Event => ("EventArg", quote!(__env)),
             Injectable::Logger => ("LoggerArg", quote!(__env)),
             Injectable::Shared => ("SharedArg", quote!(__cx.shared)),
+            Injectable::Spec => ("SpecArg", quote!(__env)),
+            Injectable::Status => ("StatusArg", quote!(__env)),
+            Injectable::Labels => ("LabelsArg", quote!(__cx.labels)),
+            Injectable::Annotations => ("AnnotationsArg", quote!(__cx.annotations)),
+            Injectable::Old => ("OldArg", quote!(__cx.seen)),
+            Injectable::New => ("NewArg", quote!(__cx.seen)),
+            Injectable::Diff => ("DiffArg", quote!(__cx.seen)),
         };
         let trait_ident = format_ident!("{trait_name}");
         let fetch = quote_spanned!(ty.span()=> <#ty as ::memo_runtime::__private::#trait_ident<'_>>::inject);
@@ -320,10 +379,18 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
     });
     let (ret, output_span) = output(func);
     let into_outcome = quote_spanned!(output_span=> <#ret as ::memo_runtime::__private::IntoOutcome>::into_outcome);
-    let env_binding = if params
-        .iter()
-        .any(|param| !matches!(param.injectable, Injectable::Memo | Injectable::Shared))
-    {
+    let env_binding = if params.iter().any(|param| {
+        !matches!(
+            param.injectable,
+            Injectable::Memo
+                | Injectable::Shared
+                | Injectable::Labels
+                | Injectable::Annotations
+                | Injectable::Old
+                | Injectable::New
+                | Injectable::Diff
+        )
+    }) {
         quote!(let __env = __cx.env;)
     } else {
         quote!()
@@ -479,14 +546,14 @@ mod tests {
         let func: ItemFn = parse_quote!(
             fn pinged() {}
         );
-        assert!(checks(&func, &[], true, "handler").is_empty());
+        assert!(checks(&func, &[], true, None, "handler").is_empty());
         let func: ItemFn = parse_quote!(
             fn pinged(name: u32) -> String {
                 String::new()
             }
         );
         let params = [param(Injectable::Name, parse_quote!(u32))];
-        let generated = checks(&func, &params, true, "handler").to_string();
+        let generated = checks(&func, &params, true, None, "handler").to_string();
         assert!(generated.contains("__MEMO_CHECKS_HANDLER_FN_PINGED"), "{generated}");
         assert!(generated.contains("NameArg"), "{generated}");
         assert!(generated.contains("IntoOutcome"), "{generated}");
@@ -494,7 +561,7 @@ mod tests {
             !generated.contains("pinged ("),
             "the function is never called: {generated}"
         );
-        let generated = checks(&func, &params, false, "handler").to_string();
+        let generated = checks(&func, &params, false, None, "handler").to_string();
         assert!(!generated.contains("IntoOutcome"), "{generated}");
     }
 

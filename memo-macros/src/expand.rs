@@ -32,7 +32,12 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     check::shared_needs_async(&func, &params, &mut errors);
     check::timeout_needs_async(&func, &parsed, &mut errors);
     if !errors.is_empty() {
-        return rejected(item, &func, &params, output_checkable, "handler", errors);
+        let checks = Checks {
+            params: &params,
+            output_checkable,
+            when: parsed.filters.when.as_ref(),
+        };
+        return rejected(item, &func, &checks, "handler", errors);
     }
     let generated = codegen::handler(&func, &parsed, &params);
     quote!(#func #generated)
@@ -63,7 +68,12 @@ pub(crate) fn prepare_memory(args: TokenStream, item: TokenStream) -> TokenStrea
         );
     }
     if !errors.is_empty() {
-        return rejected(item, &func, &params, output_checkable, "preparer", errors);
+        let checks = Checks {
+            params: &params,
+            output_checkable,
+            when: None,
+        };
+        return rejected(item, &func, &checks, "preparer", errors);
     }
     let generated = codegen::preparer(&func, component.as_ref(), &params);
     quote!(#func #generated)
@@ -136,31 +146,34 @@ fn is_keyword(word: &str) -> bool {
 }
 
 /// A function with errors: the item unchanged, the errors, and the type checks that only the
-/// compiler can make (parameter and return types), so that all are reported in one build.
+/// compiler can make (parameter and return types, a `when` filter's), so that all are reported in
+/// one build.
 ///
 /// The type checks are left out where they could only add noise: when the function is generic or
 /// takes `self` (its types may name what the checks cannot see), and when another memo attribute
 /// follows (its own expansion checks the same types).
-fn rejected(
-    item: TokenStream,
-    func: &ItemFn,
-    params: &[sig::Param],
-    output_checkable: bool,
-    what: &str,
-    errors: Errors,
-) -> TokenStream {
+fn rejected(item: TokenStream, func: &ItemFn, checks: &Checks<'_>, what: &str, errors: Errors) -> TokenStream {
     let sig = &func.sig;
     let checkable = sig.generics.params.is_empty()
         && sig.generics.where_clause.is_none()
         && !sig.inputs.iter().any(|input| matches!(input, syn::FnArg::Receiver(_)))
         && !check::has_memo_attribute(func);
-    let checks = if checkable {
-        codegen::checks(func, params, output_checkable, what)
+    let generated = if checkable {
+        codegen::checks(func, checks.params, checks.output_checkable, checks.when, what)
     } else {
         TokenStream::new()
     };
     let errors = errors.into_compile_errors();
-    quote!(#item #checks #errors)
+    quote!(#item #generated #errors)
+}
+
+/// What the compiler can still check of a rejected function.
+struct Checks<'a> {
+    params: &'a [sig::Param],
+    /// Whether the return type can be type-checked.
+    output_checkable: bool,
+    /// A `when` filter's path, whose type is checked too.
+    when: Option<&'a syn::ExprPath>,
 }
 
 fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
@@ -195,6 +208,48 @@ mod tests {
         )
         .to_string();
         assert!(out.contains("const __MEMO_PREPARER_FN_PREPARE : () ="), "{out}");
+    }
+
+    #[test]
+    fn filters_are_registered_and_when_is_type_checked() {
+        let out = expand(
+            quote!(
+                update = "KopfExample",
+                labels = "tier=web",
+                when = crate::is_big,
+                field = "spec.size"
+            ),
+            quote!(
+                fn resized(diff: &Diff, labels: &Labels) {}
+            ),
+        )
+        .replace(' ', "");
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains("const__MEMO_WHEN:::memo_runtime::__private::When=crate::is_big;"),
+            "{out}"
+        );
+        for field in [
+            "labels:::core::option::Option::Some(\"tier=web\")",
+            "annotations:::core::option::Option::None",
+            "when:::core::option::Option::Some(__MEMO_WHEN)",
+            "field:::core::option::Option::Some(\"spec.size\")",
+            "uses_labels:true",
+            "uses_annotations:false",
+            "DiffArg",
+            "__cx.seen",
+        ] {
+            assert!(out.contains(field), "{field}: {out}");
+        }
+        // Rejected for another reason, the `when` path is still type-checked.
+        let out = expand(
+            quote!(update = "KopfExample", when = is_big),
+            quote!(
+                fn resized(nmae: &str) {}
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("__MEMO_WHEN"), "{out}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Attribute macros of the memo framework. Use them through `memo_runtime`, which re-exports
 //! them: `use memo_runtime::prelude::*;`.
 //!
-//! The entry points are thin: arguments are parsed in `args`, the signature is read in `sig`,
-//! cross-checks live in `check`, and `codegen` writes the wrapper and its registration.
+//! The entry points are thin: arguments are parsed in `args` (filters in `filters`), the
+//! signature is read in `sig`, cross-checks live in `check`, and `codegen` writes the wrapper and
+//! its registration.
 
 #![warn(missing_docs)]
 
@@ -13,8 +14,9 @@ mod duration;
 mod duration_text;
 mod errors;
 mod expand;
+mod filters;
 mod resource;
-// Read by `labels = "…"` and `annotations = "…"` once issue 19's filters are wired in.
+// The macros only check selectors; what a parsed one holds is read by the runtime's copy.
 #[allow(dead_code)]
 mod selector;
 mod sig;

@@ -18,10 +18,17 @@ pub(crate) enum Injectable {
     Event,
     Logger,
     Shared,
+    Spec,
+    Status,
+    Labels,
+    Annotations,
+    Old,
+    New,
+    Diff,
 }
 
 impl Injectable {
-    pub(crate) const ALL: [Injectable; 8] = [
+    pub(crate) const ALL: [Injectable; 15] = [
         Injectable::Memo,
         Injectable::Name,
         Injectable::Namespace,
@@ -30,6 +37,13 @@ impl Injectable {
         Injectable::Event,
         Injectable::Logger,
         Injectable::Shared,
+        Injectable::Spec,
+        Injectable::Status,
+        Injectable::Labels,
+        Injectable::Annotations,
+        Injectable::Old,
+        Injectable::New,
+        Injectable::Diff,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -42,6 +56,13 @@ impl Injectable {
             Injectable::Event => "event",
             Injectable::Logger => "logger",
             Injectable::Shared => "shared",
+            Injectable::Spec => "spec",
+            Injectable::Status => "status",
+            Injectable::Labels => "labels",
+            Injectable::Annotations => "annotations",
+            Injectable::Old => "old",
+            Injectable::New => "new",
+            Injectable::Diff => "diff",
         }
     }
 
@@ -56,7 +77,26 @@ impl Injectable {
             Injectable::Event => "event: &Event",
             Injectable::Logger => "logger: &Logger",
             Injectable::Shared => "shared: &Shared",
+            Injectable::Spec => "spec: &serde_json::Value",
+            Injectable::Status => "status: &serde_json::Value",
+            Injectable::Labels => "labels: &Labels",
+            Injectable::Annotations => "annotations: &Annotations",
+            Injectable::Old => "old: &serde_json::Value",
+            Injectable::New => "new: &serde_json::Value",
+            Injectable::Diff => "diff: &Diff",
         }
+    }
+
+    /// Why this injectable is given to one kind of handler only, and how to get it, where a list
+    /// of what else the handler could ask for would not help.
+    fn restriction(self) -> Option<String> {
+        matches!(self, Injectable::Old | Injectable::New | Injectable::Diff).then(|| {
+            format!(
+                "`{}` is only given to `update` handlers: use `#[handler(update = \"…\")]`; it shows what changed \
+                 since the last version handled",
+                self.name()
+            )
+        })
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -182,15 +222,15 @@ pub(crate) fn params(sig: &Signature, available: &Availability<'_>, errors: &mut
             continue;
         };
         if !available.injectables.contains(&injectable) {
-            errors.spanned(
-                &typed.pat,
+            let message = injectable.restriction().unwrap_or_else(|| {
                 format!(
                     "`{}` is not available in {}; it can ask for {}",
                     injectable.name(),
                     available.what,
                     available.listed()
-                ),
-            );
+                )
+            });
+            errors.spanned(&typed.pat, message);
             continue;
         }
         if let Some(first) = params.iter().find(|param| param.injectable == injectable) {
@@ -379,6 +419,17 @@ mod tests {
         assert_eq!(errors.len(), 5, "{errors:?}");
         let (_, errors) = analyze(parse_quote!(fn f<'a>(name: &'a str)));
         assert!(errors[0].contains("lifetime parameters"), "{errors:?}");
+    }
+
+    #[test]
+    fn what_changed_is_for_update_handlers_only() {
+        let (_, errors) = analyze(parse_quote!(fn f(diff: &Diff, old: &Value)));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("`diff` is only given to `update` handlers: use `#[handler(update = \"…\")]`"),
+            "{errors:?}"
+        );
+        assert!(errors[1].starts_with("`old` is only given"), "{errors:?}");
     }
 
     #[test]

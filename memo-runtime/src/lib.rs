@@ -3,8 +3,11 @@
 //! Attribute macros register functions as handlers of resource events (kopf-style: every
 //! resource has a `memo`, a container of runtime-only values shared by its handlers) or of
 //! startup, cleanup and timers; the runtime hands each handler exactly what its signature asks
-//! for, by parameter name: `memo`, `name`, `namespace`, `uid`, `body`, `event`, `logger`, and
-//! botogram-style `shared` memory.
+//! for, by parameter name: `memo`, `name`, `namespace`, `uid`, `body`, `spec`, `status`,
+//! `labels`, `annotations`, `event`, `logger`, botogram-style `shared` memory, and for `update`
+//! handlers what changed (`old`, `new`, `diff`). Filters (`labels = "tier=web"`,
+//! `annotations = …`, `when = is_big`, `field = "spec.size"`) choose the objects a handler runs
+//! for.
 //!
 //! ```
 //! use memo_runtime::prelude::*;
@@ -81,11 +84,13 @@
 //! 3. `store/` and `shared/`: where shared memory lives ([`store::Store`], in-process, Redis)
 //!    and the [`Shared`] handle over it, with its locks and its preparers (`shared/preparers.rs`).
 //! 4. `contract/`: what the macros' expansions are written against (reachable only through
-//!    `__private`): `registry.rs` (registrations), `context.rs`, `inject.rs` (one trait per
-//!    injectable), `outcome.rs` (a call's result, classified for retrying).
+//!    `__private`): `registry.rs` (registrations, with their filters), `context.rs`, `inject.rs`
+//!    (one trait per injectable; those reading the object in `inject_object.rs`, an update's in
+//!    `inject_change.rs`), `seen.rs` (what an `update` handler sees changed), `outcome.rs` (a
+//!    call's result, classified for retrying).
 //! 5. `plan/`: from registrations to what runs them: `validate.rs` (the checks of
 //!    [`diagnostics`]), `catalog.rs` (selectors and per-kind plans), `plural.rs`, `bound.rs` (a
-//!    handler bound to its shared memory and counters).
+//!    handler bound to its shared memory and counters), `gate.rs` (its object filters, parsed).
 //! 6. `exec/`: running handlers: `invoke.rs` (calling one), `catch.rs` (panics), `prepare.rs`
 //!    (preparing shared memory once), `retry.rs` (retry policy), `dedicated.rs` (the threads
 //!    handlers run on), `stop.rs` (grace period and forced stop).
@@ -186,9 +191,11 @@ pub mod __private {
     pub use crate::contract::inject::{
         BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, SharedArg, UidArg, memo_type_of,
     };
+    pub use crate::contract::inject_change::{DiffArg, NewArg, OldArg};
+    pub use crate::contract::inject_object::{AnnotationsArg, LabelsArg, SpecArg, StatusArg};
     pub use crate::contract::outcome::{HandlerError, InjectError, IntoOutcome, Outcome};
     pub use crate::contract::registry::{
-        BoxFuture, EventFilter, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger,
+        BoxFuture, EventFilter, Filters, Invoke, MemoType, Preparer, Registration, RetryPolicy, Trigger, When,
     };
     pub use inventory;
     pub use std::time::Duration;

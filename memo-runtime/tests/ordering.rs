@@ -44,11 +44,19 @@ fn never(memo: &Memo) {
 async fn handlers_run_in_module_then_line_order() {
     let mut memo = Memo::new();
     let log = log_in(&mut memo);
-    run_events(memo, 1, vec![Event::modified(example("a", "u-a"))])
-        .await
-        .unwrap();
+    // An update handler runs on a change from a version handled before: the `ADDED` is the base.
+    let mut changed = example("a", "u-a");
+    changed["spec"]["size"] = 2.into();
+    run_events(
+        memo,
+        1,
+        vec![Event::added(example("a", "u-a")), Event::modified(changed)],
+    )
+    .await
+    .unwrap();
+    let log = entries(&log);
     assert_eq!(
-        entries(&log),
+        log[3..],
         [
             "ordering::top_level",
             "a_first::second (line 24)",

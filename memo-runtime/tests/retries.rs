@@ -148,6 +148,12 @@ fn object(kind: &str, name: &str) -> serde_json::Value {
            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{kind}-{name}")}})
 }
 
+/// The object with a new `spec`: an `update` handler runs on a change of what its author wrote.
+fn changed(mut object: serde_json::Value) -> serde_json::Value {
+    object["spec"] = json!({"changed": true});
+    object
+}
+
 struct Running {
     log: Log,
     events: memo_runtime::source::EventSender,
@@ -347,9 +353,9 @@ async fn a_panic_is_a_temporary_failure() {
 async fn later_events_wait_behind_the_retry_other_resources_do_not(workers: usize) {
     let running = start(workers);
     running.send(Event::added(object("Ordered", "r1"))).await;
-    running.send(Event::modified(object("Ordered", "r1"))).await;
+    running.send(Event::modified(changed(object("Ordered", "r1")))).await;
     running.send(Event::added(object("Ordered", "r2"))).await;
-    running.send(Event::modified(object("Ordered", "r2"))).await;
+    running.send(Event::modified(changed(object("Ordered", "r2")))).await;
     running.wait_for("update r1", 1).await;
     let log = running.stop().await;
     let without_times: Vec<&str> = log.iter().map(|e| e.rsplit_once(' ').expect("a time").0).collect();
@@ -383,7 +389,7 @@ async fn deleted_cancels_the_create_retry_and_delete_retries_keep_the_memo(worke
     let running = start(workers);
     running.send(Event::added(object("Doomed", "d"))).await;
     running.wait_for("create", 1).await;
-    running.send(Event::modified(object("Doomed", "d"))).await;
+    running.send(Event::modified(changed(object("Doomed", "d")))).await;
     running.send(Event::deleted(object("Doomed", "d"))).await;
     running.wait_for("delete #3", 1).await;
     running.idle(600).await;
@@ -440,7 +446,9 @@ async fn the_end_of_the_source_does_not_wait_for_scheduled_retries() {
         let started = Instant::now();
         let running = start(workers);
         running.send(Event::added(object("Doomed", "pending"))).await;
-        running.send(Event::modified(object("Doomed", "pending"))).await;
+        running
+            .send(Event::modified(changed(object("Doomed", "pending"))))
+            .await;
         running.wait_for("create", 1).await;
         let log = running.stop().await;
         assert!(

@@ -2,9 +2,10 @@
 //! [`Selector`] (the runtime's copy of the same parser) accept the same selectors and reject the
 //! same mistakes with the same messages at the same bytes.
 //!
-//! Until the macros read selectors, the macro's copy is compiled into this test from its file;
-//! both files must also be the same below their headers, so no difference hides in a case this
-//! table misses.
+//! The macros run their copy while compiling, where a test cannot call it: it is compiled into
+//! this test from its file instead (what `#[handler(labels = …)]` makes of a bad selector is in
+//! the ui-tests, `23_malformed_selector`). Both files must also be the same below their headers,
+//! so no difference hides in a case this table misses.
 
 use memo_runtime::{Selector, SelectorError};
 use std::path::Path;

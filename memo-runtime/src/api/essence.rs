@@ -3,6 +3,11 @@
 
 use serde_json::{Map, Value};
 
+/// The prefix of the annotations memo writes on objects itself: they are left out of the
+/// essence, so that memo's own bookkeeping on an object never runs its `update` handlers.
+/// (A setting of its own once the operator writes such annotations.)
+pub(crate) const MEMO_ANNOTATIONS: &str = "memo.dev/";
+
 /// Written by `kubectl apply` on every apply, holding the whole applied object: a change to it
 /// comes with the change it records, which the diff shows where it happened.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -16,48 +21,78 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// the same object read through another version of its API must not look changed. Other
 /// top-level fields (`spec`, `data`, …) are kept. Empty `labels` and `annotations` and an empty
 /// `metadata` are dropped, so that `labels: {}` and no labels are the same essence.
-// Wired into the engine by issue 19's next step.
-#[allow(dead_code)]
 pub(crate) fn essence(body: &Value, excluded_annotation_prefix: &str) -> Value {
-    let Value::Object(body) = body else {
+    let Value::Object(fields) = body else {
         return body.clone();
     };
     let mut essence = Map::new();
-    for (key, value) in body {
-        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+    for (key, value) in fields {
+        if authored(key) {
             essence.insert(key.clone(), value.clone());
         }
     }
     let mut metadata = Map::new();
-    if let Some(labels) = body
-        .get("metadata")
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-        && !labels.is_empty()
-    {
+    if let Some(labels) = labels(body) {
         metadata.insert("labels".to_owned(), Value::Object(labels.clone()));
     }
-    if let Some(annotations) = body
-        .get("metadata")
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object)
-    {
-        let kept: Map<String, Value> = annotations
-            .iter()
-            .filter(|(key, _)| {
-                key.as_str() != LAST_APPLIED
-                    && (excluded_annotation_prefix.is_empty() || !key.starts_with(excluded_annotation_prefix))
-            })
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        if !kept.is_empty() {
-            metadata.insert("annotations".to_owned(), Value::Object(kept));
-        }
+    let kept: Map<String, Value> = annotations(body, excluded_annotation_prefix)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if !kept.is_empty() {
+        metadata.insert("annotations".to_owned(), Value::Object(kept));
     }
     if !metadata.is_empty() {
         essence.insert("metadata".to_owned(), Value::Object(metadata));
     }
     Value::Object(essence)
+}
+
+/// Whether two objects have the same [`essence`], without making either: most `MODIFIED` events
+/// of a busy resource change its status only, and this answers them without allocating.
+pub(crate) fn same_essence(old: &Value, new: &Value, excluded_annotation_prefix: &str) -> bool {
+    let (Value::Object(old_map), Value::Object(new_map)) = (old, new) else {
+        return old == new;
+    };
+    let old_fields = old_map.iter().filter(|(key, _)| authored(key));
+    if old_fields.clone().count() != new_map.keys().filter(|key| authored(key)).count()
+        || old_fields
+            .into_iter()
+            .any(|(key, value)| new_map.get(key) != Some(value))
+    {
+        return false;
+    }
+    if labels(old) != labels(new) {
+        return false;
+    }
+    let prefix = excluded_annotation_prefix;
+    let new_annotations = new.get("metadata").and_then(|m| m.get("annotations"));
+    annotations(old, prefix).count() == annotations(new, prefix).count()
+        && annotations(old, prefix).all(|(key, value)| new_annotations.and_then(|map| map.get(key)) == Some(value))
+}
+
+/// Whether a top-level field is kept whole in the essence (`metadata` is kept in part).
+fn authored(key: &str) -> bool {
+    !matches!(key, "apiVersion" | "kind" | "metadata" | "status")
+}
+
+/// The labels the essence keeps: none when the map is empty.
+fn labels(body: &Value) -> Option<&Map<String, Value>> {
+    body.get("metadata")
+        .and_then(|metadata| metadata.get("labels"))
+        .and_then(Value::as_object)
+        .filter(|labels| !labels.is_empty())
+}
+
+/// The annotations the essence keeps.
+fn annotations<'v>(body: &'v Value, excluded_prefix: &'v str) -> impl Iterator<Item = (&'v String, &'v Value)> + Clone {
+    body.get("metadata")
+        .and_then(|metadata| metadata.get("annotations"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(move |(key, _)| {
+            key.as_str() != LAST_APPLIED && (excluded_prefix.is_empty() || !key.starts_with(excluded_prefix))
+        })
 }
 
 #[cfg(test)]
@@ -129,6 +164,34 @@ mod tests {
             essence(&json!({"metadata": {"name": "a"}, "spec": {}}), "memo.dev/"),
             bare
         );
+    }
+
+    #[test]
+    fn comparing_agrees_with_making_both() {
+        let bodies = [
+            object(1, "Created", "10"),
+            object(1, "Updated", "11"),
+            object(2, "Created", "11"),
+            json!({"metadata": {"labels": {}}, "spec": {}}),
+            json!({"spec": {}}),
+            json!({"spec": {}, "data": 1}),
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {}}),
+            json!({"metadata": {"labels": {"a": "2"}}, "spec": {}}),
+            json!({"metadata": {"annotations": {"memo.dev/x": "1", "b": "1"}}, "spec": {}}),
+            json!({"metadata": {"annotations": {"b": "1"}}, "spec": {}}),
+            json!({"metadata": {"annotations": {"b": "2"}}, "spec": {}}),
+            json!({"metadata": {"annotations": {"c": "1"}}, "spec": {}}),
+            json!("not an object"),
+        ];
+        for old in &bodies {
+            for new in &bodies {
+                assert_eq!(
+                    same_essence(old, new, MEMO_ANNOTATIONS),
+                    essence(old, MEMO_ANNOTATIONS) == essence(new, MEMO_ANNOTATIONS),
+                    "{old} vs {new}"
+                );
+            }
+        }
     }
 
     #[test]

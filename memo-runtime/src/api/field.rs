@@ -8,8 +8,6 @@ static ABSENT: Value = Value::Null;
 /// way is missing or a value on the way is not an object. Keys that contain a `.` cannot be
 /// named, and array elements are not reached into (`"spec.ports.0"` is `null`), as in kopf's
 /// string paths. `""` names the whole body.
-// Wired into the engine by issue 19's next step.
-#[allow(dead_code)]
 pub(crate) fn field_value<'v>(body: &'v Value, path: &str) -> &'v Value {
     if path.is_empty() {
         return body;

@@ -1,9 +1,11 @@
 //! What a generated wrapper takes its handler's arguments from.
 
 use crate::api::event::Event;
+use crate::api::labels::{Annotations, Labels};
 use crate::api::logger::Logger;
 use crate::api::resource::Resource;
 use crate::contract::outcome::InjectError;
+use crate::contract::seen::Seen;
 use crate::observe::in_flight::Watch;
 use crate::shared::Shared;
 use serde_json::Value;
@@ -17,6 +19,14 @@ pub struct Context<'a> {
     pub env: &'a Env<'a>,
     /// The handler's shared memory, if it asks for one.
     pub shared: Option<&'a Shared>,
+    /// What an `update` handler sees changed; `None` for every other handler.
+    pub seen: Option<&'a Seen<'a>>,
+    /// The object's labels, for a handler that asks for them. Made per call, not kept with the
+    /// event: a handler takes a reference to the view, and a cell shared by the event's handlers
+    /// would make every lifetime here invariant.
+    pub labels: Option<&'a Labels<'a>>,
+    /// The object's annotations, likewise.
+    pub annotations: Option<&'a Annotations<'a>>,
 }
 
 /// The read-only part of a [`Context`].
@@ -31,6 +41,22 @@ pub struct Env<'a> {
 }
 
 impl<'a> Env<'a> {
+    pub(crate) fn new(
+        body: Option<&'a Value>,
+        event: Option<&'a Event>,
+        resource: Option<Resource<'a>>,
+        logger: &'a once_cell::race::OnceBox<Logger>,
+        watch: &'a Watch,
+    ) -> Self {
+        Env {
+            body,
+            event,
+            resource,
+            logger,
+            watch,
+        }
+    }
+
     pub(crate) fn body(&self, what: &'static str) -> Result<&'a Value, InjectError> {
         self.body.ok_or(InjectError(what))
     }

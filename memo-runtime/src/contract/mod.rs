@@ -3,5 +3,8 @@
 
 pub(crate) mod context;
 pub(crate) mod inject;
+pub(crate) mod inject_change;
+pub(crate) mod inject_object;
 pub(crate) mod outcome;
 pub(crate) mod registry;
+pub(crate) mod seen;

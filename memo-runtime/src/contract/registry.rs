@@ -5,6 +5,7 @@ use crate::api::event::EventType;
 use crate::contract::context::Context;
 use crate::contract::outcome::Outcome;
 use crate::observe::in_flight::Running;
+use serde_json::Value;
 use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
@@ -84,6 +85,17 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Whether it is an `update` handler's: one that runs only when its object's essence changed.
+    pub(crate) fn is_update(&self) -> bool {
+        matches!(
+            self,
+            Trigger::Event {
+                filter: EventFilter::Modified,
+                ..
+            }
+        )
+    }
+
     pub(crate) fn is_startup(&self) -> bool {
         matches!(self, Trigger::Startup)
     }
@@ -142,6 +154,37 @@ impl RetryPolicy {
     };
 }
 
+/// A `when = path` filter: called with the object's body, the handler runs if it returns `true`.
+pub type When = fn(&Value) -> bool;
+
+/// Which objects a handler runs for, beyond its trigger: `labels`, `annotations`, `when` and
+/// `field` as the attribute gives them (the macro checked the selectors and the field's path).
+#[derive(Clone, Copy, Debug)]
+pub struct Filters {
+    /// A label selector the object must match.
+    pub labels: Option<&'static str>,
+    /// An annotation selector the object must match.
+    pub annotations: Option<&'static str>,
+    /// A function of the body that must return `true`.
+    pub when: Option<When>,
+    /// For `update` handlers: the dotted path of the field whose change runs the handler.
+    pub field: Option<&'static str>,
+}
+
+impl Filters {
+    /// No filter: the handler runs on every event its trigger selects.
+    pub const NONE: Filters = Filters {
+        labels: None,
+        annotations: None,
+        when: None,
+        field: None,
+    };
+
+    pub(crate) fn filters_objects(&self) -> bool {
+        self.labels.is_some() || self.annotations.is_some() || self.when.is_some()
+    }
+}
+
 /// One handler, as `#[handler]` registers it. Built by the macro as a `const` expression.
 pub struct Registration {
     /// The name used in logs: the explicit `id`, or the function's path.
@@ -164,10 +207,16 @@ pub struct Registration {
     pub component: Option<&'static str>,
     /// Whether the handler asks for `shared` (its memory is prepared before it runs).
     pub uses_shared: bool,
+    /// Whether the handler asks for `labels` (a view of them is made for its calls).
+    pub uses_labels: bool,
+    /// Whether the handler asks for `annotations`.
+    pub uses_annotations: bool,
     /// The generated wrapper.
     pub invoke: Invoke,
     /// `retries`, `backoff` and `timeout`.
     pub retry: RetryPolicy,
+    /// `labels`, `annotations`, `when` and `field`.
+    pub filters: Filters,
 }
 
 inventory::collect!(Registration);

@@ -8,6 +8,7 @@
 //! router hands it its events in batches. Every decision about a resource's work is made in its
 //! lane, by the same code in both cases.
 
+mod choose;
 mod lane;
 mod scheduler;
 #[cfg(test)]

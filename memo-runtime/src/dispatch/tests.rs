@@ -8,7 +8,7 @@ use crate::api::error::RetryHint;
 use crate::api::event::EventType;
 use crate::contract::context::Context;
 use crate::contract::outcome::{HandlerError, Outcome};
-use crate::contract::registry::{EventFilter, Invoke, Registration, RetryPolicy, Trigger};
+use crate::contract::registry::{EventFilter, Filters, Invoke, Registration, RetryPolicy, Trigger};
 use crate::shared::SharedMemory;
 use crate::store::{InProcessStore, StoreRef};
 use serde_json::json;
@@ -59,12 +59,15 @@ const fn registration(resource: &'static str, filter: EventFilter) -> Registrati
         memo_type: None,
         component: None,
         uses_shared: false,
+        uses_labels: false,
+        uses_annotations: false,
         invoke: Invoke::Sync(record),
         retry: RetryPolicy {
             retries: Some(5),
             backoff: Duration::from_secs(1),
             timeout: None,
         },
+        filters: Filters::NONE,
     }
 }
 

@@ -5,6 +5,8 @@ use crate::api::event::{Event, EventType};
 use crate::api::logger::Logger;
 use crate::api::resource::{Resource, ResourceKey};
 use crate::contract::context::Env;
+use crate::contract::seen::Versions;
+use crate::dispatch::choose::{Choice, choose};
 use crate::exec::invoke;
 use crate::exec::retry::{self, PendingRetry, Verdict};
 use crate::observe::in_flight::Watch;
@@ -22,7 +24,10 @@ pub(crate) struct ResourceState<M> {
     pub(crate) memo: M,
     /// Made when a handler first asks for it; one pointer until then.
     pub(crate) logger: OnceBox<Logger>,
-    /// The latest object, kept only for kinds with timers (a timer sees the latest body).
+    /// The last object handled, kept only for kinds with timers (a timer sees the latest body)
+    /// or `update` handlers (the next version is compared with it). Shared with the event, and
+    /// with the source when it keeps objects too: keeping it copies nothing, and its essence is
+    /// made only when a handler asks what changed.
     pub(crate) body: Option<Arc<Value>>,
     /// With several lanes: the router's number of the last event for this resource, so that
     /// the router forgets which lane has it only if no later event is on its way there.
@@ -109,14 +114,10 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
         }
         Work::Timer(timer) => {
             let spec = &plan.timers[usize::from(timer)];
-            let env = Env {
-                body: body.as_deref(),
-                event: None,
-                resource: Some(resource),
-                logger,
-                watch,
-            };
-            if let Err(err) = invoke::call(&spec.handler, memo, &env).await {
+            let env = Env::new(body.as_deref(), None, Some(resource), logger, watch);
+            if let Choice::Run(_) = choose(&spec.handler, env.body, None, &resource)
+                && let Err(err) = invoke::call(&spec.handler, memo, &env, None).await
+            {
                 invoke::report(spec.handler.handler, &env, &err);
             }
             return Ran {
@@ -125,18 +126,26 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
             };
         }
     };
+    // The first version seen is the base of the next change at once: a retry of its handlers,
+    // even one dropped when the source ends, does not make the next version a first one.
+    if body.is_none() && plan.keeps_body() && event.r#type != EventType::Deleted {
+        *body = Some(Arc::clone(&event.object));
+    }
     let failed = {
-        let env = Env {
-            body: Some(&event.object),
-            event: Some(&event),
-            resource: Some(resource),
-            logger,
-            watch,
+        let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch);
+        // Until its handlers are done (a retry included), the last object handled is the one
+        // before this event; for a first event, the event's own (no change: no update handler).
+        let versions = match (event.r#type, body.as_deref()) {
+            (EventType::Modified, Some(last)) if plan.has_updates() => Some(Versions::new(last, &event.object)),
+            _ => None,
         };
         let mut failed = None;
         // Only a failure, or a success after retries, has anything to settle.
         for (index, bound) in plan.handlers(event.r#type).iter().enumerate().skip(first) {
-            let outcome = invoke::call(bound, memo, &env).await;
+            let Choice::Run(seen) = choose(bound, env.body, versions.as_ref(), &resource) else {
+                continue;
+            };
+            let outcome = invoke::call(bound, memo, &env, seen.as_ref()).await;
             let retries_done = if index == first { retries_done } else { 0 };
             if outcome.is_ok() && retries_done == 0 {
                 continue;
@@ -163,7 +172,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
         metrics.handled(event.r#type);
     }
     let deleted = event.r#type == EventType::Deleted;
-    if plan.has_timers() && !deleted {
+    if plan.keeps_body() && !deleted {
         *body = Some(event.object);
         return Ran {
             deleted: false,

@@ -1,10 +1,12 @@
 //! Calling one handler: building its context, preparing its shared memory, catching its failure,
 //! and logging it by name.
 
+use crate::api::labels::{Annotations, Labels};
 use crate::api::logger::InSpan;
 use crate::contract::context::{Context, Env};
 use crate::contract::outcome::{HandlerError, Outcome};
 use crate::contract::registry::{Invoke, Registration};
+use crate::contract::seen::Seen;
 use crate::exec::catch::{CatchUnwind, panicked};
 use crate::exec::prepare::ensure_prepared;
 use crate::observe::escaped::Escaped;
@@ -21,16 +23,28 @@ use tracing::Instrument;
 ///
 /// The handler runs inside a `handler` span carrying its id and its resource's kind, namespace
 /// and name, so that a plain `tracing::info!` in its body says what it is about.
-pub(crate) async fn call(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
+///
+/// `seen` is what an `update` handler sees changed.
+pub(crate) async fn call(
+    bound: &Bound,
+    memo: &mut (dyn Any + Send + Sync),
+    env: &Env<'_>,
+    seen: Option<&Seen<'_>>,
+) -> Outcome {
     let started = bound.metrics.as_ref().map(HandlerMetrics::start);
-    let outcome = call_in_span(bound, memo, env).await;
+    let outcome = call_in_span(bound, memo, env, seen).await;
     if let (Some(metrics), Some(started)) = (&bound.metrics, started) {
         metrics.called(started, outcome.is_err());
     }
     outcome
 }
 
-async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &Env<'_>) -> Outcome {
+async fn call_in_span(
+    bound: &Bound,
+    memo: &mut (dyn Any + Send + Sync),
+    env: &Env<'_>,
+    seen: Option<&Seen<'_>>,
+) -> Outcome {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared
@@ -43,10 +57,16 @@ async fn call_in_span(bound: &Bound, memo: &mut (dyn Any + Send + Sync), env: &E
             "not run: the shared memory of {component} is not prepared: {err}"
         )));
     }
+    // Made here, for this call only: see `Context::labels`.
+    let labels = env.body.filter(|_| handler.uses_labels).map(Labels::of);
+    let annotations = env.body.filter(|_| handler.uses_annotations).map(Annotations::of);
     let mut cx = Context {
         memo,
         env,
         shared: bound.shared.as_ref(),
+        seen,
+        labels: labels.as_ref(),
+        annotations: annotations.as_ref(),
     };
     // Without a subscriber that wants it, this is a disabled span: no fields read, nothing kept.
     // Fields are recorded with `Display`: formatters write a `str`'s `Debug` escaped, char by

@@ -102,18 +102,15 @@ impl Prepare for Preparer {
 async fn call_preparer(preparer: &Preparer, shared: &Shared) -> Outcome {
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
     let watch = Watch::default();
-    let env = Env {
-        body: None,
-        event: None,
-        resource: None,
-        logger: &logger,
-        watch: &watch,
-    };
+    let env = Env::new(None, None, None, &logger, &watch);
     let mut no_memo = ();
     let mut cx = Context {
         memo: &mut no_memo,
         env: &env,
         shared: Some(shared),
+        seen: None,
+        labels: None,
+        annotations: None,
     };
     CatchUnwind((preparer.invoke)(&mut cx), None).await
 }

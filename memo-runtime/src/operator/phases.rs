@@ -290,15 +290,9 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
     watch: &Watch,
 ) -> Option<&'static Registration> {
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
-    let env = Env {
-        body: None,
-        event: None,
-        resource: None,
-        logger: &logger,
-        watch,
-    };
+    let env = Env::new(None, None, None, &logger, watch);
     for &handler in handlers {
-        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env).await {
+        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None).await {
             invoke::report(handler, &env, &err);
             if handler.trigger.is_startup() {
                 return Some(handler);

@@ -2,6 +2,7 @@
 
 use crate::contract::registry::Registration;
 use crate::observe::metrics::{HandlerMetrics, Metrics};
+use crate::plan::gate::Gate;
 use crate::shared::{Shared, SharedMemory};
 
 /// A handler with the shared memory it asks for, and its counters, resolved once, when its
@@ -11,6 +12,8 @@ pub(crate) struct Bound {
     pub(crate) shared: Option<Shared>,
     /// `None` unless the operator serves metrics.
     pub(crate) metrics: Option<HandlerMetrics>,
+    /// `None` unless the handler filters objects.
+    pub(crate) gate: Option<Box<Gate>>,
 }
 
 impl Bound {
@@ -19,6 +22,7 @@ impl Bound {
             handler,
             shared: handler.uses_shared.then(|| memory.space(handler.component)),
             metrics: metrics.map(|metrics| metrics.handler(handler.id)),
+            gate: Gate::of(handler),
         }
     }
 }

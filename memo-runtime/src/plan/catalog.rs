@@ -78,6 +78,9 @@ pub(crate) struct KindPlan {
     modified: Box<[Bound]>,
     deleted: Box<[Bound]>,
     pub(crate) timers: Box<[TimerSpec]>,
+    /// Whether any handler is an `update` handler: then each resource keeps the last object
+    /// handled, to compare the next with.
+    updates: bool,
     /// `None` unless the operator serves metrics.
     pub(crate) metrics: Option<KindMetrics>,
 }
@@ -93,6 +96,16 @@ impl KindPlan {
 
     pub(crate) fn has_timers(&self) -> bool {
         !self.timers.is_empty()
+    }
+
+    pub(crate) fn has_updates(&self) -> bool {
+        self.updates
+    }
+
+    /// Whether a resource keeps its last handled object: for timers (they see it) and for
+    /// `update` handlers (the next version is compared with it).
+    pub(crate) fn keeps_body(&self) -> bool {
+        self.updates || self.has_timers()
     }
 }
 
@@ -222,11 +235,13 @@ fn build_plan(
     if added.is_empty() && modified.is_empty() && deleted.is_empty() && timers.is_empty() {
         return None;
     }
+    let updates = modified.iter().any(|bound| bound.handler.trigger.is_update());
     Some(KindPlan {
         kind: kind.into(),
         added: added.into(),
         modified: modified.into(),
         deleted: deleted.into(),
+        updates,
         timers: timers.into(),
         metrics: metrics.map(|metrics| metrics.kind(kind)),
     })

@@ -3,5 +3,6 @@
 
 pub(crate) mod bound;
 pub(crate) mod catalog;
+pub(crate) mod gate;
 pub(crate) mod plural;
 pub(crate) mod validate;

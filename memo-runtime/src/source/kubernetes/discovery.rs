@@ -216,8 +216,11 @@ mod tests {
             memo_type: None,
             component: None,
             uses_shared: false,
+            uses_labels: false,
+            uses_annotations: false,
             invoke: Invoke::Sync(noop),
             retry: crate::contract::registry::RetryPolicy::DEFAULT,
+            filters: crate::contract::registry::Filters::NONE,
         }))
     }
 

@@ -1,0 +1,6 @@
+use memo_runtime::prelude::*;
+
+#[handler(create = "KopfExample")]
+fn created(diff: &Diff) {}
+
+fn main() {}
