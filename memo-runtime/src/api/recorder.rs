@@ -15,6 +15,8 @@ pub(crate) enum Severity {
 
 /// One Event to post about an object.
 #[derive(Clone, Debug)]
+// Read by the cluster's sink only (feature `kube`).
+#[cfg_attr(not(feature = "kube"), allow(dead_code))]
 pub(crate) struct Note {
     pub(crate) severity: Severity,
     pub(crate) reason: String,
