@@ -23,6 +23,9 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Event,
             Logger,
             Shared,
+            Patch,
+            Recorder,
+            Client,
         ],
         TriggerKind::Update => &[
             Memo,
@@ -40,6 +43,9 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Event,
             Logger,
             Shared,
+            Patch,
+            Recorder,
+            Client,
         ],
         TriggerKind::Timer => &[
             Memo,
@@ -53,8 +59,11 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Annotations,
             Logger,
             Shared,
+            Patch,
+            Recorder,
+            Client,
         ],
-        TriggerKind::Startup | TriggerKind::Cleanup => &[Memo, Logger, Shared],
+        TriggerKind::Startup | TriggerKind::Cleanup => &[Memo, Logger, Shared, Client],
     }
 }
 

@@ -39,6 +39,9 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
     let uses_shared = uses(Injectable::Shared);
     let uses_labels = uses(Injectable::Labels);
     let uses_annotations = uses(Injectable::Annotations);
+    let uses_patch = uses(Injectable::Patch);
+    let uses_recorder = uses(Injectable::Recorder);
+    let uses_client = uses(Injectable::Client);
     let retry = retry(args);
     let when = when_check(args.filters.when.as_ref());
     let filters = filters(&args.filters);
@@ -59,6 +62,9 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
                     uses_shared: #uses_shared,
                     uses_labels: #uses_labels,
                     uses_annotations: #uses_annotations,
+                    uses_patch: #uses_patch,
+                    uses_recorder: #uses_recorder,
+                    uses_client: #uses_client,
                     invoke: ::memo_runtime::__private::Invoke::#invoke(__memo_wrapper),
                     retry: #retry,
                     filters: #filters,
@@ -367,6 +373,9 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
             Injectable::Old => ("OldArg", quote!(__cx.seen)),
             Injectable::New => ("NewArg", quote!(__cx.seen)),
             Injectable::Diff => ("DiffArg", quote!(__cx.seen)),
+            Injectable::Patch => ("PatchArg", quote!(__cx.patch.as_deref_mut())),
+            Injectable::Recorder => ("RecorderArg", quote!(__cx.recorder)),
+            Injectable::Client => ("ClientArg", quote!(__env)),
         };
         let trait_ident = format_ident!("{trait_name}");
         let fetch = quote_spanned!(ty.span()=> <#ty as ::memo_runtime::__private::#trait_ident<'_>>::inject);
@@ -389,6 +398,8 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
                 | Injectable::Old
                 | Injectable::New
                 | Injectable::Diff
+                | Injectable::Patch
+                | Injectable::Recorder
         )
     }) {
         quote!(let __env = __cx.env;)

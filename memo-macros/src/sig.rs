@@ -25,10 +25,13 @@ pub(crate) enum Injectable {
     Old,
     New,
     Diff,
+    Patch,
+    Recorder,
+    Client,
 }
 
 impl Injectable {
-    pub(crate) const ALL: [Injectable; 15] = [
+    pub(crate) const ALL: [Injectable; 18] = [
         Injectable::Memo,
         Injectable::Name,
         Injectable::Namespace,
@@ -44,6 +47,9 @@ impl Injectable {
         Injectable::Old,
         Injectable::New,
         Injectable::Diff,
+        Injectable::Patch,
+        Injectable::Recorder,
+        Injectable::Client,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -63,6 +69,9 @@ impl Injectable {
             Injectable::Old => "old",
             Injectable::New => "new",
             Injectable::Diff => "diff",
+            Injectable::Patch => "patch",
+            Injectable::Recorder => "recorder",
+            Injectable::Client => "client",
         }
     }
 
@@ -84,19 +93,29 @@ impl Injectable {
             Injectable::Old => "old: &serde_json::Value",
             Injectable::New => "new: &serde_json::Value",
             Injectable::Diff => "diff: &Diff",
+            Injectable::Patch => "patch: &mut Patch",
+            Injectable::Recorder => "recorder: &Recorder",
+            Injectable::Client => "client: &kube::Client",
         }
     }
 
     /// Why this injectable is given to one kind of handler only, and how to get it, where a list
     /// of what else the handler could ask for would not help.
     fn restriction(self) -> Option<String> {
-        matches!(self, Injectable::Old | Injectable::New | Injectable::Diff).then(|| {
-            format!(
+        match self {
+            Injectable::Old | Injectable::New | Injectable::Diff => Some(format!(
                 "`{}` is only given to `update` handlers: use `#[handler(update = \"…\")]`; it shows what changed \
                  since the last version handled",
                 self.name()
-            )
-        })
+            )),
+            Injectable::Patch | Injectable::Recorder => Some(format!(
+                "`{}` is only given to handlers of a resource (`event`, `create`, `update`, `delete`, `timer`): \
+                 a startup or cleanup handler has no object to {}; take `client: &kube::Client` and write with it",
+                self.name(),
+                if self == Injectable::Patch { "patch" } else { "post Events about" }
+            )),
+            _ => None,
+        }
     }
 
     fn from_name(name: &str) -> Option<Self> {

@@ -142,6 +142,7 @@ pub use api::labels::{Annotations, Labels};
 pub use api::logger::Logger;
 pub use api::memo::{Memo, MemoError};
 pub use api::patch::Patch;
+pub use api::post_events::PostEvents;
 pub use api::problem::Problem;
 pub use api::recorder::Recorder;
 pub use api::selector::{Selector, SelectorError};
@@ -192,6 +193,7 @@ pub mod __private {
         BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, SharedArg, UidArg, memo_type_of,
     };
     pub use crate::contract::inject_change::{DiffArg, NewArg, OldArg};
+    pub use crate::contract::inject_cluster::{ClientArg, PatchArg, RecorderArg};
     pub use crate::contract::inject_object::{AnnotationsArg, LabelsArg, SpecArg, StatusArg};
     pub use crate::contract::outcome::{HandlerError, InjectError, IntoOutcome, Outcome};
     pub use crate::contract::registry::{

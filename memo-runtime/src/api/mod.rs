@@ -11,6 +11,7 @@ pub(crate) mod logger;
 pub(crate) mod memo;
 pub(crate) mod patch;
 pub(crate) mod pointer;
+pub(crate) mod post_events;
 pub(crate) mod problem;
 pub(crate) mod recorder;
 pub(crate) mod resource;

@@ -31,8 +31,8 @@ pub(crate) trait EventSink: Send + Sync {
 
 /// Posts Kubernetes Events about an object. Usable from sync and async code alike: nothing
 /// waits for the API server, and a failure to post is logged, never the caller's failure.
-/// Without a cluster the notes are logged with the object named. (Issue 19 hands one to
-/// handlers that ask for `recorder: &Recorder`; until then the engine does not.)
+/// Without a cluster the notes are logged with the object named. A handler asks for one with
+/// `recorder: &Recorder`.
 ///
 /// ```
 /// use memo_runtime::prelude::*;
@@ -73,8 +73,6 @@ impl<'a> Recorder<'a> {
     }
 
     /// A recorder posting through `sink`.
-    // The engine hands these out once handlers can ask for one (issue 19).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn posting(object: &'a Value, sink: &'a dyn EventSink) -> Self {
         Recorder {
             object,

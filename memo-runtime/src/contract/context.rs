@@ -3,7 +3,10 @@
 use crate::api::event::Event;
 use crate::api::labels::{Annotations, Labels};
 use crate::api::logger::Logger;
+use crate::api::patch::Patch;
+use crate::api::recorder::Recorder;
 use crate::api::resource::Resource;
+use crate::contract::cluster::Cluster;
 use crate::contract::outcome::InjectError;
 use crate::contract::seen::Seen;
 use crate::observe::in_flight::Watch;
@@ -27,6 +30,10 @@ pub struct Context<'a> {
     pub labels: Option<&'a Labels<'a>>,
     /// The object's annotations, likewise.
     pub annotations: Option<&'a Annotations<'a>>,
+    /// The handler's own patch for this call, if it asks for one: kept only if it succeeds.
+    pub patch: Option<&'a mut Patch>,
+    /// Events about the object, for a handler that asks for them; made per call, as `labels`.
+    pub recorder: Option<&'a Recorder<'a>>,
 }
 
 /// The read-only part of a [`Context`].
@@ -38,6 +45,8 @@ pub struct Env<'a> {
     pub(crate) logger: &'a once_cell::race::OnceBox<Logger>,
     /// Where the running handler is marked, for a stop that has to abandon it.
     pub(crate) watch: &'a Watch,
+    /// The cluster the operator runs against, if any.
+    pub(crate) cluster: Option<&'a dyn Cluster>,
 }
 
 impl<'a> Env<'a> {
@@ -54,7 +63,14 @@ impl<'a> Env<'a> {
             resource,
             logger,
             watch,
+            cluster: None,
         }
+    }
+
+    /// The same, with the cluster the operator runs against.
+    pub(crate) fn on(mut self, cluster: Option<&'a dyn Cluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     pub(crate) fn body(&self, what: &'static str) -> Result<&'a Value, InjectError> {

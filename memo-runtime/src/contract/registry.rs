@@ -211,6 +211,12 @@ pub struct Registration {
     pub uses_labels: bool,
     /// Whether the handler asks for `annotations`.
     pub uses_annotations: bool,
+    /// Whether the handler asks for `patch` (it gets one of its own for each call).
+    pub uses_patch: bool,
+    /// Whether the handler asks for `recorder`.
+    pub uses_recorder: bool,
+    /// Whether the handler asks for `client` (the operator must have one to start).
+    pub uses_client: bool,
     /// The generated wrapper.
     pub invoke: Invoke,
     /// `retries`, `backoff` and `timeout`.
@@ -336,5 +342,42 @@ impl Running for Registration {
 
     fn location(&self) -> String {
         Registration::location(self).to_string()
+    }
+}
+
+/// Registrations for the runtime's unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    fn ok(_: &mut Context<'_>) -> Outcome {
+        Ok(())
+    }
+
+    /// A sync `create` handler of `Test` objects that does nothing.
+    pub(crate) const fn registration(id: &'static str) -> Registration {
+        Registration {
+            id,
+            explicit_id: true,
+            module_path: "tests",
+            file: "tests.rs",
+            line: 1,
+            column: 1,
+            trigger: Trigger::Event {
+                resource: "Test",
+                filter: EventFilter::Added,
+            },
+            memo_type: None,
+            component: None,
+            uses_shared: false,
+            uses_labels: false,
+            uses_annotations: false,
+            uses_patch: true,
+            uses_recorder: false,
+            uses_client: false,
+            invoke: Invoke::Sync(ok),
+            retry: RetryPolicy::DEFAULT,
+            filters: Filters::NONE,
+        }
     }
 }

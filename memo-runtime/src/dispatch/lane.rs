@@ -7,6 +7,7 @@
 //! resource's state never leaves its lane, so nothing crosses threads per event.
 
 use super::scheduler::{Fired, Scheduler};
+use crate::exec::writeback::Writeback;
 use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::api::error::Result;
 use crate::api::event::{Event, EventType};
@@ -253,6 +254,8 @@ pub(crate) struct Lane<M> {
     taken: u64,
     /// Where to say which resources this lane forgot, with a router.
     forgotten: Option<mpsc::UnboundedSender<(Box<str>, u32)>>,
+    /// Where handlers' patches and outcome Events go.
+    out: Writeback,
 }
 
 impl<M: Clone + Send + Sync + 'static> Lane<M> {
@@ -263,6 +266,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         shard: Option<Shard>,
         metrics: Option<Metrics>,
         stats: Arc<LaneStats>,
+        out: Writeback,
     ) -> Self {
         Lane {
             table: Table {
@@ -279,6 +283,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
             stats,
             taken: 0,
             forgotten: None,
+            out,
         }
     }
 
@@ -386,7 +391,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         }
         // The common case, in the one lookup `admit` made: nothing to settle unless the resource
         // was deleted or a handler is to be retried.
-        let ran = run_work(&key, state, Work::Event(event), watch).await;
+        let ran = run_work(&key, state, Work::Event(event), watch, &self.out).await;
         if ran.deleted || ran.retry.is_some() {
             let mut rest = VecDeque::new();
             if !self.settle(&key, ran, &mut rest, watch).await {
@@ -428,7 +433,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
                 Work::Timer(timer) => Some(timer),
                 _ => None,
             };
-            let ran = run_work(&key, state, work, watch).await;
+            let ran = run_work(&key, state, work, watch, &self.out).await;
             if let Some(timer) = timer {
                 let interval = state.plan.timers[usize::from(timer)].interval;
                 self.scheduler.schedule_timer(&key, timer, interval);

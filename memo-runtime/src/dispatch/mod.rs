@@ -20,6 +20,7 @@ use crate::api::event::Event;
 use crate::api::resource::Admitted;
 use crate::api::shard::Shard;
 use crate::exec::stop::Stop;
+use crate::exec::writeback::Writeback;
 use crate::observe::in_flight::InFlight;
 use crate::observe::metrics::Metrics;
 use crate::plan::catalog::Catalog;
@@ -44,6 +45,7 @@ pub(crate) struct Dispatcher<M> {
     shard: Option<Shard>,
     /// `None` unless the operator serves metrics.
     metrics: Option<Metrics>,
+    out: Writeback,
 }
 
 impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
@@ -53,6 +55,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         stop: Stop,
         shard: Option<Shard>,
         metrics: Option<Metrics>,
+        out: Writeback,
     ) -> Self {
         Dispatcher {
             operator_memo,
@@ -60,6 +63,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             stop,
             shard,
             metrics,
+            out,
         }
     }
 
@@ -71,6 +75,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             self.shard,
             self.metrics.clone(),
             stats,
+            self.out.clone(),
         )
     }
 

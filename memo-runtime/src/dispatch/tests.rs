@@ -61,6 +61,9 @@ const fn registration(resource: &'static str, filter: EventFilter) -> Registrati
         uses_shared: false,
         uses_labels: false,
         uses_annotations: false,
+        uses_patch: false,
+        uses_recorder: false,
+        uses_client: false,
         invoke: Invoke::Sync(record),
         retry: RetryPolicy {
             retries: Some(5),
@@ -111,7 +114,7 @@ fn logged(kind: &str) -> Vec<String> {
 async fn run(handlers: &[&'static Registration], workers: usize, events: Vec<Event>, open: Duration) -> Stop {
     let (sender, source) = crate::source::channel(events.len().max(1));
     let stop = Stop::default();
-    let dispatcher = Dispatcher::new((), catalog(handlers), stop.clone(), None, None);
+    let dispatcher = Dispatcher::new((), catalog(handlers), stop.clone(), None, None, Default::default());
     let running = tokio::spawn(dispatcher.run(source, workers, InFlight::default()));
     for event in events {
         sender.send(event).await.unwrap();

@@ -9,6 +9,7 @@ use crate::contract::seen::Versions;
 use crate::dispatch::choose::{Choice, choose};
 use crate::exec::invoke;
 use crate::exec::retry::{self, PendingRetry, Verdict};
+use crate::exec::writeback::{Patches, Writeback};
 use crate::observe::in_flight::Watch;
 use crate::plan::bound::Bound;
 use crate::plan::catalog::KindPlan;
@@ -92,6 +93,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     state: &mut ResourceState<M>,
     work: Work,
     watch: &Watch,
+    out: &Writeback,
 ) -> Ran {
     let ResourceState {
         plan,
@@ -114,11 +116,25 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
         }
         Work::Timer(timer) => {
             let spec = &plan.timers[usize::from(timer)];
-            let env = Env::new(body.as_deref(), None, Some(resource), logger, watch);
-            if let Choice::Run(_) = choose(&spec.handler, env.body, None, &resource)
-                && let Err(err) = invoke::call(&spec.handler, memo, &env, None).await
-            {
-                invoke::report(spec.handler.handler, &env, &err);
+            let handler = spec.handler.handler;
+            let env = Env::new(body.as_deref(), None, Some(resource), logger, watch).on(out.cluster());
+            if let Choice::Run(_) = choose(&spec.handler, env.body, None, &resource) {
+                let mut patch = Patches::slot(handler);
+                let outcome = invoke::call(&spec.handler, memo, &env, None, patch.as_mut()).await;
+                match (outcome, env.body) {
+                    (Ok(()), Some(body)) if patch.is_some() => {
+                        let mut patches = Patches::default();
+                        patches.keep(handler, patch);
+                        out.apply(patches, body, &resource, false, plan.metrics.as_ref()).await;
+                    }
+                    (Ok(()), _) => {}
+                    (Err(err), body) => {
+                        invoke::report(handler, &env, &err);
+                        if let Some(body) = body {
+                            out.failed(body, &resource, handler, format!("failed: {err}"));
+                        }
+                    }
+                }
             }
             return Ran {
                 deleted: false,
@@ -131,8 +147,9 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     if body.is_none() && plan.keeps_body() && event.r#type != EventType::Deleted {
         *body = Some(Arc::clone(&event.object));
     }
+    let mut patches = Patches::default();
     let failed = {
-        let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch);
+        let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch).on(out.cluster());
         // Until its handlers are done (a retry included), the last object handled is the one
         // before this event; for a first event, the event's own (no change: no update handler).
         let versions = match (event.r#type, body.as_deref()) {
@@ -145,18 +162,30 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
             let Choice::Run(seen) = choose(bound, env.body, versions.as_ref(), &resource) else {
                 continue;
             };
-            let outcome = invoke::call(bound, memo, &env, seen.as_ref()).await;
+            let mut patch = Patches::slot(bound.handler);
+            let outcome = invoke::call(bound, memo, &env, seen.as_ref(), patch.as_mut()).await;
             let retries_done = if index == first { retries_done } else { 0 };
-            if outcome.is_ok() && retries_done == 0 {
-                continue;
+            if outcome.is_ok() {
+                // A failed handler's patch is dropped: its retry starts clean.
+                patches.keep(bound.handler, patch);
+                out.succeeded(&event.object, &resource, bound.handler);
+                if retries_done == 0 {
+                    continue;
+                }
             }
-            if let Some(delay) = settle_handler(bound, outcome, retries_done, &env, &resource) {
+            if let Some(delay) = settle_handler(bound, outcome, retries_done, &env, &resource, out) {
                 failed = Some((index, retries_done + 1, delay));
                 break;
             }
         }
         failed
     };
+    // What the handlers that succeeded asked for, in one write, a retry to come or not.
+    if patches.any() {
+        let gone = event.r#type == EventType::Deleted;
+        out.apply(patches, &event.object, &resource, gone, plan.metrics.as_ref())
+            .await;
+    }
     if let Some((handler, attempt, delay)) = failed {
         return Ran {
             deleted: false,
@@ -190,8 +219,10 @@ fn settle_handler(
     retries_done: u32,
     env: &Env<'_>,
     resource: &Resource<'_>,
+    out: &Writeback,
 ) -> Option<std::time::Duration> {
     let handler = bound.handler;
+    let object = env.body.unwrap_or(&serde_json::Value::Null);
     match outcome {
         Ok(()) => {
             retry::log_recovered(handler, resource, retries_done);
@@ -200,6 +231,12 @@ fn settle_handler(
         Err(err) if retry::retried(handler) => match retry::verdict(&handler.retry, &err, retries_done) {
             Verdict::Retry(delay) => {
                 retry::log_temporary(handler, resource, &err, delay);
+                out.failed(
+                    object,
+                    resource,
+                    handler,
+                    format!("failed temporarily: {err}; retrying in {delay:.1?}"),
+                );
                 if let Some(metrics) = &bound.metrics {
                     metrics.retry_scheduled();
                 }
@@ -207,11 +244,17 @@ fn settle_handler(
             }
             verdict => {
                 retry::log_final(handler, resource, &err, &verdict, retries_done);
+                let what = match verdict {
+                    Verdict::Permanent => format!("failed permanently: {err}"),
+                    _ => format!("gave up after {retries_done} retries: {err}"),
+                };
+                out.failed(object, resource, handler, what);
                 None
             }
         },
         Err(err) => {
             invoke::report(handler, env, &err);
+            out.failed(object, resource, handler, format!("failed: {err}"));
             None
         }
     }

@@ -3,6 +3,8 @@
 
 use crate::api::labels::{Annotations, Labels};
 use crate::api::logger::InSpan;
+use crate::api::patch::Patch;
+use crate::api::recorder::Recorder;
 use crate::contract::context::{Context, Env};
 use crate::contract::outcome::{HandlerError, Outcome};
 use crate::contract::registry::{Invoke, Registration};
@@ -24,15 +26,17 @@ use tracing::Instrument;
 /// The handler runs inside a `handler` span carrying its id and its resource's kind, namespace
 /// and name, so that a plain `tracing::info!` in its body says what it is about.
 ///
-/// `seen` is what an `update` handler sees changed.
+/// `seen` is what an `update` handler sees changed; `patch` the handler's own patch, if it asks
+/// for one.
 pub(crate) async fn call(
     bound: &Bound,
     memo: &mut (dyn Any + Send + Sync),
     env: &Env<'_>,
     seen: Option<&Seen<'_>>,
+    patch: Option<&mut Patch>,
 ) -> Outcome {
     let started = bound.metrics.as_ref().map(HandlerMetrics::start);
-    let outcome = call_in_span(bound, memo, env, seen).await;
+    let outcome = call_in_span(bound, memo, env, seen, patch).await;
     if let (Some(metrics), Some(started)) = (&bound.metrics, started) {
         metrics.called(started, outcome.is_err());
     }
@@ -44,6 +48,7 @@ async fn call_in_span(
     memo: &mut (dyn Any + Send + Sync),
     env: &Env<'_>,
     seen: Option<&Seen<'_>>,
+    patch: Option<&mut Patch>,
 ) -> Outcome {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
@@ -60,6 +65,12 @@ async fn call_in_span(
     // Made here, for this call only: see `Context::labels`.
     let labels = env.body.filter(|_| handler.uses_labels).map(Labels::of);
     let annotations = env.body.filter(|_| handler.uses_annotations).map(Annotations::of);
+    let recorder = env.body.filter(|_| handler.uses_recorder).map(|body| {
+        match env.cluster.and_then(|cluster| cluster.events()) {
+            Some(sink) => Recorder::posting(body, sink),
+            None => Recorder::logging(body),
+        }
+    });
     let mut cx = Context {
         memo,
         env,
@@ -67,6 +78,8 @@ async fn call_in_span(
         seen,
         labels: labels.as_ref(),
         annotations: annotations.as_ref(),
+        patch,
+        recorder: recorder.as_ref(),
     };
     // Without a subscriber that wants it, this is a disabled span: no fields read, nothing kept.
     // Fields are recorded with `Display`: formatters write a `str`'s `Debug` escaped, char by

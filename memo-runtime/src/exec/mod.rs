@@ -7,3 +7,4 @@ pub(crate) mod invoke;
 pub(crate) mod prepare;
 pub(crate) mod retry;
 pub(crate) mod stop;
+pub(crate) mod writeback;

@@ -111,6 +111,8 @@ async fn call_preparer(preparer: &Preparer, shared: &Shared) -> Outcome {
         seen: None,
         labels: None,
         annotations: None,
+        patch: None,
+        recorder: None,
     };
     CatchUnwind((preparer.invoke)(&mut cx), None).await
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 type HandlerLabel = [(&'static str, &'static str); 1];
 type EventLabels = [(&'static str, String); 2];
 type StoreLabel = [(&'static str, String); 1];
+type KindLabel = [(&'static str, String); 1];
 type OperationLabels = [(&'static str, String); 2];
 type Durations = Family<HandlerLabel, Histogram, fn() -> Histogram>;
 
@@ -43,6 +44,11 @@ pub(crate) struct Metrics {
     other_kinds: [Counter; 3],
     shared_operations: Family<OperationLabels, Counter>,
     shared_errors: Family<StoreLabel, Counter>,
+    /// Patch requests sent for handlers, by kind.
+    api_writes: Family<KindLabel, Counter>,
+    /// Patch requests the API server refused (or never answered), by kind and HTTP status
+    /// (`none` without an answer): a bounded set, as the kinds are the handlers'.
+    api_errors: Family<EventLabels, Counter>,
     /// Gauges that the engine's threads keep in figures of their own are set when read, not
     /// at every change.
     collector: Arc<Mutex<Option<Collector>>>,
@@ -67,6 +73,8 @@ impl Default for Metrics {
             source_connected: Gauge::default(),
             shared_operations: Family::default(),
             shared_errors: Family::default(),
+            api_writes: Family::default(),
+            api_errors: Family::default(),
             collector: Arc::default(),
         }
     }
@@ -110,8 +118,11 @@ impl Metrics {
             EventType::ALL.map(|r#type| family.get_or_create_owned(&event_labels(kind, r#type)))
         };
         KindMetrics {
+            kind: kind.into(),
             received: per_type(&self.events_received),
             handled: per_type(&self.events_handled),
+            api_writes: self.api_writes.get_or_create_owned(&[("kind", kind.to_owned())]),
+            api_errors: self.api_errors.clone(),
         }
     }
 
@@ -209,6 +220,16 @@ impl Metrics {
             "Shared-memory operations that failed, by store",
             self.shared_errors.clone(),
         );
+        registry.register(
+            "api_writes",
+            "Patch requests sent to the API server for handlers' patches, by kind",
+            self.api_writes.clone(),
+        );
+        registry.register(
+            "api_errors",
+            "Patch requests the API server refused or never answered, by kind and HTTP status",
+            self.api_errors.clone(),
+        );
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &registry);
@@ -255,8 +276,11 @@ impl HandlerMetrics {
 
 /// The event counters of one kind, by event type, at hand in the kind's plan.
 pub(crate) struct KindMetrics {
+    kind: Box<str>,
     received: [Counter; 3],
     handled: [Counter; 3],
+    api_writes: Counter,
+    api_errors: Family<EventLabels, Counter>,
 }
 
 impl KindMetrics {
@@ -266,6 +290,20 @@ impl KindMetrics {
 
     pub(crate) fn handled(&self, r#type: EventType) {
         self.handled[r#type.index()].inc();
+    }
+
+    /// Counts `requests` patch requests sent for this kind.
+    pub(crate) fn api_writes(&self, requests: usize) {
+        self.api_writes.inc_by(requests as u64);
+    }
+
+    /// Counts a patch request that failed with HTTP status `code` (`None`: no answer). Rare:
+    /// the label set is looked up here.
+    pub(crate) fn api_error(&self, code: Option<u16>) {
+        let code = code.map_or_else(|| "none".to_owned(), |code| code.to_string());
+        self.api_errors
+            .get_or_create(&[("kind", self.kind.to_string()), ("code", code)])
+            .inc();
     }
 }
 
@@ -336,6 +374,8 @@ mod tests {
         kind.received(EventType::Added);
         kind.received(EventType::Added);
         kind.handled(EventType::Modified);
+        kind.api_writes(2);
+        kind.api_error(Some(422));
         metrics.received_unhandled_kind(EventType::Deleted);
         let handler = metrics.handler("app::create");
         handler.called(handler.start(), true);
@@ -357,6 +397,8 @@ mod tests {
             r#"memo_shared_operations_total{store="in-process",operation="set"} 1"#,
             r#"memo_shared_operations_total{store="in-process",operation="get"} 1"#,
             r#"memo_shared_errors_total{store="in-process"} 1"#,
+            r#"memo_api_writes_total{kind="KopfExample"} 2"#,
+            r#"memo_api_errors_total{kind="KopfExample",code="422"} 1"#,
             "memo_resources 7",
             "memo_queue_depth 0",
             "memo_retries_scheduled 0",

@@ -1,6 +1,7 @@
 //! Building an operator: its memo, name, store, workers, source, signals, shard and liveness
 //! endpoint.
 
+use crate::api::post_events::PostEvents;
 use crate::operator::Operator;
 use crate::shared::Shared;
 use crate::source::EventSource;
@@ -35,6 +36,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shard: self.shard,
             liveness: self.liveness,
             metrics: self.metrics,
+            post_events: self.post_events,
+            cluster: self.cluster,
         }
     }
 
@@ -188,6 +191,44 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     /// ```
     pub fn liveness(mut self, address: impl ToString) -> Self {
         self.liveness = Some(address.to_string());
+        self
+    }
+
+    /// Which handler outcomes are posted as Kubernetes Events on their object when the operator
+    /// runs against a cluster (default [`PostEvents::Warning`]: a failure, temporary or for
+    /// good) — the `--post-events` flag of [`run`](crate::run). At most one such Event per
+    /// object every [`PostEvents::MIN_INTERVAL`].
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    /// use memo_runtime::PostEvents;
+    ///
+    /// let quiet = Operator::new().post_events(PostEvents::None);
+    /// # drop(quiet);
+    /// ```
+    pub fn post_events(mut self, post: PostEvents) -> Self {
+        self.post_events = post;
+        self
+    }
+
+    /// The Kubernetes client handlers asking for `client: &kube::Client` get when the source is
+    /// not [`source::kubernetes`](crate::source::kubernetes) (which supplies its own). Without
+    /// either, such a handler stops the operator from starting (`M0005`). Patches still need
+    /// the Kubernetes source: with another, a handler's patch is logged as dropped.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> memo_runtime::Result<()> {
+    /// let client = memo_runtime::kube::Client::try_default()
+    ///     .await
+    ///     .map_err(|err| memo_runtime::Error::Kubernetes(err.to_string()))?;
+    /// let (_events, source) = memo_runtime::source::channel(16);
+    /// memo_runtime::Operator::new().client(client).source(source).run().await
+    /// # }
+    /// ```
+    #[cfg(feature = "kube")]
+    pub fn client(mut self, client: kube::Client) -> Self {
+        self.cluster = Some(std::sync::Arc::new(crate::source::ClientOnly(client)));
         self
     }
 }

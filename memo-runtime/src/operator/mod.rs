@@ -5,6 +5,8 @@ mod builder;
 mod phases;
 
 use crate::api::memo::Memo;
+use crate::api::post_events::PostEvents;
+use crate::contract::cluster::Cluster;
 use crate::contract::registry;
 use crate::observe::metrics::Metrics;
 use crate::shared::DEFAULT_BOT_NAME;
@@ -12,6 +14,7 @@ use crate::shared::SharedMemory;
 use crate::shared::preparers::Prepare;
 use crate::source::EventSource;
 use crate::store::{InProcessStore, StoreRef};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a stop waits for running handlers by default: a pod's grace period.
@@ -56,6 +59,9 @@ pub struct Operator<M = Memo> {
     shard: Option<(u64, u64)>,
     liveness: Option<String>,
     metrics: Metrics,
+    post_events: PostEvents,
+    /// A cluster of the operator's own, for handlers' `client` with a source that is not one.
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl Operator<Memo> {
@@ -79,6 +85,8 @@ impl Operator<Memo> {
             shard: None,
             liveness: None,
             metrics: Metrics::default(),
+            post_events: PostEvents::default(),
+            cluster: None,
         }
     }
 }
@@ -101,6 +109,8 @@ impl<M> std::fmt::Debug for Operator<M> {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("shard", &self.shard)
             .field("liveness", &self.liveness)
+            .field("post_events", &self.post_events)
+            .field("client", &self.cluster.is_some())
             .finish()
     }
 }

@@ -9,6 +9,7 @@ use crate::contract::registry::{self, MemoType, Registration, Trigger};
 use crate::dispatch::Dispatcher;
 use crate::exec::invoke;
 use crate::exec::stop::{Stop, Supervised, humanize};
+use crate::exec::writeback::Writeback;
 use crate::observe::health::Health;
 use crate::observe::in_flight::{InFlight, Watch};
 use crate::observe::liveness::Endpoint;
@@ -41,7 +42,18 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     /// source.
     pub async fn run(self) -> Result<()> {
         let handlers = registry::registered();
-        let problems = validate(&handlers, &registry::registered_preparers(), MemoType::of::<M>());
+        // The source's cluster first: it also knows where each kind is written.
+        let cluster = self
+            .source
+            .as_ref()
+            .and_then(EventSource::cluster)
+            .or_else(|| self.cluster.clone());
+        let problems = validate(
+            &handlers,
+            &registry::registered_preparers(),
+            MemoType::of::<M>(),
+            cluster.is_some(),
+        );
         if !problems.is_empty() {
             for problem in &problems {
                 tracing::error!(target: "memo", code = problem.code(), "{}", problem.message());
@@ -58,7 +70,12 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shard,
             liveness,
             metrics,
+            post_events,
+            cluster: _,
         } = self;
+        if let Some(cluster) = &cluster {
+            cluster.report_as(memory.bot());
+        }
         let shard = shard.map(|(index, count)| Shard::new(index, count)).transpose()?;
         if let Some(shard) = shard {
             tracing::info!(target: "memo", "handling shard {shard}: the resources whose key hashes to {} modulo {}", shard.index(), shard.count());
@@ -107,6 +124,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shard,
             health,
             metrics,
+            out: Writeback::new(cluster, post_events),
         };
         let result = phases.run(memo, source, workers).await;
         drop(idle_sender);
@@ -133,6 +151,8 @@ struct Phases {
     health: Health,
     /// `None` unless the operator serves metrics.
     metrics: Option<Metrics>,
+    /// Where handlers' patches and outcome Events go.
+    out: Writeback,
 }
 
 impl Phases {
@@ -180,7 +200,14 @@ impl Phases {
         let stop = &self.stop;
         let in_flight = InFlight::default();
         let catalog = Catalog::new(&self.handlers, self.memory.clone(), self.metrics.clone());
-        let dispatcher = Dispatcher::new(memo, catalog, stop.clone(), self.shard, self.metrics.clone());
+        let dispatcher = Dispatcher::new(
+            memo,
+            catalog,
+            stop.clone(),
+            self.shard,
+            self.metrics.clone(),
+            self.out.clone(),
+        );
         self.health.running(source.connections());
         let dispatching = {
             let (stop, in_flight) = (stop.clone(), in_flight.clone());
@@ -237,12 +264,12 @@ impl Phases {
         let in_flight = InFlight::default();
         let work = {
             let (memory, cancel, watch) = (self.memory.clone(), cancel.clone(), in_flight.watch());
-            let metrics = self.metrics.clone();
+            let (metrics, out) = (self.metrics.clone(), self.out.clone());
             crate::exec::dedicated::spawn(format!("memo-{phase}"), async move {
                 let failed = tokio::select! {
                     biased;
                     () = cancel.cancelled() => None,
-                    failed = run_lifecycle(&selected, &memory, metrics.as_ref(), &mut memo, &watch) => failed,
+                    failed = run_lifecycle(&selected, &memory, metrics.as_ref(), &mut memo, &watch, &out) => failed,
                 };
                 (memo, failed)
             })
@@ -288,11 +315,12 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
     metrics: Option<&Metrics>,
     memo: &mut M,
     watch: &Watch,
+    out: &Writeback,
 ) -> Option<&'static Registration> {
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
-    let env = Env::new(None, None, None, &logger, watch);
+    let env = Env::new(None, None, None, &logger, watch).on(out.cluster());
     for &handler in handlers {
-        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None).await {
+        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None, None).await {
             invoke::report(handler, &env, &err);
             if handler.trigger.is_startup() {
                 return Some(handler);

@@ -4,14 +4,29 @@
 use crate::api::problem::Problem;
 use crate::contract::registry::{MemoType, Preparer, Registration, Trigger};
 
-/// Checks what the macros cannot see: that every handler's memo type is the operator's, and that
-/// explicit ids are unique across the whole program.
+/// Checks what the macros cannot see: that every handler's memo type is the operator's, that
+/// explicit ids are unique across the whole program, and that a handler asking for a `client`
+/// will get one (`has_client`).
 pub(crate) fn validate(
     handlers: &[&'static Registration],
     preparers: &[&'static Preparer],
     memo: MemoType,
+    has_client: bool,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if !has_client {
+        for handler in handlers.iter().filter(|handler| handler.uses_client) {
+            problems.push(Problem::new(
+                "M0005",
+                format!(
+                    "handler `{}` at {} asks for `client`, but the operator does not run against a cluster: \
+                     run it against one (without `--source`), or give it a client with `Operator::client`",
+                    handler.id,
+                    handler.location(),
+                ),
+            ));
+        }
+    }
     for preparer in preparers {
         if let Some(component) = preparer.component
             && !handlers.iter().any(|handler| handler.component == Some(component))

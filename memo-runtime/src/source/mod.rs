@@ -11,6 +11,8 @@ mod merge;
 mod reader_thread;
 
 #[cfg(feature = "kube")]
+pub(crate) use kubernetes::ClientOnly;
+#[cfg(feature = "kube")]
 pub use kubernetes::kubernetes;
 
 /// The watch-stream framer alone, for memo-bench (measurement 9); not an API.
@@ -33,6 +35,8 @@ pub mod splitters {
 use crate::api::error::{Error, Result};
 use crate::api::event::Event;
 use crate::observe::health::Connection;
+use crate::contract::cluster::Cluster;
+use std::sync::Arc;
 use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -49,6 +53,8 @@ pub struct EventSource {
     inner: Inner,
     /// What tells whether the parts of the source that can lose a connection have it.
     connections: Vec<Connection>,
+    /// The cluster it watches, where handlers' patches and Events go.
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 enum Inner {
@@ -65,7 +71,20 @@ impl EventSource {
         EventSource {
             inner,
             connections: Vec::new(),
+            cluster: None,
         }
+    }
+
+    /// The same source, watching `cluster`.
+    #[cfg_attr(not(feature = "kube"), allow(dead_code))]
+    pub(crate) fn watching(mut self, cluster: Arc<dyn Cluster>) -> EventSource {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// The cluster the source watches, if it is one.
+    pub(crate) fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.cluster.clone()
     }
 
     /// The same source, whose connection `connection` tells.
@@ -171,9 +190,11 @@ impl EventSource {
             .iter()
             .flat_map(|source| source.connections.iter().cloned())
             .collect();
+        let cluster = sources.iter().find_map(EventSource::cluster);
         EventSource {
             inner: Inner::Merged(merge::Merged::new(sources)),
             connections,
+            cluster,
         }
     }
 

@@ -13,6 +13,9 @@ use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
 pub(super) struct Watched {
     pub(super) resource: ApiResource,
     pub(super) namespaced: bool,
+    /// Whether the kind is served with the `status` subresource: then a write of the object
+    /// ignores `status`, and handlers' status changes go to `/status`.
+    pub(super) status_subresource: bool,
     pub(super) handlers: Vec<&'static str>,
 }
 
@@ -91,6 +94,10 @@ fn resolve_in(
             None => watched.push(Watched {
                 resource: resource.clone(),
                 namespaced: capabilities.scope == Scope::Namespaced,
+                status_subresource: capabilities
+                    .subresources
+                    .iter()
+                    .any(|(subresource, _)| subresource.plural == "status"),
                 handlers: vec![handler.id],
             }),
         }
@@ -218,6 +225,9 @@ mod tests {
             uses_shared: false,
             uses_labels: false,
             uses_annotations: false,
+        uses_patch: false,
+        uses_recorder: false,
+        uses_client: false,
             invoke: Invoke::Sync(noop),
             retry: crate::contract::registry::RetryPolicy::DEFAULT,
             filters: crate::contract::registry::Filters::NONE,

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// How many notes may wait to be posted; beyond it new ones are dropped (logged at debug): Events
@@ -15,20 +16,28 @@ const QUEUE: usize = 1024;
 /// A sink that posts notes to the cluster.
 pub(crate) struct KubeEvents {
     queue: mpsc::Sender<(ObjectReference, Event)>,
+    /// Who reports the Events, named before the first is posted.
+    controller: Arc<OnceLock<String>>,
 }
 
 impl KubeEvents {
-    /// Starts the posting task, reporting as `controller` (the operator's name) from `instance`
-    /// (the pod's name, if known). It ends when the sink is dropped.
-    pub(crate) fn start(client: Client, controller: &str, instance: Option<String>) -> Self {
+    /// Starts the posting task, reporting from `instance` (the pod's name, if known) as the
+    /// controller [`named`](Self::report_as) before the first note (or `default_controller`).
+    /// It ends when the sink is dropped.
+    pub(crate) fn start(client: Client, default_controller: &str, instance: Option<String>) -> Self {
         let (queue, mut queued) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
-        let reporter = Reporter {
-            controller: controller.to_owned(),
-            instance,
-        };
-        let recorder = Recorder::new(client, reporter);
+        let controller = Arc::new(OnceLock::new());
+        let (named, default_controller) = (Arc::clone(&controller), default_controller.to_owned());
         tokio::spawn(async move {
+            let mut recorder = None;
             while let Some((reference, event)) = queued.recv().await {
+                let recorder = recorder.get_or_insert_with(|| {
+                    let controller = named.get().cloned().unwrap_or(default_controller.clone());
+                    Recorder::new(client.clone(), Reporter {
+                        controller,
+                        instance: instance.clone(),
+                    })
+                });
                 if let Err(err) = recorder.publish(&event, &reference).await {
                     tracing::warn!(
                         target: "memo",
@@ -41,7 +50,13 @@ impl KubeEvents {
                 }
             }
         });
-        KubeEvents { queue }
+        KubeEvents { queue, controller }
+    }
+
+    /// Names the controller the Events are reported by (the operator's name); only the first
+    /// name counts.
+    pub(crate) fn report_as(&self, controller: &str) {
+        let _ = self.controller.set(controller.to_owned());
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Kubernetes API as the event source: a kube-rs watch of every kind the handlers select.
 
 mod bookkeeping;
+mod cluster;
 #[cfg(test)]
 mod cost;
 mod discovery;
@@ -8,13 +9,12 @@ mod discovery;
 #[cfg(test)]
 #[path = "../../../tests/support/fake_api.rs"]
 mod fake_api;
-// Used once handlers write back (issue 19): tested here against the fake API server.
-#[allow(dead_code)]
 mod events;
 mod object;
 mod watch;
-#[allow(dead_code)]
 mod writer;
+
+pub(crate) use cluster::ClientOnly;
 
 use super::EventSource;
 use crate::api::error::Result;
@@ -72,8 +72,17 @@ pub async fn kubernetes<N: Into<String>>(
     let watched = discovery::resolve(&client, &crate::contract::registry::registered()).await?;
     if watched.is_empty() {
         tracing::info!(target: "memo", "no handler selects a kind: nothing to watch");
-        return Ok(EventSource::from_stream(Nothing));
+        let cluster = std::sync::Arc::new(ClientOnly(client));
+        return Ok(EventSource::from_stream(Nothing).watching(cluster));
     }
+    let writable = watched
+        .iter()
+        .map(|watched| cluster::Writable {
+            resource: watched.resource.clone(),
+            status_subresource: watched.status_subresource,
+        })
+        .collect();
+    let cluster = std::sync::Arc::new(cluster::KubeCluster::new(client.clone(), writable));
     let mut sources = Vec::new();
     for watched in watched {
         let resource = &watched.resource;
@@ -108,7 +117,7 @@ pub async fn kubernetes<N: Into<String>>(
         1 => sources.remove(0),
         _ => EventSource::merge(sources),
     };
-    Ok(source.connected_by(connection))
+    Ok(source.connected_by(connection).watching(cluster))
 }
 
 /// The source of an operator with nothing to watch: it runs until it is stopped.

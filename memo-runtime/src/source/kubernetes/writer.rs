@@ -4,17 +4,9 @@
 //! part.
 
 use crate::api::patch::Patch;
+use crate::contract::cluster::{WriteError, Written};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PatchParams};
-
-/// What became of a patch.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Written {
-    /// Applied, in this many requests (0 for an empty patch).
-    Applied(usize),
-    /// The object is gone (404): nothing to write to.
-    Gone,
-}
 
 /// Where an object lives, as the writer addresses it.
 pub(crate) struct Target<'a> {
@@ -26,7 +18,7 @@ pub(crate) struct Target<'a> {
 }
 
 /// Applies `patch` to the object at `target`.
-pub(crate) async fn write(client: &Client, target: &Target<'_>, patch: Patch) -> Result<Written, kube::Error> {
+pub(crate) async fn write(client: &Client, target: &Target<'_>, patch: Patch) -> Result<Written, WriteError> {
     if patch.is_empty() {
         return Ok(Written::Applied(0));
     }
@@ -53,7 +45,23 @@ pub(crate) async fn write(client: &Client, target: &Target<'_>, patch: Patch) ->
         match sent {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Written::Gone),
-            Err(err) => return Err(err),
+            Err(kube::Error::Api(status)) => {
+                return Err(WriteError {
+                    code: Some(status.code),
+                    message: format!(
+                        "{} {}: {}",
+                        status.code,
+                        status.reason,
+                        status.message
+                    ),
+                });
+            }
+            Err(err) => {
+                return Err(WriteError {
+                    code: None,
+                    message: err.to_string(),
+                });
+            }
         }
     }
     Ok(Written::Applied(requests))
@@ -61,7 +69,8 @@ pub(crate) async fn write(client: &Client, target: &Target<'_>, patch: Patch) ->
 
 #[cfg(test)]
 mod tests {
-    use super::{Target, Written, write};
+    use super::{Target, write};
+    use crate::contract::cluster::Written;
     use crate::api::patch::Patch;
     use crate::source::kubernetes::fake_api;
     use kube::api::ApiResource;

@@ -1,0 +1,52 @@
+//! What a handler's writes and notes go to when the operator runs against a cluster: the seam
+//! between the engine, which merges an event's patches, and the Kubernetes source, which knows
+//! where each kind is written.
+
+use crate::api::patch::Patch;
+use crate::api::recorder::EventSink;
+use crate::contract::registry::BoxFuture;
+use serde_json::Value;
+
+/// What became of an event's patch.
+#[derive(Debug, PartialEq, Eq)]
+// Made by the Kubernetes source only (feature `kube`).
+#[cfg_attr(not(feature = "kube"), allow(dead_code))]
+pub(crate) enum Written {
+    /// Applied, in this many requests (0 for an empty patch).
+    Applied(usize),
+    /// The object is gone (404): nothing to write to.
+    Gone,
+}
+
+/// A write the API server refused or that never got an answer.
+#[derive(Debug)]
+pub(crate) struct WriteError {
+    /// The HTTP status, when the server answered.
+    pub(crate) code: Option<u16>,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The cluster an operator runs against.
+pub(crate) trait Cluster: Send + Sync {
+    /// The client handlers asking for `client` get.
+    #[cfg(feature = "kube")]
+    fn client(&self) -> &kube::Client;
+
+    /// Where Events about objects go; `None` when this cluster cannot post them (a client
+    /// given with [`Operator::client`](crate::Operator::client) alone, with another source).
+    fn events(&self) -> Option<&dyn EventSink>;
+
+    /// Names who reports the Events: the operator's name.
+    fn report_as(&self, controller: &str);
+
+    /// Applies `patch` to `object` (read for its kind, API version, namespace and name); `None`
+    /// when this cluster does not know where objects of that kind are written: then the patch
+    /// cannot be applied and is dropped.
+    fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<BoxFuture<'a, Result<Written, WriteError>>>;
+}

@@ -1,0 +1,98 @@
+//! The cluster a Kubernetes source watches, as handlers reach it: where each watched kind is
+//! written (its resource and whether it has the `status` subresource, from discovery), the
+//! Events sink, and the client.
+
+use super::events::KubeEvents;
+use super::writer::{Target, write};
+use crate::api::patch::Patch;
+use crate::api::recorder::EventSink;
+use crate::contract::cluster::{Cluster, WriteError, Written};
+use crate::contract::registry::BoxFuture;
+use kube::Client;
+use kube::api::ApiResource;
+use serde_json::Value;
+
+/// A watched kind, as the writer addresses it.
+pub(super) struct Writable {
+    pub(super) resource: ApiResource,
+    pub(super) status_subresource: bool,
+}
+
+pub(super) struct KubeCluster {
+    client: Client,
+    kinds: Vec<Writable>,
+    events: KubeEvents,
+}
+
+impl KubeCluster {
+    /// Must be called on the runtime the operator runs on: it starts the Events' posting task.
+    pub(super) fn new(client: Client, kinds: Vec<Writable>) -> Self {
+        let instance = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .ok()
+            .filter(|name| !name.is_empty());
+        KubeCluster {
+            events: KubeEvents::start(client.clone(), crate::shared::DEFAULT_BOT_NAME, instance),
+            client,
+            kinds,
+        }
+    }
+
+    fn kind_of(&self, object: &Value) -> Option<&Writable> {
+        let kind = object.get("kind")?.as_str()?;
+        let api_version = object.get("apiVersion")?.as_str()?;
+        self.kinds
+            .iter()
+            .find(|writable| writable.resource.kind == kind && writable.resource.api_version == api_version)
+    }
+}
+
+impl Cluster for KubeCluster {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        Some(&self.events)
+    }
+
+    fn report_as(&self, controller: &str) {
+        self.events.report_as(controller);
+    }
+
+    fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<BoxFuture<'a, Result<Written, WriteError>>> {
+        let writable = self.kind_of(object)?;
+        let metadata = object.get("metadata")?;
+        let name = metadata.get("name")?.as_str()?;
+        let namespace = metadata.get("namespace").and_then(Value::as_str);
+        Some(Box::pin(async move {
+            let target = Target {
+                resource: &writable.resource,
+                status_subresource: writable.status_subresource,
+                namespace,
+                name,
+            };
+            write(&self.client, &target, patch).await
+        }))
+    }
+}
+
+/// The cluster of a client given with `Operator::client`, beside a source that is not a
+/// cluster: handlers get the client; patches and Events have nowhere to go.
+pub(crate) struct ClientOnly(pub(crate) Client);
+
+impl Cluster for ClientOnly {
+    fn client(&self) -> &Client {
+        &self.0
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        None
+    }
+
+    fn report_as(&self, _: &str) {}
+
+    fn write<'a>(&'a self, _: &'a Value, _: Patch) -> Option<BoxFuture<'a, Result<Written, WriteError>>> {
+        None
+    }
+}
