@@ -122,6 +122,8 @@ fn every_flag_is_read() {
         "json",
         "--liveness",
         "127.0.0.1:8080",
+        "--post-events",
+        "all",
         "-vv",
         "--database-url",
         "postgres://db/",
@@ -137,10 +139,16 @@ fn every_flag_is_read() {
     assert_eq!(memo.shard, Some(Shard::new(1, 3).unwrap()));
     assert_eq!(memo.log_format, LogFormat::Json);
     assert_eq!(memo.liveness.as_deref(), Some("127.0.0.1:8080"));
+    assert_eq!(memo.post_events, memo_runtime::PostEvents::All);
     assert_eq!(memo.verbose, 2);
     assert_eq!(memo.verbosity(), 2);
     assert_eq!(flags.database_url, "postgres://db/");
     assert_eq!(parse(&["--source", "-"]).unwrap().memo.source.as_deref(), Some("-"));
+    assert_eq!(parse(&[]).unwrap().memo.post_events, memo_runtime::PostEvents::Warning);
+    assert_eq!(
+        parse(&["--post-events", "none"]).unwrap().memo.post_events,
+        memo_runtime::PostEvents::None
+    );
 }
 
 #[test]
@@ -186,6 +194,7 @@ fn bad_values_are_clap_errors_with_exit_code_2() {
         (&["--shard", "3/3"], "shard 3/3 does not exist"),
         (&["--shard", "3"], "not a shard"),
         (&["--log-format", "xml"], "xml"),
+        (&["--post-events", "loud"], "[possible values: none, warning, all]"),
         (&["--source", ""], "`-` for standard input"),
         (&["--namespace", " "], "must not be empty"),
         (&["--name", ""], "must not be empty"),

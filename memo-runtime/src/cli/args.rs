@@ -1,6 +1,7 @@
 //! The runtime's flags as a `clap::Args` struct, and the value parsers they use.
 
 use crate::api::shard::Shard;
+use crate::api::post_events::PostEvents;
 use clap::builder::TypedValueParser;
 use std::ffi::OsStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub(crate) const NO_REDIS: &str =
 /// | `--shard I/N` | be replica I of N `[env: MEMO_SHARD]` |
 /// | `--log-format text\|json` | log lines as text or JSON `[env: MEMO_LOG_FORMAT]` |
 /// | `--liveness HOST:PORT` | serve `/healthz` and Prometheus `/metrics` there `[env: MEMO_LIVENESS]` |
+/// | `--post-events none\|warning\|all` | which handler outcomes become Kubernetes Events `[env: MEMO_POST_EVENTS]` |
 /// | `-v`, `-vv`, `-q` | more or less logging |
 ///
 /// Flags of features memo-runtime was built without still parse (so `--help` is the same for
@@ -110,6 +112,13 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", env = "MEMO_LIVENESS", value_parser = host_port)]
     pub liveness: Option<String>,
 
+    /// Which handler outcomes are posted as Kubernetes Events on their object: `none`,
+    /// `warning` (a handler failed, temporarily or for good) or `all` (also a handler that
+    /// succeeded); at most one per object every 10 s.
+    #[arg(long, value_name = "WHICH", env = "MEMO_POST_EVENTS", default_value_t = PostEvents::Warning,
+          value_parser = clap::builder::PossibleValuesParser::new(["none", "warning", "all"]).map(|text| text.parse::<PostEvents>().unwrap_or_default()))]
+    pub post_events: PostEvents,
+
     /// More logging: `-v` debug, `-vv` trace (RUST_LOG overrides).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -145,6 +154,7 @@ impl Default for Args {
             shard: None,
             log_format: LogFormat::Text,
             liveness: None,
+            post_events: PostEvents::Warning,
             verbose: 0,
             quiet: false,
         }

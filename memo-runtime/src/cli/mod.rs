@@ -226,6 +226,7 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             Some(shard) => operator.shard(shard.index(), shard.count()),
             None => operator,
         };
+        let operator = operator.post_events(args.post_events);
         let operator = match &args.liveness {
             Some(address) => operator.liveness(address),
             None => operator,
