@@ -112,7 +112,11 @@ impl Injectable {
                 "`{}` is only given to handlers of a resource (`event`, `create`, `update`, `delete`, `timer`): \
                  a startup or cleanup handler has no object to {}; take `client: &kube::Client` and write with it",
                 self.name(),
-                if self == Injectable::Patch { "patch" } else { "post Events about" }
+                if self == Injectable::Patch {
+                    "patch"
+                } else {
+                    "post Events about"
+                }
             )),
             _ => None,
         }
@@ -449,6 +453,31 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors[1].starts_with("`old` is only given"), "{errors:?}");
+    }
+
+    #[test]
+    fn writing_is_for_handlers_of_a_resource() {
+        const STARTUP: Availability<'static> = Availability {
+            injectables: &[
+                Injectable::Memo,
+                Injectable::Logger,
+                Injectable::Shared,
+                Injectable::Client,
+            ],
+            what: "a startup handler",
+        };
+        let mut errors = Errors::default();
+        let sig: Signature = parse_quote!(fn f(patch: &mut Patch, recorder: &Recorder, client: &Client));
+        let params = params(&sig, &STARTUP, &mut errors);
+        let errors = errors.messages();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("`patch` is only given to handlers of a resource"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("no object to post Events about"), "{errors:?}");
+        assert_eq!(params.len(), 1);
+        assert_eq!(params[0].injectable, Injectable::Client);
     }
 
     #[test]

@@ -147,9 +147,19 @@ async fn patches_are_merged_into_one_write_and_status_writes_do_not_run_update_h
     // Two events handled (the creation, the label): for the first, two handlers' patches in one
     // PATCH of the object and one of its status; for the second, one of its status. The count
     // is by path prefix: `E1` counts both.
-    assert_eq!(fake.count("PATCH", &format!("{E1}/status")), 2, "{:#?}", fake.requests());
+    assert_eq!(
+        fake.count("PATCH", &format!("{E1}/status")),
+        2,
+        "{:#?}",
+        fake.requests()
+    );
     assert_eq!(fake.count("PATCH", E1), 3, "{:#?}", fake.requests());
-    assert_eq!(fake.count("GET", E1), 0, "no read before a write: {:#?}", fake.requests());
+    assert_eq!(
+        fake.count("GET", E1),
+        0,
+        "no read before a write: {:#?}",
+        fake.requests()
+    );
     // The recorder's note became an Event about the object.
     wait_until("the Created event", || {
         fake.events().iter().any(|event| event["reason"] == "Created")

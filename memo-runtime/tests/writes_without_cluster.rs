@@ -31,12 +31,21 @@ async fn connect(memo: &mut Memo, client: &memo_runtime::kube::Client) -> memo_r
 #[tokio::test(flavor = "current_thread")]
 async fn client_needs_a_cluster_or_a_client_of_the_operators_own_and_patches_are_dropped_once() {
     let (_events, source) = memo_runtime::source::channel(1);
-    let err = Operator::new().handle_signals(false).source(source).run().await.unwrap_err();
-    let Error::Startup(problems) = &err else { panic!("{err}") };
+    let err = Operator::new()
+        .handle_signals(false)
+        .source(source)
+        .run()
+        .await
+        .unwrap_err();
+    let Error::Startup(problems) = &err else {
+        panic!("{err}")
+    };
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].code(), "M0005");
     assert!(
-        problems[0].message().contains("handler `writes_without_cluster::connect`")
+        problems[0]
+            .message()
+            .contains("handler `writes_without_cluster::connect`")
             && problems[0].message().contains("Operator::client"),
         "{}",
         problems[0].message()
@@ -60,7 +69,10 @@ async fn client_needs_a_cluster_or_a_client_of_the_operators_own_and_patches_are
     running.await.unwrap().unwrap();
     assert_eq!(entries(&log), ["listed 0", "created e1", "created e2"]);
     let lines = entries(&logs);
-    let dropped: Vec<&String> = lines.iter().filter(|line| line.contains("the patch is dropped")).collect();
+    let dropped: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains("the patch is dropped"))
+        .collect();
     assert_eq!(dropped.len(), 1, "once for the handler, not per event: {lines:#?}");
     assert!(
         dropped[0].contains("handler `writes_without_cluster::created` patched its object")

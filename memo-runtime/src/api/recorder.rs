@@ -4,7 +4,8 @@
 //! must not fail the handler: a [`Recorder`] hands each note to a sink that queues it and posts
 //! it in the background (best effort). Without a cluster there is no sink, and notes are logged.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// How serious a note is: Kubernetes Events are `Normal` or `Warning`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,13 +44,16 @@ pub(crate) trait EventSink: Send + Sync {
 /// let object = serde_json::json!({"kind": "KopfExample", "metadata": {"name": "e1"}});
 /// created("e1", &Recorder::logging(&object));
 /// ```
-#[derive(Clone, Copy)]
-pub struct Recorder<'a> {
-    object: &'a Value,
-    sink: Option<&'a dyn EventSink>,
+///
+/// It owns what names its object (kind, API version, namespace, name, uid, resource version),
+/// not the object: `recorder: &Recorder` needs no lifetime, in async handlers too.
+#[derive(Clone)]
+pub struct Recorder {
+    object: Value,
+    sink: Option<Arc<dyn EventSink>>,
 }
 
-impl std::fmt::Debug for Recorder<'_> {
+impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
             .field("kind", &self.object.get("kind"))
@@ -59,23 +63,26 @@ impl std::fmt::Debug for Recorder<'_> {
     }
 }
 
-impl<'a> Recorder<'a> {
-    /// A recorder that only logs its notes, for `object`: what handlers get without a cluster,
-    /// and what a unit test of a handler can pass it.
+impl Recorder {
+    /// A recorder that only logs its notes, for `object` (only what names it is kept): what
+    /// handlers get without a cluster, and what a unit test of a handler can pass it.
     ///
     /// ```
     /// let object = serde_json::json!({"kind": "KopfExample", "metadata": {"name": "e1"}});
     /// let recorder = memo_runtime::Recorder::logging(&object);
     /// recorder.warning("Slow", "the backend took 3 s");
     /// ```
-    pub fn logging(object: &'a Value) -> Self {
-        Recorder { object, sink: None }
+    pub fn logging(object: &Value) -> Self {
+        Recorder {
+            object: identity(object),
+            sink: None,
+        }
     }
 
     /// A recorder posting through `sink`.
-    pub(crate) fn posting(object: &'a Value, sink: &'a dyn EventSink) -> Self {
+    pub(crate) fn posting(object: &Value, sink: Arc<dyn EventSink>) -> Self {
         Recorder {
-            object,
+            object: identity(object),
             sink: Some(sink),
         }
     }
@@ -92,9 +99,9 @@ impl<'a> Recorder<'a> {
     }
 
     fn note(&self, severity: Severity, reason: &str, message: String) {
-        match self.sink {
+        match &self.sink {
             Some(sink) => sink.post(
-                self.object,
+                &self.object,
                 Note {
                     severity,
                     reason: reason.to_owned(),
@@ -121,6 +128,26 @@ impl<'a> Recorder<'a> {
     }
 }
 
+/// What names `object`, as an Event refers to it.
+fn identity(object: &Value) -> Value {
+    let mut kept = Map::new();
+    for field in ["apiVersion", "kind"] {
+        if let Some(value) = object.get(field) {
+            kept.insert(field.to_owned(), value.clone());
+        }
+    }
+    if let Some(metadata) = object.get("metadata") {
+        let mut names = Map::new();
+        for field in ["name", "namespace", "uid", "resourceVersion"] {
+            if let Some(value) = metadata.get(field) {
+                names.insert(field.to_owned(), value.clone());
+            }
+        }
+        kept.insert("metadata".to_owned(), Value::Object(names));
+    }
+    Value::Object(kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,8 +170,8 @@ mod tests {
     #[test]
     fn notes_go_to_the_sink_with_their_object_and_severity() {
         let object = json!({"kind": "KopfExample", "metadata": {"name": "e1"}});
-        let kept = Kept::default();
-        let recorder = Recorder::posting(&object, &kept);
+        let kept = Arc::new(Kept::default());
+        let recorder = Recorder::posting(&object, kept.clone());
         recorder.info("Created", "e1 is set up");
         recorder.warning("Slow", String::from("3 s"));
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The runtime's flags as a `clap::Args` struct, and the value parsers they use.
 
-use crate::api::shard::Shard;
 use crate::api::post_events::PostEvents;
+use crate::api::shard::Shard;
 use clap::builder::TypedValueParser;
 use std::ffi::OsStr;
 use std::time::Duration;

@@ -6,6 +6,7 @@ use crate::api::patch::Patch;
 use crate::api::recorder::EventSink;
 use crate::contract::registry::BoxFuture;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// What became of an event's patch.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,7 +41,7 @@ pub(crate) trait Cluster: Send + Sync {
 
     /// Where Events about objects go; `None` when this cluster cannot post them (a client
     /// given with [`Operator::client`](crate::Operator::client) alone, with another source).
-    fn events(&self) -> Option<&dyn EventSink>;
+    fn events(&self) -> Option<Arc<dyn EventSink>>;
 
     /// Names who reports the Events: the operator's name.
     fn report_as(&self, controller: &str);

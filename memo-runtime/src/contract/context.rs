@@ -33,7 +33,7 @@ pub struct Context<'a> {
     /// The handler's own patch for this call, if it asks for one: kept only if it succeeds.
     pub patch: Option<&'a mut Patch>,
     /// Events about the object, for a handler that asks for them; made per call, as `labels`.
-    pub recorder: Option<&'a Recorder<'a>>,
+    pub recorder: Option<&'a Recorder>,
 }
 
 /// The read-only part of a [`Context`].

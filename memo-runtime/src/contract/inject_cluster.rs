@@ -31,12 +31,12 @@ impl<'a> PatchArg<'a> for &'a mut Patch {
 )]
 pub trait RecorderArg<'a>: Sized {
     /// Takes the recorder made for this call.
-    fn inject(recorder: Option<&'a Recorder<'a>>) -> Result<Self, InjectError>;
+    fn inject(recorder: Option<&'a Recorder>) -> Result<Self, InjectError>;
 }
 
-impl<'a> RecorderArg<'a> for &'a Recorder<'a> {
+impl<'a> RecorderArg<'a> for &'a Recorder {
     #[inline]
-    fn inject(recorder: Option<&'a Recorder<'a>>) -> Result<Self, InjectError> {
+    fn inject(recorder: Option<&'a Recorder>) -> Result<Self, InjectError> {
         recorder.ok_or(InjectError("recorder"))
     }
 }

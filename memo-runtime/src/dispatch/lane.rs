@@ -7,7 +7,6 @@
 //! resource's state never leaves its lane, so nothing crosses threads per event.
 
 use super::scheduler::{Fired, Scheduler};
-use crate::exec::writeback::Writeback;
 use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::api::error::Result;
 use crate::api::event::{Event, EventType};
@@ -15,6 +14,7 @@ use crate::api::resource::{Admitted, Lookup, ResourceKey};
 use crate::api::shard::Shard;
 use crate::exec::retry::{self, PendingRetry};
 use crate::exec::stop::Stop;
+use crate::exec::writeback::Writeback;
 use crate::observe::in_flight::Watch;
 use crate::observe::metrics::Metrics;
 use crate::plan::catalog::{Catalog, KindPlan};

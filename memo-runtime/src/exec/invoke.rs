@@ -65,12 +65,13 @@ async fn call_in_span(
     // Made here, for this call only: see `Context::labels`.
     let labels = env.body.filter(|_| handler.uses_labels).map(Labels::of);
     let annotations = env.body.filter(|_| handler.uses_annotations).map(Annotations::of);
-    let recorder = env.body.filter(|_| handler.uses_recorder).map(|body| {
-        match env.cluster.and_then(|cluster| cluster.events()) {
-            Some(sink) => Recorder::posting(body, sink),
-            None => Recorder::logging(body),
-        }
-    });
+    let recorder =
+        env.body
+            .filter(|_| handler.uses_recorder)
+            .map(|body| match env.cluster.and_then(|cluster| cluster.events()) {
+                Some(sink) => Recorder::posting(body, sink),
+                None => Recorder::logging(body),
+            });
     let mut cx = Context {
         memo,
         env,

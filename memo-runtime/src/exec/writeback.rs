@@ -97,7 +97,12 @@ impl Writeback {
             return;
         };
         if gone {
-            about!(debug, resource, "the object is deleted: the patch of {} is not applied", patches.named());
+            about!(
+                debug,
+                resource,
+                "the object is deleted: the patch of {} is not applied",
+                patches.named()
+            );
             return;
         }
         let Some(write) = self.cluster().and_then(|cluster| cluster.write(object, patch.clone())) else {
@@ -111,13 +116,23 @@ impl Writeback {
                 }
             }
             Ok(Ok(Written::Gone)) => {
-                about!(debug, resource, "the object is gone: the patch of {} is not applied", patches.named());
+                about!(
+                    debug,
+                    resource,
+                    "the object is gone: the patch of {} is not applied",
+                    patches.named()
+                );
             }
             Ok(Err(err)) => {
                 if let Some(metrics) = metrics {
                     metrics.api_error(err.code);
                 }
-                about!(warn, resource, "the patch of {} was not applied: {err}", patches.named());
+                about!(
+                    warn,
+                    resource,
+                    "the patch of {} was not applied: {err}",
+                    patches.named()
+                );
             }
             Err(_) => {
                 if let Some(metrics) = metrics {
@@ -136,7 +151,13 @@ impl Writeback {
     /// Posts a `Warning` Event about `object`: `handler` failed, as `what` says.
     pub(crate) fn failed(&self, object: &Value, resource: &Resource<'_>, handler: &Registration, what: String) {
         if self.post >= PostEvents::Warning {
-            self.post_outcome(object, resource, Severity::Warning, "HandlerFailed", format!("handler `{}` {what}", handler.id));
+            self.post_outcome(
+                object,
+                resource,
+                Severity::Warning,
+                "HandlerFailed",
+                format!("handler `{}` {what}", handler.id),
+            );
         }
     }
 
@@ -145,7 +166,13 @@ impl Writeback {
     #[inline]
     pub(crate) fn succeeded(&self, object: &Value, resource: &Resource<'_>, handler: &Registration) {
         if self.post == PostEvents::All && crate::exec::retry::retried(handler) {
-            self.post_outcome(object, resource, Severity::Normal, "HandlerSucceeded", format!("handler `{}` succeeded", handler.id));
+            self.post_outcome(
+                object,
+                resource,
+                Severity::Normal,
+                "HandlerSucceeded",
+                format!("handler `{}` succeeded", handler.id),
+            );
         }
     }
 
@@ -154,7 +181,12 @@ impl Writeback {
             return;
         };
         if !self.may_post(resource.key.lookup(), Instant::now()) {
-            about!(debug, resource, "an Event about this object was posted less than {:?} ago: `{reason}` not posted", PostEvents::MIN_INTERVAL);
+            about!(
+                debug,
+                resource,
+                "an Event about this object was posted less than {:?} ago: `{reason}` not posted",
+                PostEvents::MIN_INTERVAL
+            );
             return;
         }
         sink.post(

@@ -34,11 +34,11 @@ pub mod splitters {
 
 use crate::api::error::{Error, Result};
 use crate::api::event::Event;
-use crate::observe::health::Connection;
 use crate::contract::cluster::Cluster;
-use std::sync::Arc;
+use crate::observe::health::Connection;
 use futures_core::Stream;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc;
 

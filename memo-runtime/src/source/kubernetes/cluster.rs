@@ -11,6 +11,7 @@ use crate::contract::registry::BoxFuture;
 use kube::Client;
 use kube::api::ApiResource;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A watched kind, as the writer addresses it.
 pub(super) struct Writable {
@@ -21,7 +22,7 @@ pub(super) struct Writable {
 pub(super) struct KubeCluster {
     client: Client,
     kinds: Vec<Writable>,
-    events: KubeEvents,
+    events: Arc<KubeEvents>,
 }
 
 impl KubeCluster {
@@ -32,7 +33,11 @@ impl KubeCluster {
             .ok()
             .filter(|name| !name.is_empty());
         KubeCluster {
-            events: KubeEvents::start(client.clone(), crate::shared::DEFAULT_BOT_NAME, instance),
+            events: Arc::new(KubeEvents::start(
+                client.clone(),
+                crate::shared::DEFAULT_BOT_NAME,
+                instance,
+            )),
             client,
             kinds,
         }
@@ -52,8 +57,8 @@ impl Cluster for KubeCluster {
         &self.client
     }
 
-    fn events(&self) -> Option<&dyn EventSink> {
-        Some(&self.events)
+    fn events(&self) -> Option<Arc<dyn EventSink>> {
+        Some(Arc::clone(&self.events) as Arc<dyn EventSink>)
     }
 
     fn report_as(&self, controller: &str) {
@@ -86,7 +91,7 @@ impl Cluster for ClientOnly {
         &self.0
     }
 
-    fn events(&self) -> Option<&dyn EventSink> {
+    fn events(&self) -> Option<Arc<dyn EventSink>> {
         None
     }
 

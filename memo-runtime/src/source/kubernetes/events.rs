@@ -33,10 +33,13 @@ impl KubeEvents {
             while let Some((reference, event)) = queued.recv().await {
                 let recorder = recorder.get_or_insert_with(|| {
                     let controller = named.get().cloned().unwrap_or(default_controller.clone());
-                    Recorder::new(client.clone(), Reporter {
-                        controller,
-                        instance: instance.clone(),
-                    })
+                    Recorder::new(
+                        client.clone(),
+                        Reporter {
+                            controller,
+                            instance: instance.clone(),
+                        },
+                    )
                 });
                 if let Err(err) = recorder.publish(&event, &reference).await {
                     tracing::warn!(
@@ -132,7 +135,7 @@ mod posting {
         let uid = fake.create("kopfexamples", Some("default"), "e1", json!({}));
         let object = fake.object("kopfexamples", Some("default"), "e1").unwrap();
         let sink = KubeEvents::start(fake.client(), "memo-test", Some("pod-0".into()));
-        Recorder::posting(&object, &sink).warning("Failed", "the backend said no");
+        Recorder::posting(&object, std::sync::Arc::new(sink)).warning("Failed", "the backend said no");
         let mut events = Vec::new();
         for _ in 0..200 {
             events = fake.events();

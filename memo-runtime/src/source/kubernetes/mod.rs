@@ -6,10 +6,10 @@ mod cluster;
 mod cost;
 mod discovery;
 // The tests' fake API server, for the unit tests of what writes to it.
+mod events;
 #[cfg(test)]
 #[path = "../../../tests/support/fake_api.rs"]
 mod fake_api;
-mod events;
 mod object;
 mod watch;
 mod writer;

@@ -48,12 +48,7 @@ pub(crate) async fn write(client: &Client, target: &Target<'_>, patch: Patch) ->
             Err(kube::Error::Api(status)) => {
                 return Err(WriteError {
                     code: Some(status.code),
-                    message: format!(
-                        "{} {}: {}",
-                        status.code,
-                        status.reason,
-                        status.message
-                    ),
+                    message: format!("{} {}: {}", status.code, status.reason, status.message),
                 });
             }
             Err(err) => {
@@ -70,8 +65,8 @@ pub(crate) async fn write(client: &Client, target: &Target<'_>, patch: Patch) ->
 #[cfg(test)]
 mod tests {
     use super::{Target, write};
-    use crate::contract::cluster::Written;
     use crate::api::patch::Patch;
+    use crate::contract::cluster::Written;
     use crate::source::kubernetes::fake_api;
     use kube::api::ApiResource;
     use serde_json::json;
