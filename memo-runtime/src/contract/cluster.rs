@@ -4,9 +4,13 @@
 
 use crate::api::patch::Patch;
 use crate::api::recorder::EventSink;
-use crate::contract::registry::BoxFuture;
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// A write on its way.
+pub(crate) type Writing<'a> = Pin<Box<dyn Future<Output = Result<Written, WriteError>> + Send + 'a>>;
 
 /// What became of an event's patch.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,5 +53,5 @@ pub(crate) trait Cluster: Send + Sync {
     /// Applies `patch` to `object` (read for its kind, API version, namespace and name); `None`
     /// when this cluster does not know where objects of that kind are written: then the patch
     /// cannot be applied and is dropped.
-    fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<BoxFuture<'a, Result<Written, WriteError>>>;
+    fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<Writing<'a>>;
 }

@@ -6,8 +6,7 @@ use super::events::KubeEvents;
 use super::writer::{Target, write};
 use crate::api::patch::Patch;
 use crate::api::recorder::EventSink;
-use crate::contract::cluster::{Cluster, WriteError, Written};
-use crate::contract::registry::BoxFuture;
+use crate::contract::cluster::{Cluster, Writing};
 use kube::Client;
 use kube::api::ApiResource;
 use serde_json::Value;
@@ -65,7 +64,7 @@ impl Cluster for KubeCluster {
         self.events.report_as(controller);
     }
 
-    fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<BoxFuture<'a, Result<Written, WriteError>>> {
+    fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<Writing<'a>> {
         let writable = self.kind_of(object)?;
         let metadata = object.get("metadata")?;
         let name = metadata.get("name")?.as_str()?;
@@ -97,7 +96,7 @@ impl Cluster for ClientOnly {
 
     fn report_as(&self, _: &str) {}
 
-    fn write<'a>(&'a self, _: &'a Value, _: Patch) -> Option<BoxFuture<'a, Result<Written, WriteError>>> {
+    fn write<'a>(&'a self, _: &'a Value, _: Patch) -> Option<Writing<'a>> {
         None
     }
 }
