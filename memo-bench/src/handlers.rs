@@ -19,6 +19,8 @@ pub const BURN: &str = "Burn";
 pub const FRESH: &str = "Fresh";
 /// Scenario 4, memory per resource.
 pub const KEEP: &str = "Keep";
+/// Scenario 4, a kind with an `update` handler: each resource keeps the last object handled.
+pub const TRACK: &str = "Track";
 /// Scenario 6, a handler asking for nothing.
 pub const PLAIN: &str = "Plain";
 /// Scenario 6, a handler asking for `memo`, `name`, `namespace` and `logger`.
@@ -99,6 +101,18 @@ fn keep(memo: &mut Memo) {
     memo.insert("counter", 1u64);
     memo.insert("seen", true);
     EVENTS_SEEN.fetch_add(1, Ordering::Release);
+}
+
+#[handler(create = "Track")]
+fn track_created(memo: &mut Memo) {
+    memo.insert("counter", 1u64);
+    memo.insert("seen", true);
+    EVENTS_SEEN.fetch_add(1, Ordering::Release);
+}
+
+#[handler(update = "Track")]
+fn track_updated(diff: &Diff) {
+    black_box(diff);
 }
 
 #[handler(event = "Plain")]

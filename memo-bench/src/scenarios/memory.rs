@@ -6,7 +6,7 @@
 //! runtime's own bookkeeping per resource), and memos with the same two keys on their own. A
 //! hand-written `HashMap<String, (u64, bool)>` gives the floor.
 
-use crate::handlers::{self, KEEP, PLAIN};
+use crate::handlers::{self, KEEP, PLAIN, TRACK};
 use crate::report::{Goal, Report};
 use crate::stats::{Samples, grouped};
 use crate::{Config, alloc, workload};
@@ -25,8 +25,10 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut bookkeeping = Samples::default();
     let mut memo_alone = Samples::default();
     let mut by_hand = Samples::default();
+    let mut with_updates = Samples::default();
     for _ in 0..ROUNDS {
         with_memo.push(per_resource(held_by_operator(runtime, KEEP, resources), resources));
+        with_updates.push(per_resource(held_by_operator(runtime, TRACK, resources), resources));
         bookkeeping.push(per_resource(held_by_operator(runtime, PLAIN, resources), resources));
         memo_alone.push(per_resource(two_key_memos(resources), resources));
         by_hand.push(per_resource(hand_written(resources), resources));
@@ -47,6 +49,11 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         bytes(&memo_alone),
         "Memo + 2 inserts, measured alone",
     );
+    report.row(
+        "same, kind with an update handler",
+        bytes(&with_updates),
+        "keeps the last object handled (shared with the event)",
+    );
     report.row("hand-written HashMap<String, (u64, bool)>", bytes(&by_hand), "baseline");
     report.row("kopf 1.45.2 per watched object (reference)", "~950 bytes", "");
     report.figures(
@@ -56,6 +63,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "operator_with_memo_bytes_per_resource": with_memo.to_json(),
             "operator_bookkeeping_bytes_per_resource": bookkeeping.to_json(),
             "memo_alone_bytes_per_resource": memo_alone.to_json(),
+            "operator_with_update_handler_bytes_per_resource": with_updates.to_json(),
             "baseline_bytes_per_resource": by_hand.to_json(),
         }),
     );

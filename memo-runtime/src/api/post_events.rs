@@ -6,9 +6,9 @@ use std::str::FromStr;
 /// Which handler outcomes are posted as Kubernetes Events on the handler's object, as kopf
 /// posts them: [`Operator::post_events`](crate::Operator::post_events), `--post-events`.
 ///
-/// Only when the operator runs against a cluster; Events are best effort, and at most one per
-/// object every [`PostEvents::MIN_INTERVAL`] is posted for outcomes (a handler's own
-/// [`Recorder`](crate::Recorder) notes are not limited).
+/// Only when the operator runs against a cluster; Events are best effort, and at most one
+/// `Warning` (and one `Normal`) per object every [`PostEvents::MIN_INTERVAL`] is posted for
+/// outcomes (a handler's own [`Recorder`](crate::Recorder) notes are not limited).
 ///
 /// ```
 /// use memo_runtime::PostEvents;

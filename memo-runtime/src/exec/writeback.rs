@@ -27,7 +27,7 @@ const REMEMBERED_OBJECTS: usize = 4096;
 pub(crate) struct Writeback {
     cluster: Option<Arc<dyn Cluster>>,
     post: PostEvents,
-    /// When the last outcome Event about each object was posted.
+    /// When the last outcome Event of each severity about each object was posted.
     posted: Arc<Mutex<HashMap<Box<str>, Instant>>>,
 }
 
@@ -180,7 +180,12 @@ impl Writeback {
         let Some(sink) = self.cluster().and_then(|cluster| cluster.events()) else {
             return;
         };
-        if !self.may_post(resource.key.lookup(), Instant::now()) {
+        // Limited per object and severity: a success posted does not hold back a failure.
+        let limited = match severity {
+            Severity::Normal => format!("{}\0normal", resource.key.lookup()),
+            Severity::Warning => format!("{}\0warning", resource.key.lookup()),
+        };
+        if !self.may_post(&limited, Instant::now()) {
             about!(
                 debug,
                 resource,
@@ -274,6 +279,62 @@ mod tests {
             patches.merged.unwrap().as_value(),
             &serde_json::json!({"status": {"phase": "B", "size": 1}, "metadata": {"labels": {"x": null}}})
         );
+    }
+
+    /// A cluster whose API server refuses every write with `code`, or never answers (`None`).
+    struct Refusing(Option<u16>);
+
+    impl Cluster for Refusing {
+        #[cfg(feature = "kube")]
+        fn client(&self) -> &kube::Client {
+            unreachable!("not asked for in these tests")
+        }
+
+        fn events(&self) -> Option<Arc<dyn crate::api::recorder::EventSink>> {
+            None
+        }
+
+        fn report_as(&self, _: &str) {}
+
+        fn write<'a>(&'a self, _: &'a Value, _: Patch) -> Option<crate::contract::cluster::Writing<'a>> {
+            Some(match self.0 {
+                Some(code) => Box::pin(std::future::ready(Err(crate::contract::cluster::WriteError {
+                    code: Some(code),
+                    message: format!("{code} refused"),
+                }))),
+                None => Box::pin(std::future::pending()),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_and_unanswered_writes_are_counted_by_kind_and_status() {
+        static FIRST: Registration = crate::contract::registry::tests_support::registration("first");
+        let metrics = crate::observe::metrics::Metrics::default();
+        let kind = metrics.kind("KopfExample");
+        let object = serde_json::json!({"kind": "KopfExample", "metadata": {"name": "e1", "uid": "u1"}});
+        let admitted = crate::api::resource::Admitted::read(&object).unwrap();
+        let key = crate::api::resource::ResourceKey::new("u1", &admitted);
+        let resource = Resource {
+            kind: "KopfExample",
+            key: &key,
+        };
+        for code in [Some(422), None] {
+            let writeback = Writeback::new(Some(Arc::new(Refusing(code))), PostEvents::Warning);
+            let mut patches = Patches::default();
+            let mut patch = Patch::new();
+            patch.set("/status/phase", "x");
+            patches.keep(&FIRST, Some(patch));
+            // Unanswered: given up after `WRITE_TIMEOUT` (paused time runs ahead).
+            writeback.apply(patches, &object, &resource, false, Some(&kind)).await;
+        }
+        let text = metrics.encode();
+        for line in [
+            r#"memo_api_errors_total{kind="KopfExample",code="422"} 1"#,
+            r#"memo_api_errors_total{kind="KopfExample",code="none"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
     }
 
     #[test]
