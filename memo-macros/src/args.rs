@@ -17,17 +17,19 @@ pub(crate) enum TriggerKind {
     Create,
     Update,
     Delete,
+    Resume,
     Timer,
     Startup,
     Cleanup,
 }
 
 impl TriggerKind {
-    const ALL: [TriggerKind; 7] = [
+    const ALL: [TriggerKind; 8] = [
         TriggerKind::Event,
         TriggerKind::Create,
         TriggerKind::Update,
         TriggerKind::Delete,
+        TriggerKind::Resume,
         TriggerKind::Timer,
         TriggerKind::Startup,
         TriggerKind::Cleanup,
@@ -39,6 +41,7 @@ impl TriggerKind {
             TriggerKind::Create => "create",
             TriggerKind::Update => "update",
             TriggerKind::Delete => "delete",
+            TriggerKind::Resume => "resume",
             TriggerKind::Timer => "timer",
             TriggerKind::Startup => "startup",
             TriggerKind::Cleanup => "cleanup",
@@ -61,6 +64,7 @@ impl TriggerKind {
             TriggerKind::Create => "a create handler",
             TriggerKind::Update => "an update handler",
             TriggerKind::Delete => "a delete handler",
+            TriggerKind::Resume => "a resume handler",
             TriggerKind::Timer => "a timer",
             TriggerKind::Startup => "a startup handler",
             TriggerKind::Cleanup => "a cleanup handler",
@@ -95,13 +99,17 @@ pub(crate) struct HandlerArgs {
     pub(crate) timeout_span: Option<Span>,
     /// `labels`, `annotations`, `when` and `field`.
     pub(crate) filters: Filters,
+    /// `optional` (delete handlers): run on `DELETED`, holding no finalizer.
+    pub(crate) optional: bool,
 }
 
-const HANDLER_KEYS: [&str; 18] = [
+const HANDLER_KEYS: [&str; 20] = [
     "event",
     "create",
     "update",
     "delete",
+    "resume",
+    "optional",
     "timer",
     "startup",
     "cleanup",
@@ -135,6 +143,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
     // `retries`, `backoff` and `timeout` as written, valid value or not: where they may appear
     // depends on the trigger, checked once all keys are read.
     let mut retry_keys: Vec<(&'static str, Span)> = Vec::new();
+    let mut optional_span = None;
     for meta in &metas {
         let Some(key) = meta.path().get_ident().map(ToString::to_string) else {
             errors.spanned(meta.path(), "expected a key such as `event`, `timer` or `id`");
@@ -183,6 +192,17 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
             continue;
         }
         match key.as_str() {
+            "optional" => {
+                if let Meta::Path(_) = meta {
+                    parsed.optional = true;
+                    optional_span = Some(key_span);
+                } else {
+                    errors.spanned(
+                        meta,
+                        "`optional` takes no value: write `#[handler(delete = \"KIND\", optional)]`",
+                    );
+                }
+            }
             "interval" | "initial_delay" => {
                 let Some(value) = name_value(meta, &key, "10", errors) else {
                     continue;
@@ -261,6 +281,17 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
             }
         }
         filters::check_placement(&parsed.filters, trigger.kind, errors);
+        if let Some(span) = optional_span
+            && trigger.kind != TriggerKind::Delete
+        {
+            errors.at(
+                span,
+                format!(
+                    "`optional` applies to delete handlers (no finalizer: best effort, on `DELETED`), not to {}; remove it",
+                    trigger.kind.describe()
+                ),
+            );
+        }
     }
 
     match &parsed.trigger {
@@ -268,7 +299,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
         None => errors.at(
             Span::call_site(),
             "`#[handler]` needs a trigger: `event = \"KIND\"`, `create = \"KIND\"`, `update = \"KIND\"`, \
-             `delete = \"KIND\"`, `timer = \"KIND\", interval = N`, `startup`, or `cleanup`",
+             `delete = \"KIND\"`, `resume = \"KIND\"`, `timer = \"KIND\", interval = N`, `startup`, or `cleanup`",
         ),
         // `event = "A", timer = "B", interval = 1`: the trigger conflict is the error to fix first.
         Some(_) if kinds_written.contains(&TriggerKind::Timer) && kinds_written.len() > 1 => {}
@@ -302,7 +333,7 @@ pub(crate) fn parse_handler(args: TokenStream, errors: &mut Errors) -> HandlerAr
 fn misplaced_retry_key(key: &str, kind: TriggerKind) -> Option<String> {
     let retried = "applies to create, update and delete handlers";
     let reason = match (key, kind) {
-        (_, TriggerKind::Create | TriggerKind::Update | TriggerKind::Delete) => return None,
+        (_, TriggerKind::Create | TriggerKind::Update | TriggerKind::Delete | TriggerKind::Resume) => return None,
         ("timeout", TriggerKind::Event | TriggerKind::Timer) => return None,
         ("timeout", TriggerKind::Startup | TriggerKind::Cleanup) => {
             return Some(format!(

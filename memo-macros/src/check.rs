@@ -10,7 +10,7 @@ use syn::{Attribute, ItemFn};
 pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
     use Injectable::*;
     match kind {
-        TriggerKind::Event | TriggerKind::Create | TriggerKind::Delete => &[
+        TriggerKind::Event => &[
             Memo,
             Name,
             Namespace,
@@ -26,6 +26,24 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Patch,
             Recorder,
             Client,
+        ],
+        TriggerKind::Create | TriggerKind::Delete | TriggerKind::Resume => &[
+            Memo,
+            Name,
+            Namespace,
+            Uid,
+            Body,
+            Spec,
+            Status,
+            Labels,
+            Annotations,
+            Event,
+            Logger,
+            Shared,
+            Patch,
+            Recorder,
+            Client,
+            Retry,
         ],
         TriggerKind::Update => &[
             Memo,
@@ -46,6 +64,7 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Patch,
             Recorder,
             Client,
+            Retry,
         ],
         TriggerKind::Timer => &[
             Memo,

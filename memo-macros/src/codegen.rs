@@ -42,6 +42,7 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
     let uses_patch = uses(Injectable::Patch);
     let uses_recorder = uses(Injectable::Recorder);
     let uses_client = uses(Injectable::Client);
+    let optional = args.optional;
     let retry = retry(args);
     let when = when_check(args.filters.when.as_ref());
     let filters = filters(&args.filters);
@@ -65,6 +66,7 @@ pub(crate) fn handler(func: &ItemFn, args: &HandlerArgs, params: &[Param]) -> To
                     uses_patch: #uses_patch,
                     uses_recorder: #uses_recorder,
                     uses_client: #uses_client,
+                    optional: #optional,
                     invoke: ::memo_runtime::__private::Invoke::#invoke(__memo_wrapper),
                     retry: #retry,
                     filters: #filters,
@@ -275,6 +277,7 @@ fn trigger(args: &HandlerArgs) -> TokenStream {
         TriggerKind::Create => event("Added"),
         TriggerKind::Update => event("Modified"),
         TriggerKind::Delete => event("Deleted"),
+        TriggerKind::Resume => event("Resume"),
         TriggerKind::Timer => {
             let interval = args.interval.unwrap_or(1);
             let initial_delay = args.initial_delay.unwrap_or(0);
@@ -376,6 +379,7 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
             Injectable::Patch => ("PatchArg", quote!(__cx.patch.as_deref_mut())),
             Injectable::Recorder => ("RecorderArg", quote!(__cx.recorder)),
             Injectable::Client => ("ClientArg", quote!(__env)),
+            Injectable::Retry => ("RetryArg", quote!(__cx.retry)),
         };
         let trait_ident = format_ident!("{trait_name}");
         let fetch = quote_spanned!(ty.span()=> <#ty as ::memo_runtime::__private::#trait_ident<'_>>::inject);
@@ -400,6 +404,7 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
                 | Injectable::Diff
                 | Injectable::Patch
                 | Injectable::Recorder
+                | Injectable::Retry
         )
     }) {
         quote!(let __env = __cx.env;)

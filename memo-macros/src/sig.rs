@@ -28,10 +28,11 @@ pub(crate) enum Injectable {
     Patch,
     Recorder,
     Client,
+    Retry,
 }
 
 impl Injectable {
-    pub(crate) const ALL: [Injectable; 18] = [
+    pub(crate) const ALL: [Injectable; 19] = [
         Injectable::Memo,
         Injectable::Name,
         Injectable::Namespace,
@@ -50,6 +51,7 @@ impl Injectable {
         Injectable::Patch,
         Injectable::Recorder,
         Injectable::Client,
+        Injectable::Retry,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -72,6 +74,7 @@ impl Injectable {
             Injectable::Patch => "patch",
             Injectable::Recorder => "recorder",
             Injectable::Client => "client",
+            Injectable::Retry => "retry",
         }
     }
 
@@ -96,6 +99,7 @@ impl Injectable {
             Injectable::Patch => "patch: &mut Patch",
             Injectable::Recorder => "recorder: &Recorder",
             Injectable::Client => "client: &kube::Client",
+            Injectable::Retry => "retry: u32",
         }
     }
 
@@ -118,6 +122,11 @@ impl Injectable {
                     "post Events about"
                 }
             )),
+            Injectable::Retry => Some(
+                "`retry` is only given to handlers that are retried (`create`, `update`, `delete`, `resume`): \
+                 it counts this handler's retries for the event"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }

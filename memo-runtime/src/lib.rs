@@ -157,7 +157,7 @@ pub use contract::registry::registered_handler_count;
 pub use memo_macros::handler;
 #[doc = include_str!("docs/prepare_memory.md")]
 pub use memo_macros::prepare_memory;
-pub use operator::{DEFAULT_SHUTDOWN_TIMEOUT, Operator};
+pub use operator::{DEFAULT_SHUTDOWN_TIMEOUT, Operator, ProgressIn};
 pub use shared::{DEFAULT_BOT_NAME, LockGuard, Shared};
 
 /// The kube crate memo watches clusters with (feature `kube`): use it to build the
@@ -193,7 +193,7 @@ pub mod __private {
         BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, SharedArg, UidArg, memo_type_of,
     };
     pub use crate::contract::inject_change::{DiffArg, NewArg, OldArg};
-    pub use crate::contract::inject_cluster::{ClientArg, PatchArg, RecorderArg};
+    pub use crate::contract::inject_cluster::{ClientArg, PatchArg, RecorderArg, RetryArg};
     pub use crate::contract::inject_object::{AnnotationsArg, LabelsArg, SpecArg, StatusArg};
     pub use crate::contract::outcome::{HandlerError, InjectError, IntoOutcome, Outcome};
     pub use crate::contract::registry::{

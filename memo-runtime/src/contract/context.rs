@@ -34,6 +34,8 @@ pub struct Context<'a> {
     pub patch: Option<&'a mut Patch>,
     /// Events about the object, for a handler that asks for them; made per call, as `labels`.
     pub recorder: Option<&'a Recorder>,
+    /// How many times this handler was retried for this event (0 on its first call).
+    pub retry: u32,
 }
 
 /// The read-only part of a [`Context`].

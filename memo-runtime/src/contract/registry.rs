@@ -33,8 +33,10 @@ pub enum EventFilter {
     Added,
     /// `update = "KIND"`: `MODIFIED` events.
     Modified,
-    /// `delete = "KIND"`: `DELETED` events.
+    /// `delete = "KIND"`: `DELETED` events, or with a finalizer the deletion's start.
     Deleted,
+    /// `resume = "KIND"`: once per process for each object that existed before it started.
+    Resume,
 }
 
 impl EventFilter {
@@ -46,6 +48,7 @@ impl EventFilter {
                 | (EventFilter::Added, Added)
                 | (EventFilter::Modified, Modified)
                 | (EventFilter::Deleted, Deleted)
+                | (EventFilter::Resume, Added | Modified)
         )
     }
 
@@ -55,6 +58,7 @@ impl EventFilter {
             EventFilter::Added => "create",
             EventFilter::Modified => "update",
             EventFilter::Deleted => "delete",
+            EventFilter::Resume => "resume",
         }
     }
 }
@@ -91,6 +95,18 @@ impl Trigger {
             self,
             Trigger::Event {
                 filter: EventFilter::Modified,
+                ..
+            }
+        )
+    }
+
+    /// Whether a failure is retried: create, update, delete and resume handlers are; event
+    /// handlers (fire-and-forget, as kopf's `on.event`), timers, startup and cleanup are not.
+    pub(crate) fn is_retried(&self) -> bool {
+        matches!(
+            self,
+            Trigger::Event {
+                filter: EventFilter::Added | EventFilter::Modified | EventFilter::Deleted | EventFilter::Resume,
                 ..
             }
         )
@@ -217,6 +233,8 @@ pub struct Registration {
     pub uses_recorder: bool,
     /// Whether the handler asks for `client` (the operator must have one to start).
     pub uses_client: bool,
+    /// `optional` (delete handlers): it holds no finalizer, and runs on `DELETED`.
+    pub optional: bool,
     /// The generated wrapper.
     pub invoke: Invoke,
     /// `retries`, `backoff` and `timeout`.
@@ -375,6 +393,7 @@ pub(crate) mod tests_support {
             uses_patch: true,
             uses_recorder: false,
             uses_client: false,
+            optional: false,
             invoke: Invoke::Sync(ok),
             retry: RetryPolicy::DEFAULT,
             filters: Filters::NONE,

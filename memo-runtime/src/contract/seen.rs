@@ -2,7 +2,7 @@
 //! asks for them.
 
 use crate::api::diff::Diff;
-use crate::api::essence::{MEMO_ANNOTATIONS, essence, same_essence};
+use crate::api::essence::{essence, same_essence};
 use crate::api::field::field_value;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -10,7 +10,11 @@ use std::sync::OnceLock;
 /// The last version of an object this operator handled and the one a `MODIFIED` event brings.
 pub struct Versions<'a> {
     old: &'a Value,
+    /// Whether `old` is an essence already (recorded on the object), not an object.
+    old_is_essence: bool,
     new: &'a Value,
+    /// The prefix of the annotations left out of the essences (the operator's own).
+    excluded: &'a str,
     changed: bool,
     /// Both essences, made together on first use: a field's change or a handler's `old`, `new`
     /// or `diff` needs both.
@@ -21,12 +25,37 @@ pub struct Versions<'a> {
 
 impl<'a> Versions<'a> {
     /// Compares the two versions; their essences are made later, if needed.
+    #[cfg(test)]
     pub(crate) fn new(old: &'a Value, new: &'a Value) -> Self {
+        Versions::excluding(old, new, crate::api::essence::MEMO_ANNOTATIONS)
+    }
+
+    /// The same, leaving out the annotations under `excluded` (the operator's own).
+    pub(crate) fn excluding(old: &'a Value, new: &'a Value, excluded: &'a str) -> Self {
         Versions {
             old,
+            old_is_essence: false,
             new,
-            changed: !same_essence(old, new, MEMO_ANNOTATIONS),
+            excluded,
+            changed: !same_essence(old, new, excluded),
             essences: OnceLock::new(),
+            diff: OnceLock::new(),
+        }
+    }
+
+    /// Compares an essence recorded earlier (`Value::Null`: unknown) with the object `new`.
+    pub(crate) fn from_essence(old: &'a Value, new: &'a Value, excluded: &'a str) -> Self {
+        let essences = OnceLock::new();
+        let new_essence = essence(new, excluded);
+        let changed = *old != new_essence;
+        let _ = essences.set((old.clone(), new_essence));
+        Versions {
+            old,
+            old_is_essence: true,
+            new,
+            excluded,
+            changed,
+            essences,
             diff: OnceLock::new(),
         }
     }
@@ -37,8 +66,14 @@ impl<'a> Versions<'a> {
     }
 
     fn essences(&self) -> &(Value, Value) {
-        self.essences
-            .get_or_init(|| (essence(self.old, MEMO_ANNOTATIONS), essence(self.new, MEMO_ANNOTATIONS)))
+        self.essences.get_or_init(|| {
+            let old = if self.old_is_essence {
+                self.old.clone()
+            } else {
+                essence(self.old, self.excluded)
+            };
+            (old, essence(self.new, self.excluded))
+        })
     }
 }
 

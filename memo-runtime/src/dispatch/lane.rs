@@ -186,6 +186,8 @@ fn new_resource<M: Clone>(
         logger: OnceBox::new(),
         body: None,
         seq: 0,
+        fresh: true,
+        finalized: false,
     };
     Some((ResourceKey::new(lookup, admitted), state))
 }

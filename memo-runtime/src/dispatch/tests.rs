@@ -64,6 +64,7 @@ const fn registration(resource: &'static str, filter: EventFilter) -> Registrati
         uses_patch: false,
         uses_recorder: false,
         uses_client: false,
+        optional: false,
         invoke: Invoke::Sync(record),
         retry: RetryPolicy {
             retries: Some(5),

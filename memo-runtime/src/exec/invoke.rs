@@ -34,9 +34,10 @@ pub(crate) async fn call(
     env: &Env<'_>,
     seen: Option<&Seen<'_>>,
     patch: Option<&mut Patch>,
+    retry: u32,
 ) -> Outcome {
     let started = bound.metrics.as_ref().map(HandlerMetrics::start);
-    let outcome = call_in_span(bound, memo, env, seen, patch).await;
+    let outcome = call_in_span(bound, memo, env, seen, patch, retry).await;
     if let (Some(metrics), Some(started)) = (&bound.metrics, started) {
         metrics.called(started, outcome.is_err());
     }
@@ -49,6 +50,7 @@ async fn call_in_span(
     env: &Env<'_>,
     seen: Option<&Seen<'_>>,
     patch: Option<&mut Patch>,
+    retry: u32,
 ) -> Outcome {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
@@ -81,6 +83,7 @@ async fn call_in_span(
         annotations: annotations.as_ref(),
         patch,
         recorder: recorder.as_ref(),
+        retry,
     };
     // Without a subscriber that wants it, this is a disabled span: no fields read, nothing kept.
     // Fields are recorded with `Display`: formatters write a `str`'s `Debug` escaped, char by

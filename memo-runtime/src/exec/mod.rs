@@ -5,6 +5,7 @@ pub(crate) mod catch;
 pub(crate) mod dedicated;
 pub(crate) mod invoke;
 pub(crate) mod prepare;
+pub(crate) mod progress;
 pub(crate) mod retry;
 pub(crate) mod stop;
 pub(crate) mod writeback;

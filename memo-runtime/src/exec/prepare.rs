@@ -113,6 +113,7 @@ async fn call_preparer(preparer: &Preparer, shared: &Shared) -> Outcome {
         annotations: None,
         patch: None,
         recorder: None,
+        retry: 0,
     };
     CatchUnwind((preparer.invoke)(&mut cx), None).await
 }

@@ -7,7 +7,8 @@ use crate::api::error::RetryHint;
 use crate::api::event::Event;
 use crate::api::resource::Resource;
 use crate::contract::outcome::HandlerError;
-use crate::contract::registry::{EventFilter, MAX_BACKOFF, Registration, RetryPolicy, Trigger};
+use crate::contract::registry::{MAX_BACKOFF, Registration, RetryPolicy};
+use crate::exec::progress::Cause;
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -19,6 +20,12 @@ pub(crate) struct PendingRetry {
     /// Retries done so far, this one included.
     pub(crate) attempt: u32,
     pub(crate) delay: Duration,
+    /// Why the event's handlers run: the retry goes on with the same ones.
+    pub(crate) cause: Cause,
+    /// Whether the event's `resume` handlers run too.
+    pub(crate) resuming: bool,
+    /// For an update from a recorded essence, that essence (the base of its `diff`).
+    pub(crate) base: Option<Box<serde_json::Value>>,
 }
 
 /// What becomes of a failed handler.
@@ -35,13 +42,7 @@ pub(crate) enum Verdict {
 /// Whether failures of `handler` are retried: create, update and delete handlers are; event
 /// handlers (fire-and-forget, as kopf's `on.event`), timers, startup and cleanup are not.
 pub(crate) fn retried(handler: &Registration) -> bool {
-    matches!(
-        handler.trigger,
-        Trigger::Event {
-            filter: EventFilter::Added | EventFilter::Modified | EventFilter::Deleted,
-            ..
-        }
-    )
+    handler.trigger.is_retried()
 }
 
 /// What to do after a failure, `retries_done` retries into the handler's policy.

@@ -7,6 +7,7 @@ use crate::api::recorder::{Note, Severity};
 use crate::api::resource::Resource;
 use crate::contract::cluster::{Cluster, Written};
 use crate::contract::registry::Registration;
+use crate::exec::progress::Progress;
 use crate::observe::metrics::KindMetrics;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -27,6 +28,10 @@ const REMEMBERED_OBJECTS: usize = 4096;
 pub(crate) struct Writeback {
     cluster: Option<Arc<dyn Cluster>>,
     post: PostEvents,
+    /// Where progress is recorded, if it is.
+    progress: Option<Progress>,
+    /// `PREFIX/` of the annotations memo writes itself: left out of essences.
+    own_annotations: Option<Arc<str>>,
     /// When the last outcome Event of each severity about each object was posted.
     posted: Arc<Mutex<HashMap<Box<str>, Instant>>>,
 }
@@ -58,6 +63,17 @@ impl Patches {
         }
     }
 
+    /// Adds what the runtime itself writes (progress, finalizer), after the handlers' patches.
+    pub(crate) fn add_own(&mut self, patch: Patch) {
+        if patch.is_empty() {
+            return;
+        }
+        match &mut self.merged {
+            Some(merged) => merged.merge_patch(patch),
+            None => self.merged = Some(patch),
+        }
+    }
+
     /// Whether any handler's patch was kept.
     #[inline]
     pub(crate) fn any(&self) -> bool {
@@ -65,6 +81,9 @@ impl Patches {
     }
 
     fn named(&self) -> String {
+        if self.handlers.is_empty() {
+            return "memo's progress".to_owned();
+        }
         let names: Vec<String> = self.handlers.iter().map(|id| format!("`{id}`")).collect();
         names.join(", ")
     }
@@ -75,8 +94,28 @@ impl Writeback {
         Writeback {
             cluster,
             post,
+            progress: None,
+            own_annotations: None,
             posted: Arc::default(),
         }
+    }
+
+    /// The same, recording progress as `progress` says.
+    pub(crate) fn recording(mut self, progress: Option<Progress>, own_annotations: Arc<str>) -> Self {
+        self.progress = progress;
+        self.own_annotations = Some(own_annotations);
+        self
+    }
+
+    pub(crate) fn progress(&self) -> Option<&Progress> {
+        self.progress.as_ref()
+    }
+
+    /// `PREFIX/` of the annotations memo writes itself (`memo.dev/` by default).
+    pub(crate) fn own_annotations(&self) -> &str {
+        self.own_annotations
+            .as_deref()
+            .unwrap_or(crate::api::essence::MEMO_ANNOTATIONS)
     }
 
     pub(crate) fn cluster(&self) -> Option<&dyn Cluster> {

@@ -2,9 +2,10 @@
 //! endpoint.
 
 use crate::api::post_events::PostEvents;
-use crate::operator::Operator;
+use crate::operator::{Operator, ProgressIn};
 use crate::shared::Shared;
 use crate::source::EventSource;
+use crate::store::ProgressStore;
 use crate::store::{Store, StoreRef};
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             metrics: self.metrics,
             post_events: self.post_events,
             cluster: self.cluster,
+            progress: self.progress,
         }
     }
 
@@ -229,6 +231,62 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     #[cfg(feature = "kube")]
     pub fn client(mut self, client: kube::Client) -> Self {
         self.cluster = Some(std::sync::Arc::new(crate::source::ClientOnly(client)));
+        self
+    }
+
+    /// Where progress is kept on objects: in annotations on each object (the default; with a
+    /// source that is not a cluster, not kept) or in the operator's shared-memory store, for any
+    /// source — the `--progress-store annotations|shared` flag of [`run`](crate::run).
+    ///
+    /// With progress kept, a restarted operator runs no handler twice and misses no change: an
+    /// object without a record gets its `create` handlers, one whose essence changed since its
+    /// record its `update` handlers (the `diff` against the recorded essence), an event left
+    /// unfinished goes on where it stopped (retry counts kept), and a kind with `delete` handlers
+    /// (without `optional`) holds a finalizer on its objects. See the README's "Restarts and
+    /// deletions".
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    /// use memo_runtime::ProgressIn;
+    ///
+    /// let operator = Operator::new().name("counter").progress_in(ProgressIn::Shared);
+    /// # drop(operator);
+    /// ```
+    pub fn progress_in(mut self, place: ProgressIn) -> Self {
+        self.progress.place = place;
+        self.progress.custom = None;
+        self
+    }
+
+    /// Keeps progress in a [`ProgressStore`] of your own, for any source.
+    pub fn progress_store(mut self, store: impl ProgressStore) -> Self {
+        self.progress.custom = Some(std::sync::Arc::new(store));
+        self
+    }
+
+    /// The prefix of the annotations memo keeps its progress in (default
+    /// [`DEFAULT_PROGRESS_PREFIX`](crate::store::DEFAULT_PROGRESS_PREFIX), `memo.dev`:
+    /// `memo.dev/last-handled`, `memo.dev/progress`) — `--progress-prefix`. Annotations under it
+    /// are the operator's own: they are not part of any object's essence.
+    ///
+    /// ```
+    /// let operator = memo_runtime::Operator::new().progress_prefix("example.com");
+    /// # drop(operator);
+    /// ```
+    pub fn progress_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.progress.prefix = prefix.into();
+        self
+    }
+
+    /// The finalizer memo puts on objects whose kind has `delete` handlers without `optional`
+    /// (default `memo.dev/finalizer`) — `--finalizer NAME`.
+    ///
+    /// ```
+    /// let operator = memo_runtime::Operator::new().finalizer("example.com/cleanup");
+    /// # drop(operator);
+    /// ```
+    pub fn finalizer(mut self, name: impl Into<String>) -> Self {
+        self.progress.finalizer = name.into();
         self
     }
 }

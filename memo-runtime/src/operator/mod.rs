@@ -8,11 +8,13 @@ use crate::api::memo::Memo;
 use crate::api::post_events::PostEvents;
 use crate::contract::cluster::Cluster;
 use crate::contract::registry;
+use crate::exec::progress::DEFAULT_FINALIZER;
 use crate::observe::metrics::Metrics;
 use crate::shared::DEFAULT_BOT_NAME;
 use crate::shared::SharedMemory;
 use crate::shared::preparers::Prepare;
 use crate::source::EventSource;
+use crate::store::{DEFAULT_PROGRESS_PREFIX, ProgressStore};
 use crate::store::{InProcessStore, StoreRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +64,51 @@ pub struct Operator<M = Memo> {
     post_events: PostEvents,
     /// A cluster of the operator's own, for handlers' `client` with a source that is not one.
     cluster: Option<Arc<dyn Cluster>>,
+    /// Where and how progress is kept on objects.
+    progress: ProgressSettings,
+}
+
+/// Where an operator keeps its progress on objects (see [`Operator::progress_in`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProgressIn {
+    /// In annotations on each object (the default), when the operator watches a cluster; with
+    /// another source, progress is not kept (handlers run as the events say).
+    #[default]
+    Annotations,
+    /// In the operator's shared-memory store (its `Operator::store`, e.g. Redis), under its
+    /// name: for objects it may not annotate, and for any source.
+    Shared,
+}
+
+impl std::str::FromStr for ProgressIn {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "annotations" => Ok(ProgressIn::Annotations),
+            "shared" => Ok(ProgressIn::Shared),
+            other => Err(format!("`{other}` is not one of `annotations`, `shared`")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct ProgressSettings {
+    pub(crate) prefix: String,
+    pub(crate) finalizer: String,
+    pub(crate) place: ProgressIn,
+    pub(crate) custom: Option<Arc<dyn ProgressStore>>,
+}
+
+impl Default for ProgressSettings {
+    fn default() -> Self {
+        ProgressSettings {
+            prefix: DEFAULT_PROGRESS_PREFIX.to_owned(),
+            finalizer: DEFAULT_FINALIZER.to_owned(),
+            place: ProgressIn::Annotations,
+            custom: None,
+        }
+    }
 }
 
 impl Operator<Memo> {
@@ -87,6 +134,7 @@ impl Operator<Memo> {
             metrics: Metrics::default(),
             post_events: PostEvents::default(),
             cluster: None,
+            progress: ProgressSettings::default(),
         }
     }
 }
@@ -111,6 +159,9 @@ impl<M> std::fmt::Debug for Operator<M> {
             .field("liveness", &self.liveness)
             .field("post_events", &self.post_events)
             .field("client", &self.cluster.is_some())
+            .field("progress_in", &self.progress.place)
+            .field("progress_prefix", &self.progress.prefix)
+            .field("finalizer", &self.progress.finalizer)
             .finish()
     }
 }

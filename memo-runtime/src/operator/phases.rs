@@ -8,6 +8,7 @@ use crate::contract::context::Env;
 use crate::contract::registry::{self, MemoType, Registration, Trigger};
 use crate::dispatch::Dispatcher;
 use crate::exec::invoke;
+use crate::exec::progress::Progress;
 use crate::exec::stop::{Stop, Supervised, humanize};
 use crate::exec::writeback::Writeback;
 use crate::observe::health::Health;
@@ -15,11 +16,13 @@ use crate::observe::in_flight::{InFlight, Watch};
 use crate::observe::liveness::Endpoint;
 use crate::observe::metrics::Metrics;
 use crate::operator::Operator;
+use crate::operator::ProgressIn;
 use crate::plan::bound::Bound;
 use crate::plan::catalog::Catalog;
 use crate::plan::validate::validate;
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
+use crate::store::{AnnotationsProgress, ProgressStore, SharedProgress};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +45,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     /// source.
     pub async fn run(self) -> Result<()> {
         let handlers = registry::registered();
+        let watches_cluster = self.source.as_ref().and_then(EventSource::cluster).is_some();
         // The source's cluster first: it also knows where each kind is written.
         let cluster = self
             .source
@@ -72,6 +76,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             metrics,
             post_events,
             cluster: _,
+            progress: progress_settings,
         } = self;
         if let Some(cluster) = &cluster {
             cluster.report_as(memory.bot());
@@ -116,6 +121,24 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         // Ends with this run, however it ends (a caller may drop the future too).
         let _signals =
             handle_signals.then(|| AbortOnDrop(tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout))));
+        let out = {
+            let own: Arc<str> = format!("{}/", progress_settings.prefix.trim_end_matches('/')).into();
+            let store: Option<Arc<dyn ProgressStore>> = match (&progress_settings.custom, progress_settings.place) {
+                (Some(custom), _) => Some(Arc::clone(custom)),
+                (None, ProgressIn::Shared) => Some(Arc::new(SharedProgress::new(memory.store().clone(), memory.bot()))),
+                // On the objects themselves: only a cluster has objects to write to.
+                (None, ProgressIn::Annotations) if watches_cluster => {
+                    Some(Arc::new(AnnotationsProgress::new(&progress_settings.prefix)))
+                }
+                (None, ProgressIn::Annotations) => None,
+            };
+            let progress =
+                store.map(|store| Progress::new(store, &progress_settings.finalizer, &progress_settings.prefix));
+            let own = progress
+                .as_ref()
+                .map_or(own, |progress| Arc::clone(&progress.own_annotations));
+            Writeback::new(cluster, post_events).recording(progress, own)
+        };
         let phases = Phases {
             handlers: handlers.into(),
             memory,
@@ -124,7 +147,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shard,
             health,
             metrics,
-            out: Writeback::new(cluster, post_events),
+            out,
         };
         let result = phases.run(memo, source, workers).await;
         drop(idle_sender);
@@ -320,7 +343,7 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
     let env = Env::new(None, None, None, &logger, watch).on(out.cluster());
     for &handler in handlers {
-        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None, None).await {
+        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None, None, 0).await {
             invoke::report(handler, &env, &err);
             if handler.trigger.is_startup() {
                 return Some(handler);

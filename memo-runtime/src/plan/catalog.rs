@@ -1,7 +1,7 @@
 //! Which handlers apply to which resources: selectors, and per-kind plans built on first sight.
 
 use crate::api::event::EventType;
-use crate::contract::registry::{Registration, Trigger};
+use crate::contract::registry::{EventFilter, Registration, Trigger};
 use crate::observe::metrics::{KindMetrics, Metrics};
 use crate::plan::bound::Bound;
 use crate::shared::SharedMemory;
@@ -81,6 +81,11 @@ pub(crate) struct KindPlan {
     /// Whether any handler is an `update` handler: then each resource keeps the last object
     /// handled, to compare the next with.
     updates: bool,
+    /// Whether any handler is a create, update, delete or resume handler: then, with a progress
+    /// store, what was handled of each object is recorded.
+    progress: bool,
+    /// Whether a delete handler without `optional` holds a finalizer on the kind's objects.
+    finalizes: bool,
     /// `None` unless the operator serves metrics.
     pub(crate) metrics: Option<KindMetrics>,
 }
@@ -100,6 +105,17 @@ impl KindPlan {
 
     pub(crate) fn has_updates(&self) -> bool {
         self.updates
+    }
+
+    /// Whether what was handled of each object is recorded (with a progress store).
+    pub(crate) fn tracks_progress(&self) -> bool {
+        self.progress
+    }
+
+    /// Whether its objects carry the operator's finalizer (with a progress store), for delete
+    /// handlers that must run however the object goes.
+    pub(crate) fn finalizes(&self) -> bool {
+        self.finalizes
     }
 
     /// Whether a resource keeps its last handled object: for timers (they see it) and for
@@ -207,8 +223,13 @@ fn build_plan(
     let mut modified = Vec::new();
     let mut deleted = Vec::new();
     let mut timers = Vec::new();
+    let mut resumed = Vec::new();
     for &handler in handlers {
         match handler.trigger {
+            Trigger::Event {
+                resource,
+                filter: EventFilter::Resume,
+            } if Selector::parse(resource).matches(kind, api_version) => resumed.push(handler),
             Trigger::Event { resource, filter } if Selector::parse(resource).matches(kind, api_version) => {
                 for (r#type, list) in [
                     (EventType::Added, &mut added),
@@ -232,16 +253,37 @@ fn build_plan(
             _ => {}
         }
     }
-    if added.is_empty() && modified.is_empty() && deleted.is_empty() && timers.is_empty() {
+    if added.is_empty() && modified.is_empty() && deleted.is_empty() && timers.is_empty() && resumed.is_empty() {
         return None;
     }
+    // After every create and update handler: a resumed object is first brought up to date.
+    for handler in resumed {
+        added.push(Bound::new(handler, memory, metrics));
+        modified.push(Bound::new(handler, memory, metrics));
+    }
     let updates = modified.iter().any(|bound| bound.handler.trigger.is_update());
+    let progress = added
+        .iter()
+        .chain(&modified)
+        .chain(&deleted)
+        .any(|bound| bound.handler.trigger.is_retried());
+    let finalizes = deleted.iter().any(|bound| {
+        matches!(
+            bound.handler.trigger,
+            Trigger::Event {
+                filter: EventFilter::Deleted,
+                ..
+            }
+        ) && !bound.handler.optional
+    });
     Some(KindPlan {
         kind: kind.into(),
         added: added.into(),
         modified: modified.into(),
         deleted: deleted.into(),
         updates,
+        progress,
+        finalizes,
         timers: timers.into(),
         metrics: metrics.map(|metrics| metrics.kind(kind)),
     })

@@ -21,6 +21,7 @@
 pub(crate) mod backoff;
 pub(crate) mod in_process;
 pub(crate) mod local_locks;
+pub(crate) mod progress;
 #[cfg(feature = "redis")]
 mod redis;
 mod token;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use in_process::InProcessStore;
+pub use progress::{AnnotationsProgress, DEFAULT_PROGRESS_PREFIX, ProgressStore, SharedProgress};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use token::new_token;

@@ -228,6 +228,7 @@ mod tests {
             uses_patch: false,
             uses_recorder: false,
             uses_client: false,
+            optional: false,
             invoke: Invoke::Sync(noop),
             retry: crate::contract::registry::RetryPolicy::DEFAULT,
             filters: crate::contract::registry::Filters::NONE,
