@@ -54,7 +54,9 @@ async fn the_status_writer_writes_once_per_event_and_posts_events() {
     writer.wait_for("watching kopfexamples.kopf.dev");
     fake.wait_for_watches(1).await;
 
-    // A creation: one handler's patch, all status: one PATCH of `/status`, no read.
+    // A creation: one handler's patch, all status: one PATCH of `/status`, and one of the object
+    // with what the operator records of its handling (the essence handled, in an annotation);
+    // no read.
     fake.reset_counts();
     fake.create("kopfexamples", Some("default"), "e1", json!({"size": 1}));
     wait_until("the Created status", || status(&fake, "e1")["phase"] == "Created").await;
@@ -66,11 +68,15 @@ async fn the_status_writer_writes_once_per_event_and_posts_events() {
         "{:#?}",
         fake.requests()
     );
-    assert_eq!(fake.count("PATCH", E1), 1, "{:#?}", fake.requests());
+    assert_eq!(fake.count("PATCH", E1), 2, "{:#?}", fake.requests());
     assert_eq!(fake.count("GET", E1), 0, "{:#?}", fake.requests());
+    let recorded =
+        fake.object("kopfexamples", Some("default"), "e1").unwrap()["metadata"]["annotations"]["memo.dev/last-handled"]
+            .clone();
+    assert_eq!(recorded, r#"{"spec":{"size":1}}"#);
 
     // A change of the spec: two update handlers, their patches merged into one PATCH of
-    // `/status`; the diff is the size alone.
+    // `/status` (and the record, one of the object); the diff is the size alone.
     fake.reset_counts();
     fake.replace("kopfexamples", Some("default"), "e1", json!({"size": 3}));
     wait_until("the Updated status", || {
@@ -80,7 +86,7 @@ async fn the_status_writer_writes_once_per_event_and_posts_events() {
     .await;
     writer.wait_for("Change /spec/size 1 -> 3");
     wait_until("the Resized event", || !events_with(&fake, "Resized").is_empty()).await;
-    assert_eq!(fake.count("PATCH", E1), 1, "{:#?}", fake.requests());
+    assert_eq!(fake.count("PATCH", E1), 2, "{:#?}", fake.requests());
     assert_eq!(fake.count("PATCH", &format!("{E1}/status")), 1);
 
     // A labelled object reaches the filtered handler; a big one fails its `big` handler (no
