@@ -124,6 +124,12 @@ fn every_flag_is_read() {
         "127.0.0.1:8080",
         "--post-events",
         "all",
+        "--progress-store",
+        "shared",
+        "--progress-prefix",
+        "example.com",
+        "--finalizer",
+        "example.com/cleanup",
         "-vv",
         "--database-url",
         "postgres://db/",
@@ -140,11 +146,18 @@ fn every_flag_is_read() {
     assert_eq!(memo.log_format, LogFormat::Json);
     assert_eq!(memo.liveness.as_deref(), Some("127.0.0.1:8080"));
     assert_eq!(memo.post_events, memo_runtime::PostEvents::All);
+    assert_eq!(memo.progress_store, memo_runtime::ProgressIn::Shared);
+    assert_eq!(memo.progress_prefix.as_deref(), Some("example.com"));
+    assert_eq!(memo.finalizer.as_deref(), Some("example.com/cleanup"));
     assert_eq!(memo.verbose, 2);
     assert_eq!(memo.verbosity(), 2);
     assert_eq!(flags.database_url, "postgres://db/");
     assert_eq!(parse(&["--source", "-"]).unwrap().memo.source.as_deref(), Some("-"));
     assert_eq!(parse(&[]).unwrap().memo.post_events, memo_runtime::PostEvents::Warning);
+    assert_eq!(
+        parse(&[]).unwrap().memo.progress_store,
+        memo_runtime::ProgressIn::Annotations
+    );
     assert_eq!(
         parse(&["--post-events", "none"]).unwrap().memo.post_events,
         memo_runtime::PostEvents::None
@@ -195,6 +208,9 @@ fn bad_values_are_clap_errors_with_exit_code_2() {
         (&["--shard", "3"], "not a shard"),
         (&["--log-format", "xml"], "xml"),
         (&["--post-events", "loud"], "[possible values: none, warning, all]"),
+        (&["--progress-store", "disk"], "[possible values: annotations, shared]"),
+        (&["--progress-prefix", "Memo Dev"], "is not a DNS subdomain"),
+        (&["--finalizer", "cleanup"], "is not a qualified name"),
         (&["--source", ""], "`-` for standard input"),
         (&["--namespace", " "], "must not be empty"),
         (&["--name", ""], "must not be empty"),

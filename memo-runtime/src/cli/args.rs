@@ -2,6 +2,7 @@
 
 use crate::api::post_events::PostEvents;
 use crate::api::shard::Shard;
+use crate::operator::ProgressIn;
 use clap::builder::TypedValueParser;
 use std::ffi::OsStr;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub(crate) const NO_REDIS: &str =
 /// | `--log-format text\|json` | log lines as text or JSON `[env: MEMO_LOG_FORMAT]` |
 /// | `--liveness HOST:PORT` | serve `/healthz` and Prometheus `/metrics` there `[env: MEMO_LIVENESS]` |
 /// | `--post-events none\|warning\|all` | which handler outcomes become Kubernetes Events `[env: MEMO_POST_EVENTS]` |
+/// | `--progress-store annotations\|shared` | where progress on objects is kept `[env: MEMO_PROGRESS_STORE]` |
+/// | `--progress-prefix PREFIX` | the prefix of memo's annotations (`memo.dev`) `[env: MEMO_PROGRESS_PREFIX]` |
+/// | `--finalizer NAME` | memo's finalizer (`memo.dev/finalizer`) `[env: MEMO_FINALIZER]` |
 /// | `-v`, `-vv`, `-q` | more or less logging |
 ///
 /// Flags of features memo-runtime was built without still parse (so `--help` is the same for
@@ -119,6 +123,22 @@ pub struct Args {
           value_parser = clap::builder::PossibleValuesParser::new(["none", "warning", "all"]).map(|text| text.parse::<PostEvents>().unwrap_or_default()))]
     pub post_events: PostEvents,
 
+    /// Where memo keeps its progress on each object, so that a restart runs no handler twice
+    /// and misses no change: `annotations` on the object (watching a cluster), or `shared`, in
+    /// the shared-memory store (`--redis`), for any source.
+    #[arg(long, value_name = "WHERE", env = "MEMO_PROGRESS_STORE", default_value = "annotations",
+          value_parser = clap::builder::PossibleValuesParser::new(["annotations", "shared"]).map(|text| text.parse::<ProgressIn>().unwrap_or_default()))]
+    pub progress_store: ProgressIn,
+
+    /// The prefix of the annotations memo keeps its progress in (`PREFIX/last-handled`,
+    /// `PREFIX/progress`).
+    #[arg(long, value_name = "PREFIX", env = "MEMO_PROGRESS_PREFIX", value_parser = annotation_prefix)]
+    pub progress_prefix: Option<String>,
+
+    /// The finalizer memo holds on objects whose kind has delete handlers (not `optional`).
+    #[arg(long, value_name = "NAME", env = "MEMO_FINALIZER", value_parser = finalizer_name)]
+    pub finalizer: Option<String>,
+
     /// More logging: `-v` debug, `-vv` trace (RUST_LOG overrides).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -155,6 +175,9 @@ impl Default for Args {
             log_format: LogFormat::Text,
             liveness: None,
             post_events: PostEvents::Warning,
+            progress_store: ProgressIn::Annotations,
+            progress_prefix: None,
+            finalizer: None,
             verbose: 0,
             quiet: false,
         }
@@ -194,6 +217,42 @@ fn source_path(text: &str) -> Result<String, String> {
         return Err("give a file path, or `-` for standard input".to_owned());
     }
     Ok(text.to_owned())
+}
+
+/// `--progress-prefix`: a DNS subdomain (`memo.dev`, `example.com`), as annotation prefixes are.
+fn annotation_prefix(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("`{text}` is not a DNS subdomain such as `memo.dev`"))
+    }
+}
+
+/// `--finalizer`: a qualified name, `DOMAIN/NAME`, as the API server expects of finalizers.
+fn finalizer_name(text: &str) -> Result<String, String> {
+    match text.split_once('/') {
+        Some((domain, name))
+            if annotation_prefix(domain).is_ok()
+                && !name.is_empty()
+                && name.len() <= 63
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "`{text}` is not a qualified name such as `example.com/cleanup`"
+        )),
+    }
 }
 
 /// `--namespace`, `--name`: not empty.

@@ -226,7 +226,15 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             Some(shard) => operator.shard(shard.index(), shard.count()),
             None => operator,
         };
-        let operator = operator.post_events(args.post_events);
+        let operator = operator.post_events(args.post_events).progress_in(args.progress_store);
+        let operator = match &args.progress_prefix {
+            Some(prefix) => operator.progress_prefix(prefix),
+            None => operator,
+        };
+        let operator = match &args.finalizer {
+            Some(name) => operator.finalizer(name),
+            None => operator,
+        };
         let operator = match &args.liveness {
             Some(address) => operator.liveness(address),
             None => operator,

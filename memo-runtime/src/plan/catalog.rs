@@ -262,11 +262,13 @@ fn build_plan(
         modified.push(Bound::new(handler, memory, metrics));
     }
     let updates = modified.iter().any(|bound| bound.handler.trigger.is_update());
+    // `optional` delete handlers alone need no record: they run on `DELETED`, whatever came
+    // before.
     let progress = added
         .iter()
         .chain(&modified)
         .chain(&deleted)
-        .any(|bound| bound.handler.trigger.is_retried());
+        .any(|bound| bound.handler.trigger.is_retried() && !bound.handler.optional);
     let finalizes = deleted.iter().any(|bound| {
         matches!(
             bound.handler.trigger,

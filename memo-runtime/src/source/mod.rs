@@ -37,6 +37,7 @@ use crate::api::event::Event;
 use crate::contract::cluster::Cluster;
 use crate::observe::health::Connection;
 use futures_core::Stream;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -198,6 +199,54 @@ impl EventSource {
         }
     }
 
+    /// The same source, ending when `stop` completes: the operator then finishes what it has
+    /// read and stops as at the end of any source (cleanup handlers run). Its connection status
+    /// and, for a Kubernetes source, its cluster (where handlers write) are kept. Must be called
+    /// on a Tokio runtime: a task reads the source until then.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (events, source) = memo_runtime::source::channel(8);
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let mut source = source.until(async move {
+    ///     let _ = stopped.await;
+    /// });
+    /// stop.send(()).unwrap();
+    /// assert!(source.next().await.is_none(), "ended, though `events` is still open");
+    /// # drop(events);
+    /// # }
+    /// ```
+    pub fn until(mut self, stop: impl Future<Output = ()> + Send + 'static) -> EventSource {
+        let (sender, receiver) = mpsc::channel::<Result<Event>>(1);
+        let connections = self.connections.clone();
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    next = self.next_or_failure() => next,
+                };
+                let (item, last) = match next {
+                    Ok(Some(event)) => (Ok(event), false),
+                    Ok(None) => return,
+                    Err(err) => (Err(err), true),
+                };
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    sent = sender.send(item) => if sent.is_err() || last { return },
+                }
+            }
+        });
+        let mut source = EventSource::from_try_stream(Receiving(receiver));
+        source.connections = connections;
+        source.cluster = cluster;
+        source
+    }
+
     /// The next event if one is ready now, without waiting. `None` says nothing is ready (or the
     /// source cannot tell without waiting); call [`next`](EventSource::next) to wait.
     pub fn try_next(&mut self) -> Option<Event> {
@@ -251,6 +300,17 @@ impl EventSource {
                 .transpose(),
             Inner::Merged(merged) => merged.next().await,
         }
+    }
+}
+
+/// A receiver of results, as a stream.
+struct Receiving(mpsc::Receiver<Result<Event>>);
+
+impl Stream for Receiving {
+    type Item = Result<Event>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
     }
 }
 
