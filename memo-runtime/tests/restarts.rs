@@ -23,9 +23,19 @@ fn provision(memo: &mut Memo, name: &str, retry: u32) {
 fn reconfigure(memo: &mut Memo, name: &str, old: &Value, diff: &Diff) {
     let changes: Vec<String> = diff
         .iter()
-        .map(|change| format!("{:?} {} -> {}", change.op(), change.path(), change.new().unwrap_or(&Value::Null)))
+        .map(|change| {
+            format!(
+                "{:?} {} -> {}",
+                change.op(),
+                change.path(),
+                change.new().unwrap_or(&Value::Null)
+            )
+        })
         .collect();
-    push(memo, format!("update {name} old_null={} {}", old.is_null(), changes.join(", ")));
+    push(
+        memo,
+        format!("update {name} old_null={} {}", old.is_null(), changes.join(", ")),
+    );
 }
 
 #[handler(delete = "KopfExample")]
@@ -103,7 +113,11 @@ async fn start(fake: &FakeApi) -> Run {
 impl Run {
     async fn wait_for(&self, prefix: &str, count: usize) {
         wait_until(&format!("{count} `{prefix}` in {:?}", entries(&self.log)), || {
-            entries(&self.log).iter().filter(|entry| entry.starts_with(prefix)).count() >= count
+            entries(&self.log)
+                .iter()
+                .filter(|entry| entry.starts_with(prefix))
+                .count()
+                >= count
         })
         .await;
     }
@@ -156,7 +170,11 @@ async fn create_runs_once_and_a_change_made_while_down_is_an_update() {
         annotation(&fake, "kopfexamples", "e1", "memo.dev/last-handled").as_deref(),
         Some(r#"{"spec":{"size":1}}"#)
     );
-    assert_eq!(finalizers(&fake, "kopfexamples", "e1"), ["memo.dev/finalizer"], "a delete handler holds one");
+    assert_eq!(
+        finalizers(&fake, "kopfexamples", "e1"),
+        ["memo.dev/finalizer"],
+        "a delete handler holds one"
+    );
     assert_eq!(run.stop().await, ["create e1 retry=0"], "nothing resumed: e1 was new");
 
     // While the operator is down: a change, and a new object.
@@ -197,19 +215,33 @@ async fn a_deletion_while_down_runs_the_delete_handlers_on_the_next_start() {
     run.wait_for("create d1", 1).await;
     wait_until("the finalizer", || !finalizers(&fake, "kopfexamples", "d1").is_empty()).await;
     run.stop().await;
-    assert!(finalizers(&fake, "configmaps", "c1").is_empty(), "`optional`: no finalizer");
-    assert_eq!(annotation(&fake, "configmaps", "c1", "memo.dev/last-handled"), None, "nor a record");
+    assert!(
+        finalizers(&fake, "configmaps", "c1").is_empty(),
+        "`optional`: no finalizer"
+    );
+    assert_eq!(
+        annotation(&fake, "configmaps", "c1", "memo.dev/last-handled"),
+        None,
+        "nor a record"
+    );
 
     // Deleted while down: the finalizer holds the object, with its deletion started.
     fake.delete("kopfexamples", Some("default"), "d1");
     assert!(fake.object("kopfexamples", Some("default"), "d1").is_some());
     let run = start(&fake).await;
     run.wait_for("delete d1", 1).await;
-    wait_until("the object gone", || fake.object("kopfexamples", Some("default"), "d1").is_none()).await;
+    wait_until("the object gone", || {
+        fake.object("kopfexamples", Some("default"), "d1").is_none()
+    })
+    .await;
     // An `optional` handler runs when its object goes, best effort.
     fake.delete("configmaps", Some("default"), "c1");
     run.wait_for("forget c1", 1).await;
-    assert_eq!(run.stop().await, ["delete d1", "forget c1"], "no resume: d1 was being deleted");
+    assert_eq!(
+        run.stop().await,
+        ["delete d1", "forget c1"],
+        "no resume: d1 was being deleted"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -222,7 +254,8 @@ async fn a_retry_cut_short_by_a_stop_goes_on_with_its_count_after_the_restart() 
         annotation(&fake, "widgets", "w1", "memo.dev/progress").is_some()
     })
     .await;
-    let pending: Value = serde_json::from_str(&annotation(&fake, "widgets", "w1", "memo.dev/progress").unwrap()).unwrap();
+    let pending: Value =
+        serde_json::from_str(&annotation(&fake, "widgets", "w1", "memo.dev/progress").unwrap()).unwrap();
     assert_eq!(pending["cause"], "create");
     assert_eq!(pending["done"], json!(["restarts::widget_first"]));
     assert_eq!(pending["waiting"]["handler"], "restarts::widget_flaky");
@@ -232,7 +265,11 @@ async fn a_retry_cut_short_by_a_stop_goes_on_with_its_count_after_the_restart() 
 
     let run = start(&fake).await;
     run.wait_for("last w1", 1).await;
-    assert_eq!(run.stop().await, ["flaky w1 retry=1", "last w1"], "`first` is not run again");
+    assert_eq!(
+        run.stop().await,
+        ["flaky w1 retry=1", "last w1"],
+        "`first` is not run again"
+    );
     assert_eq!(annotation(&fake, "widgets", "w1", "memo.dev/progress"), None);
     assert_eq!(
         annotation(&fake, "widgets", "w1", "memo.dev/last-handled").as_deref(),
@@ -264,7 +301,12 @@ async fn an_essence_too_large_for_annotations_is_kept_as_a_digest_once() {
     let run = start(&fake).await;
     run.wait_for("update big", 1).await;
     // Entries cut short: the blob is 300 KiB.
-    let log: Vec<String> = run.stop().await.into_iter().map(|entry| entry.chars().take(60).collect()).collect();
+    let log: Vec<String> = run
+        .stop()
+        .await
+        .into_iter()
+        .map(|entry| entry.chars().take(60).collect())
+        .collect();
     assert_eq!(
         log,
         [
