@@ -190,10 +190,10 @@ pub mod prelude {
 pub mod __private {
     pub use crate::contract::context::Context;
     pub use crate::contract::inject::{
-        BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, SharedArg, UidArg, memo_type_of,
+        BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, RetryArg, SharedArg, UidArg, memo_type_of,
     };
     pub use crate::contract::inject_change::{DiffArg, NewArg, OldArg};
-    pub use crate::contract::inject_cluster::{ClientArg, PatchArg, RecorderArg, RetryArg};
+    pub use crate::contract::inject_cluster::{ClientArg, PatchArg, RecorderArg};
     pub use crate::contract::inject_object::{AnnotationsArg, LabelsArg, SpecArg, StatusArg};
     pub use crate::contract::outcome::{HandlerError, InjectError, IntoOutcome, Outcome};
     pub use crate::contract::registry::{

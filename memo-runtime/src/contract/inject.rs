@@ -193,3 +193,21 @@ impl<'a> SharedArg<'a> for &'a Shared {
         shared.ok_or(InjectError("shared"))
     }
 }
+
+/// The types a `retry` parameter may have.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the type of a `retry` parameter",
+    label = "expected `u32`",
+    note = "`retry` counts this handler's retries for the event: 0 on its first call"
+)]
+pub trait RetryArg<'a>: Sized {
+    /// Takes the count.
+    fn inject(retry: u32) -> Result<Self, InjectError>;
+}
+
+impl RetryArg<'_> for u32 {
+    #[inline]
+    fn inject(retry: u32) -> Result<Self, InjectError> {
+        Ok(retry)
+    }
+}

@@ -58,21 +58,3 @@ impl<'a> ClientArg<'a> for &'a kube::Client {
         env.cluster.map(|cluster| cluster.client()).ok_or(InjectError("client"))
     }
 }
-
-/// The types a `retry` parameter may have.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be the type of a `retry` parameter",
-    label = "expected `u32`",
-    note = "`retry` counts this handler's retries for the event: 0 on its first call"
-)]
-pub trait RetryArg<'a>: Sized {
-    /// Takes the count.
-    fn inject(retry: u32) -> Result<Self, InjectError>;
-}
-
-impl RetryArg<'_> for u32 {
-    #[inline]
-    fn inject(retry: u32) -> Result<Self, InjectError> {
-        Ok(retry)
-    }
-}

@@ -98,18 +98,6 @@ impl Progress {
             own_annotations: own.into(),
         }
     }
-
-    /// With the defaults: the annotations store, `memo.dev/finalizer`.
-    #[cfg(test)]
-    pub(crate) fn defaults() -> Self {
-        Progress::new(
-            Arc::new(crate::store::progress::AnnotationsProgress::new(
-                crate::store::DEFAULT_PROGRESS_PREFIX,
-            )),
-            DEFAULT_FINALIZER,
-            crate::store::DEFAULT_PROGRESS_PREFIX,
-        )
-    }
 }
 
 /// What a record says.
