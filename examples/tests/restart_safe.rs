@@ -47,6 +47,7 @@ mod cluster {
         fake.add_kind("kopf.dev", "v1", "KopfExample", "kopfexamples", true);
         fake.create("kopfexamples", Some("default"), "e1", json!({"size": 1}));
         fake.create("kopfexamples", Some("default"), "d1", json!({}));
+        fake.create("configmaps", Some("default"), "c1", json!({}));
         let addr = fake.listen().await;
         let config = kubeconfig(&fake, addr);
         let env = [("KUBECONFIG", config.as_str())];
@@ -66,6 +67,11 @@ mod cluster {
         }
         let first = stop(first);
         assert_eq!(count(&first, "reattached"), 0, "{first}");
+        let config_map = fake.object("configmaps", Some("default"), "c1").expect("c1");
+        assert!(
+            config_map["metadata"].get("finalizers").is_none(),
+            "`optional`: {config_map}"
+        );
 
         // While it is down: a change, a deletion, a new object.
         fake.replace("kopfexamples", Some("default"), "e1", json!({"size": 3}));
@@ -77,6 +83,8 @@ mod cluster {
         second.wait_for(&line("d1", "deprovisioned d1"));
         second.wait_for(&line("e2", "provisioned e2 (retry 0)"));
         second.wait_for(&line("e1", "reattached e1"));
+        fake.delete("configmaps", Some("default"), "c1");
+        second.wait_for(&line("c1", "forgot c1"));
         for _ in 0..1500 {
             if fake.object("kopfexamples", Some("default"), "d1").is_none() {
                 break;

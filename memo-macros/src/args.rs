@@ -575,6 +575,22 @@ mod tests {
     }
 
     #[test]
+    fn resume_triggers_and_optional_deletes() {
+        let (args, errors) = parse(quote!(resume = "KopfExample", retries = 2));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.trigger.unwrap().kind, TriggerKind::Resume);
+        let (args, errors) = parse(quote!(delete = "ConfigMap", optional));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(args.optional);
+        let (_, errors) = parse(quote!(timer = "ConfigMap", interval = 1, optional));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("`optional` applies to delete handlers"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn event_handler_with_id() {
         let (args, errors) = parse(quote!(event = "KopfExample", id = "ping"));
         assert!(errors.is_empty(), "{errors:?}");

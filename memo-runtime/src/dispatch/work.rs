@@ -345,8 +345,12 @@ fn cause_of(
     recorded: Option<&Recorded>,
 ) -> (Cause, bool, Option<Box<Value>>) {
     let object = &*event.object;
-    if event.r#type == EventType::Deleted {
-        return (Cause::Deleted, false, None);
+    // Without a progress store, the event's type says it all (the hot path of a stream).
+    match (progress, event.r#type) {
+        (_, EventType::Deleted) => return (Cause::Deleted, false, None),
+        (None, EventType::Added) => return (Cause::Create, false, None),
+        (None, _) => return (Cause::Update, false, None),
+        (Some(_), _) => {}
     }
     let deleting = being_deleted(object);
     if deleting
