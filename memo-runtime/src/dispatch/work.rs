@@ -161,7 +161,9 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     let deleted = event.r#type == EventType::Deleted;
     // What the object's record says, read once per process: on its first event here.
     let recorded = match (progress, resumed.is_none() && *fresh && !deleted) {
-        (Some(progress), true) => read_record(progress, &event.object, &resource).await,
+        // Boxed, as the record's write below: a stream without a progress store carries neither
+        // future in every event's state.
+        (Some(progress), true) => Box::pin(read_record(progress, &event.object, &resource)).await,
         _ => None,
     };
     *fresh = false;
@@ -172,7 +174,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
             &event,
             progress.is_some() && plan.finalizes(),
             progress,
-            recorded.as_ref(),
+            recorded.as_deref(),
         ),
     };
     // The first version seen is the base of the next change at once: a retry of its handlers,
@@ -277,9 +279,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
                 .as_deref()
                 .or(recorded.as_ref().and_then(|recorded| recorded.essence.as_ref())),
         };
-        if record
-            .write(progress, &event.object, &resource, excluded, &mut patches)
-            .await
+        if Box::pin(record.write(progress, &event.object, &resource, excluded, &mut patches)).await
             && cause == Cause::Finalize
         {
             *finalized = failed.is_none();
@@ -319,9 +319,9 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
 
 /// Reads the object's record; a store that cannot answer is logged, and the object handled as
 /// one without a record.
-async fn read_record(progress: &Progress, object: &Value, resource: &Resource<'_>) -> Option<Recorded> {
+async fn read_record(progress: &Progress, object: &Value, resource: &Resource<'_>) -> Option<Box<Recorded>> {
     match progress.store.read(object, resource.key.lookup()).await {
-        Ok(record) => record.map(|record| Recorded::parse(&record)),
+        Ok(record) => record.map(|record| Box::new(Recorded::parse(&record))),
         Err(err) => {
             tracing::warn!(
                 target: "memo",
