@@ -2,6 +2,84 @@
 //! them, each resource wholly in one replica.
 
 use crate::api::error::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many buckets the hash space is cut into for `--shard auto`: bucket `b` holds the keys
+/// whose [`stable_hash`] is in [`bucket_range(b)`](bucket_range), a contiguous range, the form a
+/// server-side sharded watch takes (KEP-5866's `shardRange`).
+pub const BUCKETS: usize = 256;
+
+/// The bucket of a resource key: the top 8 bits of its [`stable_hash`].
+///
+/// ```
+/// use memo_runtime::shard::{bucket_of, bucket_range, stable_hash};
+///
+/// let bucket = bucket_of("0b3b8ec0-1c3a-4f5e-9a55-1234567890ab");
+/// assert!(bucket_range(bucket).contains(&stable_hash("0b3b8ec0-1c3a-4f5e-9a55-1234567890ab")));
+/// ```
+pub fn bucket_of(key: &str) -> usize {
+    (stable_hash(key) >> 56) as usize
+}
+
+/// The hashes of bucket `bucket`: `[bucket << 56, (bucket + 1) << 56)`.
+pub fn bucket_range(bucket: usize) -> std::ops::RangeInclusive<u64> {
+    let start = (bucket as u64) << 56;
+    start..=start | ((1u64 << 56) - 1)
+}
+
+/// The buckets a replica owns now, changed by its lease keeper and read on every event.
+#[derive(Debug, Default)]
+pub(crate) struct Owned {
+    bits: [AtomicU64; BUCKETS / 64],
+}
+
+impl Owned {
+    #[inline]
+    pub(crate) fn owns_bucket(&self, bucket: usize) -> bool {
+        self.bits[bucket / 64].load(Ordering::Acquire) & (1 << (bucket % 64)) != 0
+    }
+
+    pub(crate) fn set(&self, bucket: usize, owned: bool) {
+        let bit = 1u64 << (bucket % 64);
+        if owned {
+            self.bits[bucket / 64].fetch_or(bit, Ordering::AcqRel);
+        } else {
+            self.bits[bucket / 64].fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.bits
+            .iter()
+            .map(|word| word.load(Ordering::Acquire).count_ones() as usize)
+            .sum()
+    }
+}
+
+/// Which resources this replica handles: a fixed share, or the buckets it holds leases on.
+#[derive(Clone, Debug)]
+pub(crate) enum Sharding {
+    Static(Shard),
+    Leased(Arc<Owned>),
+}
+
+impl Sharding {
+    #[inline]
+    pub(crate) fn owns(&self, key: &str) -> bool {
+        match self {
+            Sharding::Static(shard) => shard.owns(key),
+            Sharding::Leased(owned) => owned.owns_bucket(bucket_of(key)),
+        }
+    }
+
+    /// Whether what it owns changes while the operator runs: then every event is checked, not
+    /// only a resource's first.
+    #[inline]
+    pub(crate) fn moves(&self) -> bool {
+        matches!(self, Sharding::Leased(_))
+    }
+}
 
 /// A stable 64-bit hash of a resource key: FNV-1a over its UTF-8 bytes.
 ///
@@ -37,6 +115,8 @@ pub fn stable_hash(key: &str) -> u64 {
 pub struct Shard {
     index: u64,
     count: u64,
+    /// `auto`: the share is leased from the other replicas (`--shard auto`).
+    auto: bool,
 }
 
 impl Shard {
@@ -47,7 +127,31 @@ impl Shard {
                 "shard {index}/{count} does not exist: the index counts from 0 and must be below the count (e.g. 0/3, 1/3, 2/3)"
             )));
         }
-        Ok(Shard { index, count })
+        Ok(Shard {
+            index,
+            count,
+            auto: false,
+        })
+    }
+
+    /// `--shard auto`: the replica joins the group of replicas with the same name and store, and
+    /// owns the [`BUCKETS`] it holds leases on (see `Operator::shard_auto`).
+    ///
+    /// ```
+    /// use memo_runtime::shard::Shard;
+    /// assert!("auto".parse::<Shard>().unwrap().is_auto());
+    /// ```
+    pub fn auto() -> Shard {
+        Shard {
+            index: 0,
+            count: 0,
+            auto: true,
+        }
+    }
+
+    /// Whether this is `--shard auto`.
+    pub fn is_auto(&self) -> bool {
+        self.auto
     }
 
     /// Parses `I/N`, as `--shard` and `MEMO_SHARD` take it.
@@ -58,6 +162,9 @@ impl Shard {
     /// assert!("3".parse::<Shard>().is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Shard> {
+        if text.trim() == "auto" {
+            return Ok(Shard::auto());
+        }
         let parsed = text
             .trim()
             .split_once('/')
@@ -65,24 +172,26 @@ impl Shard {
         match parsed {
             Some((index, count)) => Shard::new(index, count),
             None => Err(Error::custom(format!(
-                "`{text}` is not a shard: write INDEX/COUNT, e.g. 0/3"
+                "`{text}` is not a shard: write INDEX/COUNT, e.g. 0/3, or `auto`"
             ))),
         }
     }
 
-    /// This replica's index.
+    /// This replica's index (0 for `auto`).
     pub fn index(&self) -> u64 {
         self.index
     }
 
-    /// How many replicas share the resources.
+    /// How many replicas share the resources (0 for `auto`: as many as run).
     pub fn count(&self) -> u64 {
         self.count
     }
 
     /// Whether this replica handles the resource with this key.
+    ///
+    /// For `auto`, what the replica owns changes as it runs, and this says yes.
     pub fn owns(&self, key: &str) -> bool {
-        stable_hash(key) % self.count == self.index
+        self.auto || stable_hash(key) % self.count == self.index
     }
 }
 
@@ -96,6 +205,9 @@ impl std::str::FromStr for Shard {
 
 impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.auto {
+            return f.write_str("auto");
+        }
         write!(f, "{}/{}", self.index, self.count)
     }
 }
@@ -122,6 +234,23 @@ mod tests {
             counts[owners[0]] += 1;
         }
         assert!(counts.iter().all(|&count| (800..1200).contains(&count)), "{counts:?}");
+    }
+
+    #[test]
+    fn buckets_are_contiguous_ranges_of_the_hash() {
+        assert_eq!(bucket_range(0), 0..=(1u64 << 56) - 1);
+        assert_eq!(*bucket_range(BUCKETS - 1).end(), u64::MAX);
+        for n in 0..1000 {
+            let key = format!("uid-{n}");
+            assert!(bucket_range(bucket_of(&key)).contains(&stable_hash(&key)));
+        }
+        let owned = Owned::default();
+        owned.set(70, true);
+        owned.set(255, true);
+        assert!(owned.owns_bucket(70) && owned.owns_bucket(255) && !owned.owns_bucket(69));
+        assert_eq!(owned.count(), 2);
+        owned.set(70, false);
+        assert_eq!(owned.count(), 1);
     }
 
     #[test]

@@ -100,9 +100,16 @@ pub struct Args {
     pub name: Option<String>,
 
     /// Be replica I of N (counted from 0): handle only the resources whose key hashes to I modulo
-    /// N; N replicas on one source split it.
+    /// N; N replicas on one source split it. `auto`: join the replicas with the same `--name`
+    /// and store (`--redis`), sharing the buckets of the hash space through leases.
     #[arg(long, value_name = "I/N", env = "MEMO_SHARD", value_parser = shard)]
     pub shard: Option<Shard>,
+
+    /// How long a lease (a lock, a bucket of `--shard auto`) lasts unless renewed, in Redis:
+    /// seconds or `15s`, `500ms` (default 15 s). A replica killed outright loses its buckets
+    /// after it, plus a renewal period (a third of it).
+    #[arg(long, value_name = "DURATION", env = "MEMO_LEASE_DURATION", value_parser = lease_duration)]
+    pub lease_duration: Option<Duration>,
 
     /// How log lines are written to standard error: `text` for people, `json` for log collectors
     /// (one object a line: timestamp, level, target, and `fields` with the message and the
@@ -176,6 +183,7 @@ impl Default for Args {
             liveness: None,
             post_events: PostEvents::Warning,
             progress_store: ProgressIn::Annotations,
+            lease_duration: None,
             progress_prefix: None,
             finalizer: None,
             verbose: 0,
@@ -217,6 +225,15 @@ fn source_path(text: &str) -> Result<String, String> {
         return Err("give a file path, or `-` for standard input".to_owned());
     }
     Ok(text.to_owned())
+}
+
+/// `--lease-duration`: a duration of at least 300 ms (renewed every third of it).
+fn lease_duration(text: &str) -> Result<Duration, String> {
+    let duration = super::duration_text::parse_text(text).map(Duration::from_nanos)?;
+    if duration < Duration::from_millis(300) {
+        return Err(format!("`{text}` is too short for a lease: give at least 300ms"));
+    }
+    Ok(duration)
 }
 
 /// `--progress-prefix`: a DNS subdomain (`memo.dev`, `example.com`), as annotation prefixes are.

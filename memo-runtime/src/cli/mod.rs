@@ -111,10 +111,15 @@ fn program_name() -> Option<String> {
 async fn with_store<M: Clone + Send + Sync + 'static>(
     operator: Operator<M>,
     redis: Option<&str>,
+    lease: Option<std::time::Duration>,
 ) -> Result<Operator<M>> {
     Ok(match redis {
         Some(url) => {
             let store = crate::store::RedisStore::connect(url).await?;
+            let store = match lease {
+                Some(lease) => store.with_lease(lease),
+                None => store,
+            };
             tracing::info!(target: "memo", bot = operator.shared().bot(), "shared memory in Redis at {}", store.url());
             operator.store(store)
         }
@@ -126,6 +131,7 @@ async fn with_store<M: Clone + Send + Sync + 'static>(
 async fn with_store<M: Clone + Send + Sync + 'static>(
     operator: Operator<M>,
     _redis: Option<&str>,
+    _lease: Option<std::time::Duration>,
 ) -> Result<Operator<M>> {
     Ok(operator)
 }
@@ -223,6 +229,7 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             None => operator,
         };
         let operator = match args.shard {
+            Some(shard) if shard.is_auto() => operator.shard_auto(),
             Some(shard) => operator.shard(shard.index(), shard.count()),
             None => operator,
         };
@@ -248,7 +255,7 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             },
             (None, false) => operator,
         };
-        let operator = with_store(operator, args.redis.as_deref()).await?;
+        let operator = with_store(operator, args.redis.as_deref(), args.lease_duration).await?;
         operator.source(source).run().await
     });
     // Work the stop left behind (a handler stuck in a blocking call, a read of a silent stdin)

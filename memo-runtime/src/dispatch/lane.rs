@@ -11,7 +11,7 @@ use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::api::error::Result;
 use crate::api::event::{Event, EventType};
 use crate::api::resource::{Admitted, Lookup, ResourceKey};
-use crate::api::shard::Shard;
+use crate::api::shard::Sharding;
 use crate::exec::retry::{self, PendingRetry};
 use crate::exec::stop::Stop;
 use crate::exec::writeback::Writeback;
@@ -83,7 +83,7 @@ struct Table<M> {
     operator_memo: M,
     catalog: Catalog,
     resources: Resources<M>,
-    shard: Option<Shard>,
+    shard: Option<Sharding>,
     /// Reused to build the lookup text of objects without a uid.
     lookup_buffer: String,
     metrics: Option<Metrics>,
@@ -117,6 +117,11 @@ impl<M: Clone> Table<M> {
         // loop would; the events of a busy resource touch little of their (often cold) object.
         if let Some(uid) = known_uid(&event.object) {
             return match resources.entry_ref(&Lookup(uid)) {
+                // With leased buckets, a known resource's bucket may have moved away.
+                EntryRef::Occupied(_) if shard.as_ref().is_some_and(|shard| shard.moves() && !shard.owns(uid)) => {
+                    tracing::trace!(target: "memo", uid, "the resource's bucket is another replica's now; event ignored");
+                    None
+                }
                 EntryRef::Occupied(entry) => {
                     let key = entry.key().clone();
                     let state = entry.into_mut();
@@ -130,7 +135,7 @@ impl<M: Clone> Table<M> {
                     })
                 }
                 EntryRef::Vacant(entry) => {
-                    let (admitted, plan) = identify(catalog, metrics, *shard, event, uid)?;
+                    let (admitted, plan) = identify(catalog, metrics, shard.as_ref(), event, uid)?;
                     let (key, state) = new_resource(&admitted, plan, uid, operator_memo, metrics, stats, count, event)?;
                     Some(Admission {
                         key: key.clone(),
@@ -142,7 +147,7 @@ impl<M: Clone> Table<M> {
         }
         let admitted = read(event)?;
         let lookup = admitted.lookup(lookup_buffer);
-        let (admitted, plan) = identify_read(catalog, metrics, *shard, event, admitted, lookup)?;
+        let (admitted, plan) = identify_read(catalog, metrics, shard.as_ref(), event, admitted, lookup)?;
         match resources.entry_ref(&Lookup(lookup)) {
             EntryRef::Occupied(entry) => Some(Admission {
                 key: entry.key().clone(),
@@ -203,7 +208,7 @@ fn read(event: &Event) -> Option<Admitted<'_>> {
 fn identify<'e, 'c>(
     catalog: &'c mut Catalog,
     metrics: &Option<Metrics>,
-    shard: Option<Shard>,
+    shard: Option<&Sharding>,
     event: &'e Event,
     lookup: &str,
 ) -> Option<(Admitted<'e>, &'c Arc<KindPlan>)> {
@@ -216,7 +221,7 @@ fn identify<'e, 'c>(
 fn identify_read<'e, 'c>(
     catalog: &'c mut Catalog,
     metrics: &Option<Metrics>,
-    shard: Option<Shard>,
+    shard: Option<&Sharding>,
     event: &'e Event,
     admitted: Admitted<'e>,
     lookup: &str,
@@ -265,7 +270,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         operator_memo: M,
         catalog: Catalog,
         stop: Stop,
-        shard: Option<Shard>,
+        shard: Option<Sharding>,
         metrics: Option<Metrics>,
         stats: Arc<LaneStats>,
         out: Writeback,
@@ -406,6 +411,14 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
     /// turn), a retry runs and, once it has, what waited behind it.
     async fn fire(&mut self, key: ResourceKey, fired: Fired<Box<PendingRetry>>, watch: &Watch) {
         if !self.table.resources.contains_key(&Lookup(key.lookup())) {
+            return;
+        }
+        // A bucket that moved away takes its timers and retries with it: the new owner runs them.
+        if let Some(shard) = &self.table.shard
+            && shard.moves()
+            && !shard.owns(key.lookup())
+        {
+            tracing::debug!(target: "memo", name = key.name(), "the resource's bucket is another replica's now: its timer or retry stops here");
             return;
         }
         let work = match fired {

@@ -18,7 +18,7 @@ mod work;
 use crate::api::error::Result;
 use crate::api::event::Event;
 use crate::api::resource::Admitted;
-use crate::api::shard::Shard;
+use crate::api::shard::Sharding;
 use crate::exec::stop::Stop;
 use crate::exec::writeback::Writeback;
 use crate::observe::in_flight::InFlight;
@@ -42,7 +42,7 @@ pub(crate) struct Dispatcher<M> {
     catalog: Catalog,
     stop: Stop,
     /// The resources this replica handles; `None`: all.
-    shard: Option<Shard>,
+    shard: Option<Sharding>,
     /// `None` unless the operator serves metrics.
     metrics: Option<Metrics>,
     out: Writeback,
@@ -53,7 +53,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         operator_memo: M,
         catalog: Catalog,
         stop: Stop,
-        shard: Option<Shard>,
+        shard: Option<Sharding>,
         metrics: Option<Metrics>,
         out: Writeback,
     ) -> Self {
@@ -72,7 +72,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             self.operator_memo.clone(),
             catalog,
             self.stop.clone(),
-            self.shard,
+            self.shard.clone(),
             self.metrics.clone(),
             stats,
             self.out.clone(),
@@ -147,7 +147,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             assigned: hashbrown::HashMap::default(),
             forgotten: forgotten_by_lanes,
             catalog: self.catalog.fresh(),
-            shard: self.shard,
+            shard: self.shard.clone(),
             metrics: self.metrics.clone(),
             stats: &gauges.lanes,
             next_lane: 0,
@@ -224,7 +224,7 @@ struct Router<'a> {
     forgotten: mpsc::UnboundedReceiver<(Box<str>, u32)>,
     /// The same checks as the lanes', so that only resources a lane keeps are assigned.
     catalog: Catalog,
-    shard: Option<Shard>,
+    shard: Option<Sharding>,
     metrics: Option<Metrics>,
     stats: &'a [Arc<LaneStats>],
     /// Where the search for the least busy lane starts, turning, so that idle lanes share.
@@ -292,7 +292,7 @@ impl Router<'_> {
             return;
         }
         let lookup = admitted.lookup(&mut self.lookup_buffer);
-        if self.shard.is_some_and(|shard| !shard.owns(lookup)) {
+        if self.shard.as_ref().is_some_and(|shard| !shard.owns(lookup)) {
             tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
             return;
         }

@@ -42,6 +42,8 @@ const STOPPED: u8 = 2;
 pub(crate) struct Health {
     phase: Arc<AtomicU8>,
     connections: Arc<std::sync::Mutex<Vec<Connection>>>,
+    /// With `--shard auto`: whether the replica's membership lease is lost.
+    membership_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The answer to a health check.
@@ -62,6 +64,11 @@ impl Health {
         self.phase.store(STOPPED, Ordering::Release);
     }
 
+    /// With `--shard auto`: the replica lost (`true`) or holds its membership lease.
+    pub(crate) fn membership_lost(&self, lost: bool) {
+        self.membership_lost.store(lost, Ordering::Release);
+    }
+
     /// Whether the source is connected now (`true` for sources that cannot lose a connection).
     pub(crate) fn source_connected(&self) -> bool {
         self.disconnected_parts() == 0
@@ -78,6 +85,10 @@ impl Health {
                 false,
                 "starting: the event loop has not started yet (startup handlers, or connecting to the source)"
                     .to_owned(),
+            ),
+            RUNNING if self.membership_lost.load(Ordering::Acquire) => (
+                false,
+                "the replica lost its shard membership lease: it handles no bucket until it renews it".to_owned(),
             ),
             RUNNING => match self.disconnected_parts() {
                 0 => (true, "ok: the event loop runs and its source is connected".to_owned()),
@@ -115,6 +126,10 @@ mod tests {
         connection.part_disconnected();
         assert!(!health.check().healthy);
         connection.part_connected();
+        assert!(health.check().healthy);
+        health.membership_lost(true);
+        assert!(health.check().reason.contains("membership lease"));
+        health.membership_lost(false);
         assert!(health.check().healthy);
         health.stopped();
         assert!(!health.check().healthy);

@@ -49,6 +49,12 @@ pub(crate) struct Metrics {
     /// Patch requests the API server refused (or never answered), by kind and HTTP status
     /// (`none` without an answer): a bounded set, as the kinds are the handlers'.
     api_errors: Family<EventLabels, Counter>,
+    /// With `--shard auto`: the buckets this replica owns, the live replicas it sees, and its
+    /// lease acquisitions and losses.
+    pub(crate) shard_buckets_owned: Gauge,
+    pub(crate) shard_members: Gauge,
+    pub(crate) shard_acquisitions: Counter,
+    pub(crate) shard_losses: Counter,
     /// Gauges that the engine's threads keep in figures of their own are set when read, not
     /// at every change.
     collector: Arc<Mutex<Option<Collector>>>,
@@ -75,6 +81,10 @@ impl Default for Metrics {
             shared_errors: Family::default(),
             api_writes: Family::default(),
             api_errors: Family::default(),
+            shard_buckets_owned: Gauge::default(),
+            shard_members: Gauge::default(),
+            shard_acquisitions: Counter::default(),
+            shard_losses: Counter::default(),
             collector: Arc::default(),
         }
     }
@@ -230,6 +240,26 @@ impl Metrics {
             "Patch requests the API server refused or never answered, by kind and HTTP status",
             self.api_errors.clone(),
         );
+        registry.register(
+            "shard_buckets_owned",
+            "Buckets of the hash space this replica owns (--shard auto)",
+            self.shard_buckets_owned.clone(),
+        );
+        registry.register(
+            "shard_members",
+            "Live replicas of this operator this replica sees (--shard auto)",
+            self.shard_members.clone(),
+        );
+        registry.register(
+            "shard_lease_acquisitions",
+            "Bucket leases acquired (--shard auto)",
+            self.shard_acquisitions.clone(),
+        );
+        registry.register(
+            "shard_lease_losses",
+            "Bucket leases lost: not renewed in time (--shard auto)",
+            self.shard_losses.clone(),
+        );
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &registry);
@@ -384,6 +414,8 @@ mod tests {
         let _ = store.count(Operation::Set, Ok(()));
         let _ = store.count::<()>(Operation::Get, Err(crate::api::error::Error::Store("down".into())));
         metrics.resources.set(7);
+        metrics.shard_buckets_owned.set(85);
+        metrics.shard_losses.inc();
         let text = metrics.encode();
         for line in [
             r#"memo_events_received_total{kind="KopfExample",type="ADDED"} 2"#,
@@ -400,6 +432,8 @@ mod tests {
             r#"memo_api_writes_total{kind="KopfExample"} 2"#,
             r#"memo_api_errors_total{kind="KopfExample",code="422"} 1"#,
             "memo_resources 7",
+            "memo_shard_buckets_owned 85",
+            "memo_shard_lease_losses_total 1",
             "memo_queue_depth 0",
             "memo_retries_scheduled 0",
         ] {

@@ -35,6 +35,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             handle_signals: self.handle_signals,
             shutdown_timeout: self.shutdown_timeout,
             shard: self.shard,
+            shard_auto: self.shard_auto,
             liveness: self.liveness,
             metrics: self.metrics,
             post_events: self.post_events,
@@ -158,6 +159,32 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     /// ```
     pub fn shard(mut self, index: u64, count: u64) -> Self {
         self.shard = Some((index, count));
+        self.shard_auto = false;
+        self
+    }
+
+    /// Joins the group of replicas with the same [name](Operator::name) and
+    /// [store](Operator::store) (Redis, for replicas in several processes) and handles the
+    /// resources of the [buckets](crate::shard::BUCKETS) it holds leases on — `--shard auto`.
+    ///
+    /// Live replicas converge to an even share (within one bucket), moving few buckets when one
+    /// joins or leaves. A replica that stops (SIGTERM) releases its buckets at once; one that dies
+    /// loses them when their leases expire (the store's lease, 15 s by default, plus a renewal
+    /// period of a third of it). A replica that cannot renew a lease stops handling its bucket
+    /// before the lease can expire, so that no two replicas handle one bucket. With a stream
+    /// source, every replica reads the whole stream and a new owner handles what it reads from
+    /// then on: the events of a bucket between the loss of its owner and the takeover are not
+    /// handled.
+    ///
+    /// ```
+    /// use memo_runtime::prelude::*;
+    ///
+    /// let replica = Operator::new().name("counter").shard_auto();
+    /// # drop(replica);
+    /// ```
+    pub fn shard_auto(mut self) -> Self {
+        self.shard = None;
+        self.shard_auto = true;
         self
     }
 

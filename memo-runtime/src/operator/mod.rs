@@ -2,6 +2,7 @@
 //! phase by phase: checks, startup handlers, events, graceful stop, cleanup (`phases.rs`).
 
 mod builder;
+mod leases;
 mod phases;
 
 use crate::api::memo::Memo;
@@ -59,6 +60,8 @@ pub struct Operator<M = Memo> {
     handle_signals: bool,
     shutdown_timeout: Duration,
     shard: Option<(u64, u64)>,
+    /// `--shard auto`: buckets owned through leases in the store.
+    shard_auto: bool,
     liveness: Option<String>,
     metrics: Metrics,
     post_events: PostEvents,
@@ -130,6 +133,7 @@ impl Operator<Memo> {
             handle_signals: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             shard: None,
+            shard_auto: false,
             liveness: None,
             metrics: Metrics::default(),
             post_events: PostEvents::default(),
@@ -156,6 +160,7 @@ impl<M> std::fmt::Debug for Operator<M> {
             .field("handle_signals", &self.handle_signals)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("shard", &self.shard)
+            .field("shard_auto", &self.shard_auto)
             .field("liveness", &self.liveness)
             .field("post_events", &self.post_events)
             .field("client", &self.cluster.is_some())

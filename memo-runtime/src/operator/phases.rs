@@ -3,7 +3,7 @@
 
 use crate::api::error::{Error, Result};
 use crate::api::logger::Logger;
-use crate::api::shard::Shard;
+use crate::api::shard::{Owned, Shard, Sharding};
 use crate::contract::context::Env;
 use crate::contract::registry::{self, MemoType, Registration, Trigger};
 use crate::dispatch::Dispatcher;
@@ -16,7 +16,7 @@ use crate::observe::in_flight::{InFlight, Watch};
 use crate::observe::liveness::Endpoint;
 use crate::observe::metrics::Metrics;
 use crate::operator::Operator;
-use crate::operator::ProgressIn;
+use crate::operator::{ProgressIn, leases};
 use crate::plan::bound::Bound;
 use crate::plan::catalog::Catalog;
 use crate::plan::validate::validate;
@@ -72,6 +72,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             handle_signals,
             shutdown_timeout,
             shard,
+            shard_auto,
             liveness,
             metrics,
             post_events,
@@ -81,10 +82,15 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         if let Some(cluster) = &cluster {
             cluster.report_as(memory.bot());
         }
-        let shard = shard.map(|(index, count)| Shard::new(index, count)).transpose()?;
-        if let Some(shard) = shard {
+        let static_shard = shard.map(|(index, count)| Shard::new(index, count)).transpose()?;
+        if let Some(shard) = static_shard {
             tracing::info!(target: "memo", "handling shard {shard}: the resources whose key hashes to {} modulo {}", shard.index(), shard.count());
         }
+        let owned = shard_auto.then(|| Arc::new(Owned::default()));
+        let shard = match (&owned, static_shard) {
+            (Some(owned), _) => Some(Sharding::Leased(Arc::clone(owned))),
+            (None, shard) => shard.map(Sharding::Static),
+        };
         // Without a source the operator runs until a signal: its placeholder channel stays open.
         let mut idle_sender = None;
         let source = match source {
@@ -149,7 +155,20 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             metrics,
             out,
         };
+        let keeper = owned.map(|owned| {
+            leases::Keeper::start(
+                phases.memory.store().to_shared(),
+                phases.memory.bot(),
+                owned,
+                phases.metrics.clone(),
+                phases.health.clone(),
+            )
+        });
         let result = phases.run(memo, source, workers).await;
+        // After the last handler: the other replicas take the buckets over at once.
+        if let Some(keeper) = keeper {
+            keeper.stop().await;
+        }
         drop(idle_sender);
         result
     }
@@ -170,7 +189,7 @@ struct Phases {
     memory: SharedMemory,
     stop: Stop,
     grace: Duration,
-    shard: Option<Shard>,
+    shard: Option<Sharding>,
     health: Health,
     /// `None` unless the operator serves metrics.
     metrics: Option<Metrics>,
@@ -227,7 +246,7 @@ impl Phases {
             memo,
             catalog,
             stop.clone(),
-            self.shard,
+            self.shard.clone(),
             self.metrics.clone(),
             self.out.clone(),
         );

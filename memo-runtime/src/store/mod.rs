@@ -266,6 +266,14 @@ pub(crate) enum StoreRef {
 }
 
 impl StoreRef {
+    /// The store, through the trait (an in-process store's clones share its contents).
+    pub(crate) fn to_shared(&self) -> Arc<dyn Store> {
+        match self {
+            StoreRef::InProcess(store) => Arc::new(store.clone()),
+            StoreRef::Dyn(store) => Arc::clone(store),
+        }
+    }
+
     pub(crate) fn of<S: Store>(store: S) -> Self {
         match (&store as &dyn std::any::Any).downcast_ref::<InProcessStore>() {
             Some(in_process) => StoreRef::InProcess(in_process.clone()),

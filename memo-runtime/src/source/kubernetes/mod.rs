@@ -44,7 +44,10 @@ use std::task::{Context, Poll};
 ///   do not run again and their memos stay), and an object deleted while the watch was down gets
 ///   a `DELETED` (with its last known body) once the relist is complete.
 ///
-/// A new process sees every existing object as `ADDED`, as kopf does: memos live in memory.
+/// A new process sees every existing object as `ADDED`, as kopf does (memos live in memory);
+/// with the operator's progress kept on the objects (the default for this source), their
+/// handlers run only for what the earlier process had not handled: see the README's "Restarts
+/// and deletions". Handlers' patches and Events go to this cluster.
 ///
 /// ```no_run
 /// use memo_runtime::prelude::*;

@@ -1,0 +1,157 @@
+//! `--shard auto` as real processes on a real `redis-server`: replicas of `message_counter` that
+//! split the buckets through leases, count every event of one stream (fed to each) exactly once,
+//! take over the buckets of one killed with `kill -9`, give a joining one its share, and take
+//! those of one stopped with SIGTERM at once.
+#![cfg(feature = "redis")]
+
+mod processes;
+#[path = "../../memo-runtime/tests/support/redis_server.rs"]
+mod redis_server;
+
+use processes::{PATIENCE, Process, watch_event};
+use redis_server::RedisServer;
+use std::time::{Duration, Instant};
+
+const BUCKETS: usize = 256;
+
+fn shared_value(server: &RedisServer, bot: &str, key: &str) -> Option<u64> {
+    let reply = server.command(&["GET", &format!("memo:{bot}:bot:value:{key}")]);
+    reply.lines().nth(1).and_then(|value| value.trim().parse().ok())
+}
+
+/// `events` events over 100 resources, as `kubectl --watch` prints them.
+fn batch(first: usize, events: usize) -> String {
+    (first..first + events)
+        .map(|index| {
+            let r#type = if index < 100 { "ADDED" } else { "MODIFIED" };
+            watch_event(
+                r#type,
+                "KopfExample",
+                &format!("ex{}", index % 100),
+                serde_json::json!({"n": index}),
+            )
+        })
+        .collect()
+}
+
+fn replica(url: &str) -> Process {
+    Process::start(
+        "message_counter",
+        &[
+            "--redis",
+            url,
+            "--name",
+            "auto",
+            "--shard",
+            "auto",
+            "--lease-duration",
+            "2s",
+        ],
+        &[],
+    )
+}
+
+/// What a replica says it owns last: (buckets, members).
+fn owning(stderr: &str) -> Option<(usize, usize)> {
+    let line = stderr.lines().rfind(|line| line.contains("shard auto: owning"))?;
+    let after = line.split("shard auto: owning ").nth(1)?;
+    let buckets = after.split(' ').next()?.parse().ok()?;
+    let members = after.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
+    Some((buckets, members))
+}
+
+/// Waits until the `live` replicas own every bucket between them, each seeing them all.
+fn wait_for_split(replicas: &[&Process]) {
+    let started = Instant::now();
+    loop {
+        let states: Vec<Option<(usize, usize)>> = replicas.iter().map(|replica| owning(&replica.stderr())).collect();
+        let settled = states
+            .iter()
+            .all(|state| state.is_some_and(|(_, members)| members == replicas.len()))
+            && states
+                .iter()
+                .map(|state| state.map_or(0, |(buckets, _)| buckets))
+                .sum::<usize>()
+                == BUCKETS;
+        if settled {
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE * 2,
+            "the buckets were not split between {} replicas: {states:?}",
+            replicas.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for_count(server: &RedisServer, expected: u64) {
+    let started = Instant::now();
+    while shared_value(server, "auto", "messages") != Some(expected) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "counted {:?}, expected {expected}",
+            shared_value(server, "auto", "messages")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing more comes: no event was handled twice.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(shared_value(server, "auto", "messages"), Some(expected));
+}
+
+#[test]
+fn replicas_share_the_buckets_through_leases_and_take_over_from_one_that_goes() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let mut replicas: Vec<Process> = (0..3).map(|_| replica(&url)).collect();
+    wait_for_split(&replicas.iter().collect::<Vec<_>>());
+
+    // One stream, fed to each replica: every event counted once.
+    let first = batch(0, 3000);
+    for replica in &mut replicas {
+        replica.write(&first);
+    }
+    wait_for_count(&server, 3000);
+
+    // One killed outright: the others take its buckets over when its leases expire.
+    let killed = replicas.remove(2);
+    killed.signal("KILL");
+    wait_for_split(&replicas.iter().collect::<Vec<_>>());
+    let second = batch(3000, 3000);
+    for replica in &mut replicas {
+        replica.write(&second);
+    }
+    wait_for_count(&server, 6000);
+
+    // A new one joins and gets its share.
+    replicas.push(replica(&url));
+    wait_for_split(&replicas.iter().collect::<Vec<_>>());
+    let third = batch(6000, 3000);
+    for replica in &mut replicas {
+        replica.write(&third);
+    }
+    wait_for_count(&server, 9000);
+
+    // One stopped with SIGTERM hands its buckets over as it leaves.
+    let mut stopped = replicas.remove(0);
+    stopped.signal("TERM");
+    assert_eq!(stopped.wait_exit().code(), Some(0), "{}", stopped.stderr());
+    assert!(
+        stopped.stderr().contains("shard auto: left the group, handing over"),
+        "{}",
+        stopped.stderr()
+    );
+    wait_for_split(&replicas.iter().collect::<Vec<_>>());
+    let fourth = batch(9000, 3000);
+    for replica in &mut replicas {
+        replica.write(&fourth);
+    }
+    wait_for_count(&server, 12_000);
+
+    for replica in &mut replicas {
+        replica.close_stdin();
+        let status = replica.wait_exit();
+        assert_eq!(status.code(), Some(0), "{}", replica.stderr());
+    }
+}

@@ -1,0 +1,442 @@
+//! `--shard auto`: the replicas of one operator (same name, same store) split the hash space's
+//! [`BUCKETS`] between them through leases in their shared store: each heartbeats a membership
+//! record, works out from the live members which buckets are its share (the same answer in every
+//! replica), and owns a bucket only while it holds that bucket's lease (the store's fenced lock).
+//!
+//! Never two owners: a bucket is released only after this replica stopped admitting its events
+//! (and gave running handlers a moment), and one whose lease was not renewed in time stops being
+//! handled before the lease can expire (fail-stop, as controller-runtime's renew deadline).
+
+use crate::api::shard::{BUCKETS, Owned, bucket_range};
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
+use crate::store::{MemoryId, Store};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// The component of the bot's memory the membership records and bucket leases live in.
+const COMPONENT: &str = "memo.shard";
+
+/// How long a replica gives handlers of a bucket it gives away before it releases the lease.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// A running lease keeper; [`Keeper::stop`] hands the buckets over.
+pub(crate) struct Keeper {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Keeper {
+    /// Starts keeping this replica's share of the buckets of `bot` in `store`, in `owned`.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        bot: &str,
+        owned: Arc<Owned>,
+        metrics: Option<Metrics>,
+        health: Health,
+    ) -> Keeper {
+        let stop = CancellationToken::new();
+        let lease = store.lease();
+        let keeper = Leases {
+            me: crate::store::new_token(),
+            memory: MemoryId::new(bot, Some(COMPONENT)),
+            store,
+            owned,
+            metrics,
+            health,
+            lease,
+            renew: lease / 3,
+            deadlines: Arc::new(Mutex::new(vec![None; BUCKETS])),
+        };
+        tracing::info!(
+            target: "memo",
+            "shard auto: joining the replicas of `{bot}` as {} (leases of {lease:?}, renewed every {:?})",
+            keeper.me,
+            keeper.renew
+        );
+        let task = tokio::spawn(keeper.run(stop.clone()));
+        Keeper { stop, task }
+    }
+
+    /// Stops handling every bucket, releases their leases and leaves the group: the others take
+    /// them over at once.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+struct Leases {
+    me: String,
+    memory: MemoryId,
+    store: Arc<dyn Store>,
+    owned: Arc<Owned>,
+    metrics: Option<Metrics>,
+    health: Health,
+    lease: Duration,
+    renew: Duration,
+    /// For each bucket held, when this replica must stop handling it unless renewed.
+    deadlines: Arc<Mutex<Vec<Option<Instant>>>>,
+}
+
+impl Leases {
+    async fn run(self, stop: CancellationToken) {
+        let watchdog = tokio::spawn(watch_deadlines(Arc::clone(&self.deadlines), Arc::clone(&self.owned)));
+        let mut members_seen = 0;
+        loop {
+            let started = Instant::now();
+            match self.round().await {
+                Ok(members) => {
+                    self.health.membership_lost(false);
+                    members_seen = members;
+                }
+                Err(err) => {
+                    self.health.membership_lost(true);
+                    tracing::warn!(target: "memo", "shard auto: a round of lease renewals failed: {err}");
+                }
+            }
+            self.publish(members_seen);
+            let rest = self.renew.saturating_sub(started.elapsed());
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(rest) => {}
+            }
+        }
+        watchdog.abort();
+        self.leave().await;
+    }
+
+    /// One round: heartbeat, live members, this replica's share; releases what is no longer its
+    /// share, renews what it holds, acquires what is free. Returns the number of live members.
+    async fn round(&self) -> crate::api::error::Result<usize> {
+        let now_ms = unix_millis();
+        let until = now_ms + self.lease.as_millis() as u64;
+        self.bounded(
+            self.store
+                .set(&self.memory, &member_key(&self.me), json!({ "until": until })),
+        )
+        .await??;
+        let members = self.members(now_ms).await?;
+        let share = share(&members, &self.me);
+        let held: Vec<usize> = self.held();
+        // Given away first: the new owner can only take it once released.
+        let giving: Vec<usize> = held.iter().copied().filter(|&bucket| !share[bucket]).collect();
+        if !giving.is_empty() {
+            for &bucket in &giving {
+                self.owned.set(bucket, false);
+            }
+            tokio::time::sleep(DRAIN.min(self.renew)).await;
+            for &bucket in &giving {
+                self.set_deadline(bucket, None);
+                let _ = self
+                    .bounded(self.store.unlock(&self.memory, &bucket_key(bucket), &self.me))
+                    .await;
+            }
+            tracing::info!(target: "memo", "shard auto: released {} to the other replicas", ranges(&giving));
+        }
+        let mut lost = Vec::new();
+        for bucket in held.into_iter().filter(|&bucket| share[bucket]) {
+            let renewed_at = Instant::now();
+            match self
+                .bounded(self.store.renew_lock(&self.memory, &bucket_key(bucket), &self.me))
+                .await
+            {
+                Ok(Ok(true)) => self.set_deadline(bucket, Some(renewed_at + self.deadline())),
+                // Not renewed: the lease ran out, or the store cannot say; the deadline stands.
+                Ok(Ok(false)) => {
+                    self.owned.set(bucket, false);
+                    self.set_deadline(bucket, None);
+                    lost.push(bucket);
+                }
+                _ => {}
+            }
+        }
+        if !lost.is_empty() {
+            if let Some(metrics) = &self.metrics {
+                metrics.shard_losses.inc_by(lost.len() as u64);
+            }
+            tracing::warn!(target: "memo", "shard auto: lost the leases of {}", ranges(&lost));
+        }
+        let mut gained = Vec::new();
+        for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.holds(bucket)) {
+            let acquired_at = Instant::now();
+            if let Ok(Ok(Some(_lease))) = self
+                .bounded(self.store.try_lock(&self.memory, &bucket_key(bucket), &self.me))
+                .await
+            {
+                self.set_deadline(bucket, Some(acquired_at + self.deadline()));
+                self.owned.set(bucket, true);
+                gained.push(bucket);
+            }
+        }
+        if !gained.is_empty() {
+            if let Some(metrics) = &self.metrics {
+                metrics.shard_acquisitions.inc_by(gained.len() as u64);
+            }
+            tracing::info!(target: "memo", "shard auto: acquired {}", ranges(&gained));
+        }
+        if !gained.is_empty() || !giving.is_empty() || !lost.is_empty() {
+            tracing::info!(
+                target: "memo",
+                "shard auto: owning {} of {BUCKETS} buckets, {} member(s)",
+                self.owned.count(),
+                members.len()
+            );
+        }
+        Ok(members.len())
+    }
+
+    /// The live members, sorted; records of dead ones are removed.
+    async fn members(&self, now_ms: u64) -> crate::api::error::Result<Vec<String>> {
+        let keys = self.bounded(self.store.keys(&self.memory)).await??;
+        let mut members = Vec::new();
+        for key in keys {
+            let Some(member) = key.strip_prefix("member:") else {
+                continue;
+            };
+            let until = self
+                .bounded(self.store.get(&self.memory, &key))
+                .await??
+                .and_then(|record| record.value.get("until").and_then(serde_json::Value::as_u64));
+            match until {
+                Some(until) if until > now_ms => members.push(member.to_owned()),
+                _ => {
+                    let _ = self.bounded(self.store.remove(&self.memory, &key)).await;
+                }
+            }
+        }
+        members.sort();
+        Ok(members)
+    }
+
+    /// Stops handling everything, releases every lease and leaves the group.
+    async fn leave(&self) {
+        let held = self.held();
+        for &bucket in &held {
+            self.owned.set(bucket, false);
+        }
+        for &bucket in &held {
+            self.set_deadline(bucket, None);
+            let _ = self
+                .bounded(self.store.unlock(&self.memory, &bucket_key(bucket), &self.me))
+                .await;
+        }
+        let _ = self
+            .bounded(self.store.remove(&self.memory, &member_key(&self.me)))
+            .await;
+        self.publish(0);
+        tracing::info!(target: "memo", "shard auto: left the group, handing over {}", ranges(&held));
+    }
+
+    /// How long after a renewal the replica may still handle a bucket: two thirds of the lease,
+    /// so that it has stopped before the lease can expire and another acquire it.
+    fn deadline(&self) -> Duration {
+        self.lease * 2 / 3
+    }
+
+    async fn bounded<T>(&self, future: impl std::future::Future<Output = T>) -> crate::api::error::Result<T> {
+        tokio::time::timeout(self.renew, future)
+            .await
+            .map_err(|_| crate::api::error::Error::Store(format!("no answer within {:?}", self.renew)))
+    }
+
+    fn held(&self) -> Vec<usize> {
+        let deadlines = self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (0..BUCKETS).filter(|&bucket| deadlines[bucket].is_some()).collect()
+    }
+
+    fn holds(&self, bucket: usize) -> bool {
+        self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[bucket].is_some()
+    }
+
+    fn set_deadline(&self, bucket: usize, deadline: Option<Instant>) {
+        self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[bucket] = deadline;
+    }
+
+    fn publish(&self, members: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.shard_buckets_owned.set(self.owned.count() as i64);
+            metrics.shard_members.set(members as i64);
+        }
+    }
+}
+
+/// Stops handling any bucket whose deadline passed, whatever the round (a store that hangs
+/// included) is doing.
+async fn watch_deadlines(deadlines: Arc<Mutex<Vec<Option<Instant>>>>, owned: Arc<Owned>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = Instant::now();
+        let expired: Vec<usize> = {
+            let deadlines = deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            (0..BUCKETS)
+                .filter(|&bucket| {
+                    deadlines[bucket].is_some_and(|deadline| deadline <= now) && owned.owns_bucket(bucket)
+                })
+                .collect()
+        };
+        if !expired.is_empty() {
+            for &bucket in &expired {
+                owned.set(bucket, false);
+            }
+            tracing::warn!(target: "memo", "shard auto: the leases of {} were not renewed in time: no longer handled", ranges(&expired));
+        }
+    }
+}
+
+/// This replica's share, the same in every replica that sees the same members: each bucket
+/// ranks the members by rendezvous hashing, and buckets go to members by deferred acceptance
+/// (buckets propose in rank order, a member keeps the best-ranked proposals up to its even
+/// share, the counts differing by one at most). The result does not depend on any order, and
+/// when a member comes or goes, few buckets other than its own move.
+fn share(members: &[String], me: &str) -> Vec<bool> {
+    let mut mine = vec![false; BUCKETS];
+    let count = members.len();
+    if count == 0 {
+        return mine;
+    }
+    let room: Vec<usize> = (0..count)
+        .map(|index| BUCKETS / count + usize::from(index < BUCKETS % count))
+        .collect();
+    let score = |member: usize, bucket: usize| crate::api::shard::stable_hash(&format!("{}/{bucket}", members[member]));
+    let ranks: Vec<Vec<usize>> = (0..BUCKETS)
+        .map(|bucket| {
+            let mut ranked: Vec<usize> = (0..count).collect();
+            ranked.sort_unstable_by_key(|&member| std::cmp::Reverse(score(member, bucket)));
+            ranked
+        })
+        .collect();
+    let mut next = vec![0usize; BUCKETS];
+    let mut held: Vec<Vec<(u64, usize)>> = vec![Vec::new(); count];
+    let mut free: Vec<usize> = (0..BUCKETS).rev().collect();
+    while let Some(bucket) = free.pop() {
+        // Total room is `BUCKETS`: a bucket finds a place before running out of members.
+        let Some(&member) = ranks[bucket].get(next[bucket]) else {
+            continue;
+        };
+        next[bucket] += 1;
+        held[member].push((score(member, bucket), bucket));
+        if held[member].len() > room[member]
+            && let Some(weakest) = (0..held[member].len()).min_by_key(|&index| held[member][index])
+        {
+            let (_, dropped) = held[member].swap_remove(weakest);
+            free.push(dropped);
+        }
+    }
+    if let Some(index) = members.iter().position(|member| member == me) {
+        for &(_, bucket) in &held[index] {
+            mine[bucket] = true;
+        }
+    }
+    mine
+}
+
+fn member_key(me: &str) -> String {
+    format!("member:{me}")
+}
+
+fn bucket_key(bucket: usize) -> String {
+    format!("bucket-{bucket}")
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Buckets as hash ranges, for the logs: `[0x00.., 0x03..) (buckets 0-2)`.
+fn ranges(buckets: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &bucket in buckets {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == bucket => *end = bucket,
+            _ => runs.push((bucket, bucket)),
+        }
+    }
+    let shown: Vec<String> = runs
+        .iter()
+        .map(|&(start, end)| {
+            format!(
+                "[{:#018x}, {:#018x}] (bucket{} {start}{})",
+                bucket_range(start).start(),
+                bucket_range(end).end(),
+                if start == end { "" } else { "s" },
+                if start == end { String::new() } else { format!("-{end}") }
+            )
+        })
+        .collect();
+    format!("{} bucket(s): {}", buckets.len(), shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn shares_are_even_disjoint_and_complete() {
+        for count in 1..=5 {
+            let names: Vec<String> = (0..count).map(|index| format!("replica-{index}")).collect();
+            let shares: Vec<Vec<bool>> = names.iter().map(|me| share(&names, me)).collect();
+            for bucket in 0..BUCKETS {
+                assert_eq!(
+                    shares.iter().filter(|share| share[bucket]).count(),
+                    1,
+                    "bucket {bucket}"
+                );
+            }
+            let sizes: Vec<usize> = shares
+                .iter()
+                .map(|share| share.iter().filter(|&&b| b).count())
+                .collect();
+            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(max - min <= 1, "{sizes:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_leaving_moves_few_buckets() {
+        let three = members(&["a", "b", "c"]);
+        let two = members(&["a", "b"]);
+        let moved = (0..BUCKETS)
+            .filter(|&bucket| share(&three, "a")[bucket] && !share(&two, "a")[bucket])
+            .count();
+        assert!(moved < BUCKETS / 16, "a keeps nearly all it had: {moved} moved");
+        let taken = (0..BUCKETS)
+            .filter(|&bucket| !share(&three, "a")[bucket] && share(&two, "a")[bucket])
+            .count();
+        assert!(taken < BUCKETS / 2, "a takes about half of c's: {taken}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_keepers_on_one_store_split_every_bucket_and_one_leaving_hands_over() {
+        let store: Arc<dyn Store> = Arc::new(crate::store::InProcessStore::new());
+        let (first, second) = (Arc::new(Owned::default()), Arc::new(Owned::default()));
+        let a = Keeper::start(Arc::clone(&store), "bot", Arc::clone(&first), None, Health::default());
+        let b = Keeper::start(Arc::clone(&store), "bot", Arc::clone(&second), None, Health::default());
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if first.count() + second.count() == BUCKETS && first.count().abs_diff(second.count()) <= 1 {
+                break;
+            }
+        }
+        assert_eq!((first.count(), second.count()), (BUCKETS / 2, BUCKETS / 2));
+        assert!((0..BUCKETS).all(|bucket| first.owns_bucket(bucket) != second.owns_bucket(bucket)));
+        a.stop().await;
+        assert_eq!(first.count(), 0);
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if second.count() == BUCKETS {
+                break;
+            }
+        }
+        assert_eq!(second.count(), BUCKETS);
+        b.stop().await;
+    }
+}
