@@ -155,3 +155,40 @@ fn replicas_share_the_buckets_through_leases_and_take_over_from_one_that_goes() 
         assert_eq!(status.code(), Some(0), "{}", replica.stderr());
     }
 }
+
+#[test]
+fn a_replica_paused_past_its_leases_handles_nothing_of_what_it_lost() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let mut replicas: Vec<Process> = (0..2).map(|_| replica(&url)).collect();
+    wait_for_split(&replicas.iter().collect::<Vec<_>>());
+    let first = batch(0, 1000);
+    for replica in &mut replicas {
+        replica.write(&first);
+    }
+    wait_for_count(&server, 1000);
+
+    // Paused for longer than its leases: the other takes every bucket over.
+    replicas[0].signal("STOP");
+    wait_for_split(&[&replicas[1]]);
+    // Written to both while one is paused (few enough to fit its pipe): the paused one reads
+    // them when it wakes up, and by then its leases are gone. It must handle none of them, even
+    // before its keeper runs again.
+    let second = batch(1000, 250);
+    for replica in &mut replicas {
+        replica.write(&second);
+    }
+    replicas[0].signal("CONT");
+    wait_for_count(&server, 1250);
+    // It comes back into the group and gets its share again.
+    wait_for_split(&replicas.iter().collect::<Vec<_>>());
+    let third = batch(1250, 1000);
+    for replica in &mut replicas {
+        replica.write(&third);
+    }
+    wait_for_count(&server, 2250);
+    for replica in &mut replicas {
+        replica.close_stdin();
+        assert_eq!(replica.wait_exit().code(), Some(0), "{}", replica.stderr());
+    }
+}

@@ -28,16 +28,48 @@ pub fn bucket_range(bucket: usize) -> std::ops::RangeInclusive<u64> {
     start..=start | ((1u64 << 56) - 1)
 }
 
-/// The buckets a replica owns now, changed by its lease keeper and read on every event.
-#[derive(Debug, Default)]
+/// The buckets a replica owns now, changed by its lease keeper and read on every event: a
+/// bucket is owned while its bit is set and its deadline (a little before its lease can expire)
+/// has not passed, so that a replica that was paused stops at once when it wakes up, before its
+/// keeper can say so.
+#[derive(Debug)]
 pub(crate) struct Owned {
     bits: [AtomicU64; BUCKETS / 64],
+    /// Per bucket, milliseconds since `epoch` until which it may be handled.
+    deadlines: Vec<AtomicU64>,
+    epoch: std::time::Instant,
+}
+
+impl Default for Owned {
+    fn default() -> Self {
+        Owned {
+            bits: Default::default(),
+            deadlines: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            epoch: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Owned {
     #[inline]
     pub(crate) fn owns_bucket(&self, bucket: usize) -> bool {
         self.bits[bucket / 64].load(Ordering::Acquire) & (1 << (bucket % 64)) != 0
+            && self.millis() < self.deadlines[bucket].load(Ordering::Acquire)
+    }
+
+    /// Whether the keeper counts `bucket` as its own, deadline aside.
+    pub(crate) fn marked(&self, bucket: usize) -> bool {
+        self.bits[bucket / 64].load(Ordering::Acquire) & (1 << (bucket % 64)) != 0
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Until when `bucket` may be handled.
+    pub(crate) fn hold_until(&self, bucket: usize, deadline: std::time::Instant) {
+        let millis = u64::try_from(deadline.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
+        self.deadlines[bucket].store(millis, Ordering::Release);
     }
 
     pub(crate) fn set(&self, bucket: usize, owned: bool) {
@@ -50,10 +82,7 @@ impl Owned {
     }
 
     pub(crate) fn count(&self) -> usize {
-        self.bits
-            .iter()
-            .map(|word| word.load(Ordering::Acquire).count_ones() as usize)
-            .sum()
+        (0..BUCKETS).filter(|&bucket| self.owns_bucket(bucket)).count()
     }
 }
 
@@ -245,8 +274,13 @@ mod tests {
             assert!(bucket_range(bucket_of(&key)).contains(&stable_hash(&key)));
         }
         let owned = Owned::default();
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        owned.hold_until(70, later);
+        owned.hold_until(255, later);
         owned.set(70, true);
         owned.set(255, true);
+        owned.set(3, true);
+        assert!(!owned.owns_bucket(3), "no deadline, not owned");
         assert!(owned.owns_bucket(70) && owned.owns_bucket(255) && !owned.owns_bucket(69));
         assert_eq!(owned.count(), 2);
         owned.set(70, false);

@@ -252,6 +252,9 @@ impl Leases {
     }
 
     fn set_deadline(&self, bucket: usize, deadline: Option<Instant>) {
+        if let Some(deadline) = deadline {
+            self.owned.hold_until(bucket, deadline);
+        }
         self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[bucket] = deadline;
     }
 
