@@ -276,7 +276,7 @@ async fn watch_deadlines(deadlines: Arc<Mutex<Vec<Option<Instant>>>>, owned: Arc
             let deadlines = deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             (0..BUCKETS)
                 .filter(|&bucket| {
-                    deadlines[bucket].is_some_and(|deadline| deadline <= now) && owned.owns_bucket(bucket)
+                    deadlines[bucket].is_some_and(|deadline| deadline <= now) && owned.marked(bucket)
                 })
                 .collect()
         };
