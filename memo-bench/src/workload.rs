@@ -143,7 +143,17 @@ pub struct HeldOperator {
 impl HeldOperator {
     /// Starts the operator and a producer that sends `events`, frees their buffer, and waits.
     pub fn start(events: Vec<Event>, workers: usize, memo: Memo) -> Self {
+        Self::start_replica(events, workers, memo, None)
+    }
+
+    /// The same, as replica `index` of `count` (`--shard index/count`): it reads every event and
+    /// keeps only its share.
+    pub fn start_replica(events: Vec<Event>, workers: usize, memo: Memo, shard: Option<(u64, u64)>) -> Self {
         let (sender, operator) = operator(memo, workers);
+        let operator = match shard {
+            Some((index, count)) => operator.shard(index, count),
+            None => operator,
+        };
         let running = tokio::spawn(operator.run());
         let (sent, all_sent) = oneshot::channel();
         let (end, ended) = oneshot::channel::<()>();

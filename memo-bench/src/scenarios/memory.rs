@@ -26,7 +26,12 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut memo_alone = Samples::default();
     let mut by_hand = Samples::default();
     let mut with_updates = Samples::default();
+    let mut replicas: [Samples; 3] = Default::default();
     for _ in 0..ROUNDS {
+        for (index, samples) in replicas.iter_mut().enumerate() {
+            let count = index as u64 + 1;
+            samples.push(per_resource(held_by_replica(runtime, resources, count), resources));
+        }
         with_memo.push(per_resource(held_by_operator(runtime, KEEP, resources), resources));
         with_updates.push(per_resource(held_by_operator(runtime, TRACK, resources), resources));
         bookkeeping.push(per_resource(held_by_operator(runtime, PLAIN, resources), resources));
@@ -54,6 +59,13 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         bytes(&with_updates),
         "keeps the last object handled (shared with the event)",
     );
+    for (index, samples) in replicas.iter().enumerate() {
+        report.row(
+            format!("one of {} replicas, per watched object", index + 1),
+            bytes(samples),
+            "reads every event, keeps its share (--shard 0/N)",
+        );
+    }
     report.row("hand-written HashMap<String, (u64, bool)>", bytes(&by_hand), "baseline");
     report.row("kopf 1.45.2 per watched object (reference)", "~950 bytes", "");
     report.figures(
@@ -64,6 +76,9 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "operator_bookkeeping_bytes_per_resource": bookkeeping.to_json(),
             "memo_alone_bytes_per_resource": memo_alone.to_json(),
             "operator_with_update_handler_bytes_per_resource": with_updates.to_json(),
+            "replica_of_1_bytes_per_watched_object": replicas[0].to_json(),
+            "replica_of_2_bytes_per_watched_object": replicas[1].to_json(),
+            "replica_of_3_bytes_per_watched_object": replicas[2].to_json(),
             "baseline_bytes_per_resource": by_hand.to_json(),
         }),
     );
@@ -72,6 +87,12 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         with_memo.median(),
         Goal::AtMost,
         300.0,
+    );
+    report.target(
+        "memory per watched object, one of 3 replicas / one replica alone",
+        replicas[2].median() / replicas[0].median(),
+        Goal::AtMost,
+        0.5,
     );
 }
 
@@ -98,6 +119,30 @@ fn held_by_operator(runtime: &Runtime, kind: &str, resources: usize) -> isize {
         let mut operator = workload::HeldOperator::start(events, 1, Memo::new());
         operator.all_sent().await;
         while handlers::events_seen() < resources {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let retained = alloc::live();
+        operator.finish().await;
+        retained
+    });
+    alloc::stop();
+    retained
+}
+
+/// Net bytes allocated while replica 0 of `count` holds its share of `resources` resources of
+/// the `Keep` kind, every one of whose `ADDED` events it read.
+fn held_by_replica(runtime: &Runtime, resources: usize, count: u64) -> isize {
+    let shard = memo_runtime::shard::Shard::new(0, count).expect("a replica");
+    let mine = (0..resources)
+        .filter(|index| shard.owns(&format!("uid-{KEEP}-{index}")))
+        .count();
+    handlers::expect(1);
+    alloc::start();
+    let events = workload::all_new(KEEP, resources);
+    let retained = runtime.block_on(async {
+        let mut operator = workload::HeldOperator::start_replica(events, 1, Memo::new(), Some((0, count)));
+        operator.all_sent().await;
+        while handlers::events_seen() < mine {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let retained = alloc::live();

@@ -275,9 +275,7 @@ async fn watch_deadlines(deadlines: Arc<Mutex<Vec<Option<Instant>>>>, owned: Arc
         let expired: Vec<usize> = {
             let deadlines = deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             (0..BUCKETS)
-                .filter(|&bucket| {
-                    deadlines[bucket].is_some_and(|deadline| deadline <= now) && owned.marked(bucket)
-                })
+                .filter(|&bucket| deadlines[bucket].is_some_and(|deadline| deadline <= now) && owned.marked(bucket))
                 .collect()
         };
         if !expired.is_empty() {
