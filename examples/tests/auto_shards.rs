@@ -78,8 +78,17 @@ fn wait_for_split(replicas: &[&Process]) {
         }
         assert!(
             started.elapsed() < PATIENCE * 2,
-            "the buckets were not split between {} replicas: {states:?}",
-            replicas.len()
+            "the buckets were not split between {} replicas: {states:?}\n{}",
+            replicas.len(),
+            replicas
+                .iter()
+                .map(|replica| {
+                    let stderr = replica.stderr();
+                    let lines: Vec<&str> = stderr.lines().filter(|line| line.contains("shard auto")).collect();
+                    lines[lines.len().saturating_sub(12)..].join("\n")
+                })
+                .collect::<Vec<_>>()
+                .join("\n---\n")
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -10,14 +10,10 @@
 use crate::api::shard::{BUCKETS, Owned, bucket_range};
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
-use crate::store::{MemoryId, Store};
-use serde_json::json;
+use crate::store::leaser::Leaser;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
-
-/// The component of the bot's memory the membership records and bucket leases live in.
-const COMPONENT: &str = "memo.shard";
 
 /// How long a replica gives handlers of a bucket it gives away before it releases the lease.
 const DRAIN: Duration = Duration::from_millis(500);
@@ -29,30 +25,31 @@ pub(crate) struct Keeper {
 }
 
 impl Keeper {
-    /// Starts keeping this replica's share of the buckets of `bot` in `store`, in `owned`.
+    /// Starts keeping this replica's share of the buckets of `bot` through `leaser`, in `owned`.
     pub(crate) fn start(
-        store: Arc<dyn Store>,
+        leaser: Arc<dyn Leaser>,
         bot: &str,
         owned: Arc<Owned>,
         metrics: Option<Metrics>,
         health: Health,
     ) -> Keeper {
         let stop = CancellationToken::new();
-        let lease = store.lease();
+        let lease = leaser.lease();
         let keeper = Leases {
             me: crate::store::new_token(),
-            memory: MemoryId::new(bot, Some(COMPONENT)),
-            store,
+            leaser,
             owned,
             metrics,
             health,
             lease,
             renew: lease / 3,
             deadlines: Arc::new(Mutex::new(vec![None; BUCKETS])),
+            members_logged: std::sync::atomic::AtomicUsize::new(0),
         };
         tracing::info!(
             target: "memo",
-            "shard auto: joining the replicas of `{bot}` as {} (leases of {lease:?}, renewed every {:?})",
+            "shard auto: joining the replicas of `{bot}` in {} as {} (leases of {lease:?}, renewed every {:?})",
+            keeper.leaser.describe(),
             keeper.me,
             keeper.renew
         );
@@ -70,8 +67,7 @@ impl Keeper {
 
 struct Leases {
     me: String,
-    memory: MemoryId,
-    store: Arc<dyn Store>,
+    leaser: Arc<dyn Leaser>,
     owned: Arc<Owned>,
     metrics: Option<Metrics>,
     health: Health,
@@ -79,6 +75,8 @@ struct Leases {
     renew: Duration,
     /// For each bucket held, when this replica must stop handling it unless renewed.
     deadlines: Arc<Mutex<Vec<Option<Instant>>>>,
+    /// The members counted in the last "owning" line.
+    members_logged: std::sync::atomic::AtomicUsize,
 }
 
 impl Leases {
@@ -113,12 +111,8 @@ impl Leases {
     async fn round(&self) -> crate::api::error::Result<usize> {
         let now_ms = unix_millis();
         let until = now_ms + self.lease.as_millis() as u64;
-        self.bounded(
-            self.store
-                .set(&self.memory, &member_key(&self.me), json!({ "until": until })),
-        )
-        .await??;
-        let members = self.members(now_ms).await?;
+        self.bounded(self.leaser.heartbeat(&self.me, until)).await??;
+        let members = self.bounded(self.leaser.members(now_ms)).await??;
         let share = share(&members, &self.me);
         let held: Vec<usize> = self.held();
         // Given away first: the new owner can only take it once released.
@@ -130,19 +124,14 @@ impl Leases {
             tokio::time::sleep(DRAIN.min(self.renew)).await;
             for &bucket in &giving {
                 self.set_deadline(bucket, None);
-                let _ = self
-                    .bounded(self.store.unlock(&self.memory, &bucket_key(bucket), &self.me))
-                    .await;
+                let _ = self.bounded(self.leaser.release(bucket, &self.me)).await;
             }
             tracing::info!(target: "memo", "shard auto: released {} to the other replicas", ranges(&giving));
         }
         let mut lost = Vec::new();
         for bucket in held.into_iter().filter(|&bucket| share[bucket]) {
             let renewed_at = Instant::now();
-            match self
-                .bounded(self.store.renew_lock(&self.memory, &bucket_key(bucket), &self.me))
-                .await
-            {
+            match self.bounded(self.leaser.renew(bucket, &self.me)).await {
                 Ok(Ok(true)) => self.set_deadline(bucket, Some(renewed_at + self.deadline())),
                 // Not renewed: the lease ran out, or the store cannot say; the deadline stands.
                 Ok(Ok(false)) => {
@@ -162,10 +151,7 @@ impl Leases {
         let mut gained = Vec::new();
         for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.holds(bucket)) {
             let acquired_at = Instant::now();
-            if let Ok(Ok(Some(_lease))) = self
-                .bounded(self.store.try_lock(&self.memory, &bucket_key(bucket), &self.me))
-                .await
-            {
+            if let Ok(Ok(true)) = self.bounded(self.leaser.acquire(bucket, &self.me)).await {
                 self.set_deadline(bucket, Some(acquired_at + self.deadline()));
                 self.owned.set(bucket, true);
                 gained.push(bucket);
@@ -177,7 +163,11 @@ impl Leases {
             }
             tracing::info!(target: "memo", "shard auto: acquired {}", ranges(&gained));
         }
-        if !gained.is_empty() || !giving.is_empty() || !lost.is_empty() {
+        let members_changed = self
+            .members_logged
+            .swap(members.len(), std::sync::atomic::Ordering::Relaxed)
+            != members.len();
+        if !gained.is_empty() || !giving.is_empty() || !lost.is_empty() || members_changed {
             tracing::info!(
                 target: "memo",
                 "shard auto: owning {} of {BUCKETS} buckets, {} member(s)",
@@ -188,29 +178,6 @@ impl Leases {
         Ok(members.len())
     }
 
-    /// The live members, sorted; records of dead ones are removed.
-    async fn members(&self, now_ms: u64) -> crate::api::error::Result<Vec<String>> {
-        let keys = self.bounded(self.store.keys(&self.memory)).await??;
-        let mut members = Vec::new();
-        for key in keys {
-            let Some(member) = key.strip_prefix("member:") else {
-                continue;
-            };
-            let until = self
-                .bounded(self.store.get(&self.memory, &key))
-                .await??
-                .and_then(|record| record.value.get("until").and_then(serde_json::Value::as_u64));
-            match until {
-                Some(until) if until > now_ms => members.push(member.to_owned()),
-                _ => {
-                    let _ = self.bounded(self.store.remove(&self.memory, &key)).await;
-                }
-            }
-        }
-        members.sort();
-        Ok(members)
-    }
-
     /// Stops handling everything, releases every lease and leaves the group.
     async fn leave(&self) {
         let held = self.held();
@@ -219,13 +186,9 @@ impl Leases {
         }
         for &bucket in &held {
             self.set_deadline(bucket, None);
-            let _ = self
-                .bounded(self.store.unlock(&self.memory, &bucket_key(bucket), &self.me))
-                .await;
+            let _ = self.bounded(self.leaser.release(bucket, &self.me)).await;
         }
-        let _ = self
-            .bounded(self.store.remove(&self.memory, &member_key(&self.me)))
-            .await;
+        let _ = self.bounded(self.leaser.leave(&self.me)).await;
         self.publish(0);
         tracing::info!(target: "memo", "shard auto: left the group, handing over {}", ranges(&held));
     }
@@ -334,14 +297,6 @@ fn share(members: &[String], me: &str) -> Vec<bool> {
     mine
 }
 
-fn member_key(me: &str) -> String {
-    format!("member:{me}")
-}
-
-fn bucket_key(bucket: usize) -> String {
-    format!("bucket-{bucket}")
-}
-
 fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -417,10 +372,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn two_keepers_on_one_store_split_every_bucket_and_one_leaving_hands_over() {
-        let store: Arc<dyn Store> = Arc::new(crate::store::InProcessStore::new());
+        let store: Arc<dyn crate::store::Store> = Arc::new(crate::store::InProcessStore::new());
+        let leaser =
+            || -> Arc<dyn Leaser> { Arc::new(crate::store::leaser::StoreLeaser::new(Arc::clone(&store), "bot")) };
         let (first, second) = (Arc::new(Owned::default()), Arc::new(Owned::default()));
-        let a = Keeper::start(Arc::clone(&store), "bot", Arc::clone(&first), None, Health::default());
-        let b = Keeper::start(Arc::clone(&store), "bot", Arc::clone(&second), None, Health::default());
+        let a = Keeper::start(leaser(), "bot", Arc::clone(&first), None, Health::default());
+        let b = Keeper::start(leaser(), "bot", Arc::clone(&second), None, Health::default());
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_secs(5)).await;
             if first.count() + second.count() == BUCKETS && first.count().abs_diff(second.count()) <= 1 {

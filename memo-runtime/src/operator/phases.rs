@@ -157,7 +157,10 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         };
         let keeper = owned.map(|owned| {
             leases::Keeper::start(
-                phases.memory.store().to_shared(),
+                Arc::new(crate::store::leaser::StoreLeaser::new(
+                    phases.memory.store().to_shared(),
+                    phases.memory.bot(),
+                )),
                 phases.memory.bot(),
                 owned,
                 phases.metrics.clone(),

@@ -20,6 +20,7 @@
 
 pub(crate) mod backoff;
 pub(crate) mod in_process;
+pub(crate) mod leaser;
 pub(crate) mod local_locks;
 pub(crate) mod progress;
 #[cfg(feature = "redis")]
