@@ -162,6 +162,19 @@ fn every_flag_is_read() {
         parse(&["--post-events", "none"]).unwrap().memo.post_events,
         memo_runtime::PostEvents::None
     );
+    let auto = parse(&[
+        "--shard",
+        "auto",
+        "--lease-duration",
+        "2s",
+        "--lease-namespace",
+        "operators",
+    ])
+    .unwrap()
+    .memo;
+    assert!(auto.shard.unwrap().is_auto());
+    assert_eq!(auto.lease_duration, Some(Duration::from_secs(2)));
+    assert_eq!(auto.lease_namespace.as_deref(), Some("operators"));
 }
 
 #[test]
@@ -209,6 +222,8 @@ fn bad_values_are_clap_errors_with_exit_code_2() {
         (&["--log-format", "xml"], "xml"),
         (&["--post-events", "loud"], "[possible values: none, warning, all]"),
         (&["--progress-store", "disk"], "[possible values: annotations, shared]"),
+        (&["--lease-duration", "10ms"], "too short for a lease"),
+        (&["--shard", "automatic"], "or `auto`"),
         (&["--lease-duration", "10ms"], "too short for a lease"),
         (&["--progress-prefix", "Memo Dev"], "is not a DNS subdomain"),
         (&["--finalizer", "cleanup"], "is not a qualified name"),
@@ -268,6 +283,10 @@ fn help_exits_with_0_and_lists_every_flag_with_its_variable() {
         "--name <NAME>",
         "--shard <I/N>",
         "[env: MEMO_SHARD=]",
+        "--lease-duration <DURATION>",
+        "--lease-namespace <NS>",
+        "--progress-store <WHERE>",
+        "--post-events <WHICH>",
         "--lease-duration <DURATION>",
         "--progress-store <WHERE>",
         "--post-events <WHICH>",

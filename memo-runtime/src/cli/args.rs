@@ -30,6 +30,7 @@ pub(crate) const NO_REDIS: &str =
 /// | `--log-format text\|json` | log lines as text or JSON `[env: MEMO_LOG_FORMAT]` |
 /// | `--liveness HOST:PORT` | serve `/healthz` and Prometheus `/metrics` there `[env: MEMO_LIVENESS]` |
 /// | `--post-events none\|warning\|all` | which handler outcomes become Kubernetes Events `[env: MEMO_POST_EVENTS]` |
+/// | `--shard auto`, `--lease-duration D`, `--lease-namespace NS` | leased buckets, in Redis or as Kubernetes Leases `[env: MEMO_LEASE_*]` |
 /// | `--progress-store annotations\|shared` | where progress on objects is kept `[env: MEMO_PROGRESS_STORE]` |
 /// | `--progress-prefix PREFIX` | the prefix of memo's annotations (`memo.dev`) `[env: MEMO_PROGRESS_PREFIX]` |
 /// | `--finalizer NAME` | memo's finalizer (`memo.dev/finalizer`) `[env: MEMO_FINALIZER]` |
@@ -111,6 +112,11 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", env = "MEMO_LEASE_DURATION", value_parser = lease_duration)]
     pub lease_duration: Option<Duration>,
 
+    /// With `--shard auto` against a cluster: keep the shard leases as Lease objects in this
+    /// namespace (the operator's own) instead of in Redis.
+    #[arg(long, value_name = "NS", env = "MEMO_LEASE_NAMESPACE", value_parser = non_blank)]
+    pub lease_namespace: Option<String>,
+
     /// How log lines are written to standard error: `text` for people, `json` for log collectors
     /// (one object a line: timestamp, level, target, and `fields` with the message and the
     /// event's fields such as handler, kind, namespace, name).
@@ -184,6 +190,7 @@ impl Default for Args {
             post_events: PostEvents::Warning,
             progress_store: ProgressIn::Annotations,
             lease_duration: None,
+            lease_namespace: None,
             progress_prefix: None,
             finalizer: None,
             verbose: 0,
@@ -212,7 +219,7 @@ impl Args {
         if self.redis.is_some() && !redis {
             return Err(NO_REDIS);
         }
-        if self.source.is_none() && !kube {
+        if (self.source.is_none() || self.lease_namespace.is_some()) && !kube {
             return Err(NO_KUBE);
         }
         Ok(())

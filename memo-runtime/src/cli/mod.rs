@@ -228,6 +228,15 @@ pub fn run_with_args<M: Clone + Send + Sync + 'static>(mut args: Args, operator:
             Some(timeout) => operator.shutdown_timeout(timeout),
             None => operator,
         };
+        let operator = match args.lease_duration {
+            Some(lease) => operator.lease_duration(lease),
+            None => operator,
+        };
+        #[cfg(feature = "kube")]
+        let operator = match &args.lease_namespace {
+            Some(namespace) => operator.lease_namespace(namespace),
+            None => operator,
+        };
         let operator = match args.shard {
             Some(shard) if shard.is_auto() => operator.shard_auto(),
             Some(shard) => operator.shard(shard.index(), shard.count()),

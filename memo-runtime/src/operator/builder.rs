@@ -36,6 +36,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shutdown_timeout: self.shutdown_timeout,
             shard: self.shard,
             shard_auto: self.shard_auto,
+            lease_namespace: self.lease_namespace,
+            lease_duration: self.lease_duration,
             liveness: self.liveness,
             metrics: self.metrics,
             post_events: self.post_events,
@@ -185,6 +187,23 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     pub fn shard_auto(mut self) -> Self {
         self.shard = None;
         self.shard_auto = true;
+        self
+    }
+
+    /// With [`shard_auto`](Operator::shard_auto), against a cluster: keep the membership and
+    /// bucket leases as `coordination.k8s.io/v1` Lease objects in `namespace` (the operator's
+    /// own, usually) instead of the store — `--lease-namespace NS`, for replicas without Redis.
+    /// Needs the operator to run against the cluster (or [`Operator::client`]).
+    #[cfg(feature = "kube")]
+    pub fn lease_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.lease_namespace = Some(namespace.into());
+        self
+    }
+
+    /// How long a Kubernetes shard Lease lasts unless renewed (default 15 s; renewed every third
+    /// of it). Store leases last the store's lease (`RedisStore::with_lease`, `--lease-duration`).
+    pub fn lease_duration(mut self, lease: Duration) -> Self {
+        self.lease_duration = Some(lease);
         self
     }
 

@@ -62,6 +62,10 @@ pub struct Operator<M = Memo> {
     shard: Option<(u64, u64)>,
     /// `--shard auto`: buckets owned through leases in the store.
     shard_auto: bool,
+    /// With `--shard auto`: Kubernetes Leases in this namespace instead of the store's.
+    lease_namespace: Option<String>,
+    /// How long a shard lease lasts unless renewed (the store's own for store leases).
+    lease_duration: Option<Duration>,
     liveness: Option<String>,
     metrics: Metrics,
     post_events: PostEvents,
@@ -134,6 +138,8 @@ impl Operator<Memo> {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             shard: None,
             shard_auto: false,
+            lease_namespace: None,
+            lease_duration: None,
             liveness: None,
             metrics: Metrics::default(),
             post_events: PostEvents::default(),

@@ -22,6 +22,7 @@ use crate::plan::catalog::Catalog;
 use crate::plan::validate::validate;
 use crate::shared::SharedMemory;
 use crate::source::EventSource;
+use crate::store::leaser::{Leaser, StoreLeaser};
 use crate::store::{AnnotationsProgress, ProgressStore, SharedProgress};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,8 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             shutdown_timeout,
             shard,
             shard_auto,
+            lease_namespace,
+            lease_duration,
             liveness,
             metrics,
             post_events,
@@ -127,6 +130,16 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         // Ends with this run, however it ends (a caller may drop the future too).
         let _signals =
             handle_signals.then(|| AbortOnDrop(tokio::spawn(stop.clone().listen_for_signals(shutdown_timeout))));
+        let leaser = if shard_auto {
+            Some(leaser_of(
+                lease_namespace.as_deref(),
+                lease_duration,
+                cluster.as_ref(),
+                &memory,
+            )?)
+        } else {
+            None
+        };
         let out = {
             let own: Arc<str> = format!("{}/", progress_settings.prefix.trim_end_matches('/')).into();
             let store: Option<Arc<dyn ProgressStore>> = match (&progress_settings.custom, progress_settings.place) {
@@ -155,12 +168,9 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
             metrics,
             out,
         };
-        let keeper = owned.map(|owned| {
+        let keeper = owned.zip(leaser).map(|(owned, leaser)| {
             leases::Keeper::start(
-                Arc::new(crate::store::leaser::StoreLeaser::new(
-                    phases.memory.store().to_shared(),
-                    phases.memory.bot(),
-                )),
+                leaser,
                 phases.memory.bot(),
                 owned,
                 phases.metrics.clone(),
@@ -174,6 +184,33 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
         }
         drop(idle_sender);
         result
+    }
+}
+
+/// Where `--shard auto` keeps its leases: Kubernetes Leases in `namespace` when one is given
+/// (through the operator's cluster), the shared store otherwise.
+fn leaser_of(
+    namespace: Option<&str>,
+    lease: Option<Duration>,
+    cluster: Option<&Arc<dyn crate::contract::cluster::Cluster>>,
+    memory: &SharedMemory,
+) -> Result<Arc<dyn Leaser>> {
+    match (namespace, cluster) {
+        (None, _) => {
+            let _ = lease;
+            Ok(Arc::new(StoreLeaser::new(memory.store().to_shared(), memory.bot())))
+        }
+        #[cfg(feature = "kube")]
+        (Some(namespace), Some(cluster)) => Ok(Arc::new(crate::source::KubeLeaser::new(
+            cluster.client().clone(),
+            namespace,
+            memory.bot(),
+            lease.unwrap_or(crate::store::DEFAULT_LEASE),
+        ))),
+        (Some(namespace), _) => Err(Error::custom(format!(
+            "`--shard auto` with Leases in namespace {namespace} needs the operator to run against a cluster \
+             (without `--source`) or a client (`Operator::client`)"
+        ))),
     }
 }
 

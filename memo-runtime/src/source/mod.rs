@@ -13,6 +13,8 @@ mod reader_thread;
 #[cfg(feature = "kube")]
 pub(crate) use kubernetes::ClientOnly;
 #[cfg(feature = "kube")]
+pub(crate) use kubernetes::KubeLeaser;
+#[cfg(feature = "kube")]
 pub use kubernetes::kubernetes;
 
 /// The watch-stream framer alone, for memo-bench (measurement 9); not an API.

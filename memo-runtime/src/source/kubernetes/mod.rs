@@ -10,11 +10,13 @@ mod events;
 #[cfg(test)]
 #[path = "../../../tests/support/fake_api.rs"]
 mod fake_api;
+mod leases;
 mod object;
 mod watch;
 mod writer;
 
 pub(crate) use cluster::ClientOnly;
+pub(crate) use leases::KubeLeaser;
 
 use super::EventSource;
 use crate::api::error::Result;
