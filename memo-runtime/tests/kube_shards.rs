@@ -19,7 +19,13 @@ use tokio::sync::oneshot;
 #[handler(create = "KopfExample")]
 fn seen(memo: &mut Memo, name: &str) {
     let replica = memo.get::<u64>("replica").copied().unwrap_or(0);
-    push(memo, format!("{replica} {name}"));
+    push(memo, format!("create {replica} {name}"));
+}
+
+#[handler(resume = "KopfExample")]
+fn resumed(memo: &mut Memo, name: &str) {
+    let replica = memo.get::<u64>("replica").copied().unwrap_or(0);
+    push(memo, format!("resume {replica} {name}"));
 }
 
 struct Replica {
@@ -79,7 +85,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Creates `e{n}` with a uid shaped as the API server's (a random UUID), so that uids spread
 /// over the hash space as real ones do.
-fn create(fake: &FakeApi, n: u64) {
+fn create(fake: &FakeApi, n: u64) -> String {
     let mix = |mut x: u64| {
         x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -102,16 +108,38 @@ fn create(fake: &FakeApi, n: u64) {
         json!({}),
         json!({"uid": uid}),
     );
+    uid
 }
 
-/// Which replicas handled each object.
-fn handled(log: &Log) -> BTreeMap<String, Vec<String>> {
-    let mut handled: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// Which replicas ran `what` (`create`, `resume`) for each object.
+fn ran(log: &Log, what: &str) -> BTreeMap<String, Vec<String>> {
+    let mut ran: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entry in entries(log) {
-        let (replica, name) = entry.split_once(' ').unwrap();
-        handled.entry(name.to_owned()).or_default().push(replica.to_owned());
+        let mut words = entry.split(' ');
+        let (Some(kind), Some(replica), Some(name)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        if kind == what {
+            ran.entry(name.to_owned()).or_default().push(replica.to_owned());
+        }
     }
-    handled
+    ran
+}
+
+fn handled(log: &Log) -> BTreeMap<String, Vec<String>> {
+    ran(log, "create")
+}
+
+/// The holder of the bucket Lease of `uid`.
+fn holder_of(fake: &FakeApi, uid: &str) -> String {
+    let bucket = memo_runtime::shard::bucket_of(uid);
+    fake.object(
+        "leases",
+        Some("operators"),
+        &format!("memo-kube-shards-bucket-{bucket}"),
+    )
+    .and_then(|lease| lease["spec"]["holderIdentity"].as_str().map(str::to_owned))
+    .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +157,7 @@ async fn two_replicas_share_the_buckets_through_lease_objects() {
     .await;
 
     for n in 0..60 {
-        create(&fake, n);
+        let _ = create(&fake, n);
     }
     wait_until("every object handled", || handled(&log).len() == 60).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -149,7 +177,7 @@ async fn two_replicas_share_the_buckets_through_lease_objects() {
     })
     .await;
     for n in 60..80 {
-        create(&fake, n);
+        let _ = create(&fake, n);
     }
     wait_until("the new objects handled", || handled(&log).len() == 80).await;
     let by_object = handled(&log);
@@ -158,4 +186,61 @@ async fn two_replicas_share_the_buckets_through_lease_objects() {
     }
     let _ = second.stop.send(());
     second.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_gains_buckets_handles_their_objects_from_their_progress_at_once() {
+    let fake = FakeApi::new();
+    fake.add_kind("kopf.dev", "v1", "KopfExample", "kopfexamples", true);
+    fake.add_kind("coordination.k8s.io", "v1", "Lease", "leases", true);
+    let log = Log::default();
+    let first = replica(&fake, 1, &log).await;
+    wait_until("the first holding every bucket", || {
+        let holders = holders(&fake);
+        holders.len() == 1 && !holders.contains_key("")
+    })
+    .await;
+    let uids: Vec<(String, String)> = (0..40).map(|n| (format!("e{n}"), create(&fake, n))).collect();
+    wait_until("every object created and recorded", || {
+        handled(&log).len() == 40
+            && uids.iter().all(|(name, _)| {
+                fake.object("kopfexamples", Some("default"), name)
+                    .is_some_and(|object| object["metadata"]["annotations"]["memo.dev/last-handled"].is_string())
+            })
+    })
+    .await;
+
+    // A second replica joins: the buckets it gains are handed to it with their objects, which
+    // it takes up from their records at once (their `resume` handlers run; nothing is created
+    // again), without waiting for a change.
+    let second = replica(&fake, 2, &log).await;
+    wait_until("an even split", || {
+        let holders = holders(&fake);
+        !holders.contains_key("") && holders.len() == 2 && holders.values().all(|&count| count == 128)
+    })
+    .await;
+    wait_until("resumed by the second", || !ran(&log, "resume").is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let resumed = ran(&log, "resume");
+    let (some_name, _) = resumed.iter().next().unwrap();
+    let uid_of = |name: &str| uids.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let second_holder = holder_of(&fake, &uid_of(some_name));
+    let expected: Vec<&String> = uids
+        .iter()
+        .filter(|(_, uid)| holder_of(&fake, uid) == second_holder)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < 40, "{expected:?}");
+    assert_eq!(resumed.keys().collect::<Vec<_>>().len(), expected.len(), "{resumed:?}");
+    for name in &expected {
+        assert_eq!(resumed[*name], ["2"], "{name}");
+    }
+    assert!(
+        handled(&log).values().all(|replicas| replicas == &["1"]),
+        "created once, by the first"
+    );
+    for replica in [first, second] {
+        let _ = replica.stop.send(());
+        replica.task.await.unwrap().unwrap();
+    }
 }

@@ -50,6 +50,12 @@ pub(crate) trait Cluster: Send + Sync {
     /// Names who reports the Events: the operator's name.
     fn report_as(&self, controller: &str);
 
+    /// This replica just took `buckets` over (`--shard auto`): a source that keeps objects sends
+    /// theirs again, so that they are handled from their recorded progress at once.
+    fn gained(&self, buckets: &[usize]) {
+        let _ = buckets;
+    }
+
     /// Applies `patch` to `object` (read for its kind, API version, namespace and name); `None`
     /// when this cluster does not know where objects of that kind are written: then the patch
     /// cannot be applied and is dropped.

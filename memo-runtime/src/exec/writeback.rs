@@ -122,6 +122,11 @@ impl Writeback {
         self.cluster.as_deref()
     }
 
+    /// The cluster, to keep.
+    pub(crate) fn shared_cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.cluster.clone()
+    }
+
     /// Writes the merged patch of `object`'s handlers, once; `gone` when the event said the
     /// object was deleted (nothing to write to).
     pub(crate) async fn apply(

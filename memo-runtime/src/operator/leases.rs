@@ -8,6 +8,7 @@
 //! handled before the lease can expire (fail-stop, as controller-runtime's renew deadline).
 
 use crate::api::shard::{BUCKETS, Owned, bucket_range};
+use crate::contract::cluster::Cluster;
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
 use crate::store::leaser::Leaser;
@@ -32,6 +33,7 @@ impl Keeper {
         owned: Arc<Owned>,
         metrics: Option<Metrics>,
         health: Health,
+        source: Option<Arc<dyn Cluster>>,
     ) -> Keeper {
         let stop = CancellationToken::new();
         let lease = leaser.lease();
@@ -45,6 +47,7 @@ impl Keeper {
             renew: lease / 3,
             deadlines: Arc::new(Mutex::new(vec![None; BUCKETS])),
             members_logged: std::sync::atomic::AtomicUsize::new(0),
+            source,
         };
         tracing::info!(
             target: "memo",
@@ -77,6 +80,8 @@ struct Leases {
     deadlines: Arc<Mutex<Vec<Option<Instant>>>>,
     /// The members counted in the last "owning" line.
     members_logged: std::sync::atomic::AtomicUsize,
+    /// The cluster watched, told of the buckets gained (its objects are handled at once).
+    source: Option<Arc<dyn Cluster>>,
 }
 
 impl Leases {
@@ -162,6 +167,9 @@ impl Leases {
                 metrics.shard_acquisitions.inc_by(gained.len() as u64);
             }
             tracing::info!(target: "memo", "shard auto: acquired {}", ranges(&gained));
+            if let Some(source) = &self.source {
+                source.gained(&gained);
+            }
         }
         let members_changed = self
             .members_logged
@@ -376,8 +384,8 @@ mod tests {
         let leaser =
             || -> Arc<dyn Leaser> { Arc::new(crate::store::leaser::StoreLeaser::new(Arc::clone(&store), "bot")) };
         let (first, second) = (Arc::new(Owned::default()), Arc::new(Owned::default()));
-        let a = Keeper::start(leaser(), "bot", Arc::clone(&first), None, Health::default());
-        let b = Keeper::start(leaser(), "bot", Arc::clone(&second), None, Health::default());
+        let a = Keeper::start(leaser(), "bot", Arc::clone(&first), None, Health::default(), None);
+        let b = Keeper::start(leaser(), "bot", Arc::clone(&second), None, Health::default(), None);
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_secs(5)).await;
             if first.count() + second.count() == BUCKETS && first.count().abs_diff(second.count()) <= 1 {

@@ -175,6 +175,7 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
                 owned,
                 phases.metrics.clone(),
                 phases.health.clone(),
+                phases.out.shared_cluster(),
             )
         });
         let result = phases.run(memo, source, workers).await;

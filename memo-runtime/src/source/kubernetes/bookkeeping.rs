@@ -102,6 +102,21 @@ impl Bookkeeping {
         events.push_back(Event::shared(r#type, object));
     }
 
+    /// Sends again, as `MODIFIED`, the last version of every object whose key is in a bucket
+    /// `gained` says yes to: a replica that just took those buckets over handles them from their
+    /// recorded progress now, not at their next change.
+    pub(super) fn replay(&self, gained: &[bool], events: &mut VecDeque<Event>) {
+        for (lookup, known) in &self.known {
+            if gained
+                .get(crate::api::shard::bucket_of(lookup))
+                .copied()
+                .unwrap_or(false)
+            {
+                events.push_back(Event::shared(EventType::Modified, Arc::clone(&known.last)));
+            }
+        }
+    }
+
     /// How many objects are known.
     #[cfg(test)]
     fn len(&self) -> usize {

@@ -22,6 +22,8 @@ pub(super) struct KubeCluster {
     client: Client,
     kinds: Vec<Writable>,
     events: Arc<KubeEvents>,
+    /// One per watch: the buckets gained, whose objects it sends again.
+    replays: std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Arc<[bool]>>>>,
 }
 
 impl KubeCluster {
@@ -39,7 +41,18 @@ impl KubeCluster {
             )),
             client,
             kinds,
+            replays: std::sync::Mutex::default(),
         }
+    }
+
+    /// Where a watch hears of the buckets gained.
+    pub(super) fn replays(&self) -> tokio::sync::mpsc::UnboundedReceiver<Arc<[bool]>> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.replays
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(sender);
+        receiver
     }
 
     fn kind_of(&self, object: &Value) -> Option<&Writable> {
@@ -62,6 +75,18 @@ impl Cluster for KubeCluster {
 
     fn report_as(&self, controller: &str) {
         self.events.report_as(controller);
+    }
+
+    fn gained(&self, buckets: &[usize]) {
+        let mut gained = vec![false; crate::api::shard::BUCKETS];
+        for &bucket in buckets {
+            if let Some(slot) = gained.get_mut(bucket) {
+                *slot = true;
+            }
+        }
+        let gained: Arc<[bool]> = gained.into();
+        let mut replays = self.replays.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        replays.retain(|replay| replay.send(Arc::clone(&gained)).is_ok());
     }
 
     fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<Writing<'a>> {

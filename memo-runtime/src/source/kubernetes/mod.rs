@@ -98,7 +98,7 @@ pub async fn kubernetes<N: Into<String>>(
             for namespace in &namespaces {
                 tracing::info!(target: "memo", "watching {kind} in namespace {namespace} (for {handlers})");
                 let api = Api::<object::Object>::namespaced_with(client.clone(), namespace, resource);
-                sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)));
+                sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)).replaying(cluster.replays()));
             }
         } else {
             let scope = if watched.namespaced {
@@ -108,7 +108,7 @@ pub async fn kubernetes<N: Into<String>>(
             };
             tracing::info!(target: "memo", "watching {kind} in {scope} (for {handlers})");
             let api = Api::<object::Object>::all_with(client.clone(), resource);
-            sources.push(watch::Watch::new(api, resource.clone(), None));
+            sources.push(watch::Watch::new(api, resource.clone(), None).replaying(cluster.replays()));
         }
     }
     // Each watch is connected from its first successful list until a failure, and again from

@@ -35,6 +35,8 @@ pub(super) struct Watch {
     connection: Connection,
     book: Bookkeeping,
     ready: VecDeque<Event>,
+    /// Buckets this replica just gained (`--shard auto`): their objects are sent again.
+    replays: Option<tokio::sync::mpsc::UnboundedReceiver<Arc<[bool]>>>,
 }
 
 impl Watch {
@@ -54,7 +56,14 @@ impl Watch {
             connection: Connection::connecting(1),
             book: Bookkeeping::default(),
             ready: VecDeque::new(),
+            replays: None,
         }
+    }
+
+    /// The same watch, sending again the objects of the buckets `replays` brings.
+    pub(super) fn replaying(mut self, replays: tokio::sync::mpsc::UnboundedReceiver<Arc<[bool]>>) -> Self {
+        self.replays = Some(replays);
+        self
     }
 
     /// The same watch, reporting whether it is connected to `connection` (which counts it as not
@@ -121,6 +130,11 @@ impl Stream for Watch {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = self.get_mut();
+        if let Some(replays) = &mut this.replays {
+            while let Poll::Ready(Some(gained)) = replays.poll_recv(cx) {
+                this.book.replay(&gained, &mut this.ready);
+            }
+        }
         loop {
             if let Some(event) = this.ready.pop_front() {
                 return Poll::Ready(Some(event));
