@@ -406,3 +406,163 @@ mod tests {
         b.stop().await;
     }
 }
+
+/// Two keepers on a lease table of the test's own, one of which stops hearing from it.
+#[cfg(test)]
+mod partition {
+    use super::*;
+    use crate::store::StoreFuture;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const LEASE: Duration = Duration::from_millis(900);
+
+    /// Leases and members with deadlines, in memory.
+    #[derive(Default)]
+    struct Table {
+        buckets: Mutex<HashMap<usize, (String, Instant)>>,
+        members: Mutex<HashMap<String, u64>>,
+    }
+
+    /// One replica's view of the table; `cut` makes every call hang, as a store that stopped
+    /// answering this replica only.
+    struct View {
+        table: Arc<Table>,
+        cut: Arc<AtomicBool>,
+    }
+
+    impl View {
+        fn call<'a, T: Send + 'a>(&'a self, answer: impl FnOnce(&Table) -> T + Send + 'a) -> StoreFuture<'a, T> {
+            if self.cut.load(Ordering::SeqCst) {
+                return Box::pin(std::future::pending());
+            }
+            let answer = answer(&self.table);
+            Box::pin(std::future::ready(Ok(answer)))
+        }
+    }
+
+    impl Leaser for View {
+        fn describe(&self) -> String {
+            "a test table".to_owned()
+        }
+
+        fn lease(&self) -> Duration {
+            LEASE
+        }
+
+        fn heartbeat<'a>(&'a self, me: &'a str, until: u64) -> StoreFuture<'a, ()> {
+            self.call(move |table| {
+                table.members.lock().unwrap().insert(me.to_owned(), until);
+            })
+        }
+
+        fn members(&self, now: u64) -> StoreFuture<'_, Vec<String>> {
+            self.call(move |table| {
+                let mut members: Vec<String> = table
+                    .members
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, until)| **until > now)
+                    .map(|(member, _)| member.clone())
+                    .collect();
+                members.sort();
+                members
+            })
+        }
+
+        fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool> {
+            self.call(move |table| {
+                let mut buckets = table.buckets.lock().unwrap();
+                let now = Instant::now();
+                match buckets.get(&bucket) {
+                    Some((holder, until)) if holder != me && *until > now => false,
+                    _ => {
+                        buckets.insert(bucket, (me.to_owned(), now + LEASE));
+                        true
+                    }
+                }
+            })
+        }
+
+        fn renew<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool> {
+            self.call(move |table| {
+                let mut buckets = table.buckets.lock().unwrap();
+                let now = Instant::now();
+                match buckets.get_mut(&bucket) {
+                    Some((holder, until)) if holder == me && *until > now => {
+                        *until = now + LEASE;
+                        true
+                    }
+                    _ => false,
+                }
+            })
+        }
+
+        fn release<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, ()> {
+            self.call(move |table| {
+                let mut buckets = table.buckets.lock().unwrap();
+                if buckets.get(&bucket).is_some_and(|(holder, _)| holder == me) {
+                    buckets.remove(&bucket);
+                }
+            })
+        }
+
+        fn leave<'a>(&'a self, me: &'a str) -> StoreFuture<'a, ()> {
+            self.call(move |table| {
+                table.members.lock().unwrap().remove(me);
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_cut_off_from_its_leases_stops_before_another_takes_them() {
+        let table = Arc::new(Table::default());
+        let cut = Arc::new(AtomicBool::new(false));
+        let view = |cut: &Arc<AtomicBool>| -> Arc<dyn Leaser> {
+            Arc::new(View {
+                table: Arc::clone(&table),
+                cut: Arc::clone(cut),
+            })
+        };
+        let (a, b) = (Arc::new(Owned::default()), Arc::new(Owned::default()));
+        let first = Keeper::start(view(&cut), "bot", Arc::clone(&a), None, Health::default(), None);
+        let second = Keeper::start(
+            view(&Arc::new(AtomicBool::new(false))),
+            "bot",
+            Arc::clone(&b),
+            None,
+            Health::default(),
+            None,
+        );
+        let settle = |what: &str, done: &dyn Fn() -> bool| {
+            let started = Instant::now();
+            while !done() {
+                assert!(started.elapsed() < Duration::from_secs(30), "waited for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        settle("an even split", &|| {
+            a.count() == BUCKETS / 2 && b.count() == BUCKETS / 2
+        });
+        // The first replica no longer hears from the table: it must stop handling its buckets
+        // before their leases run out and the second takes them.
+        cut.store(true, Ordering::SeqCst);
+        let mut overlaps = 0;
+        let started = Instant::now();
+        while b.count() < BUCKETS {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the second never took every bucket"
+            );
+            overlaps += (0..BUCKETS)
+                .filter(|&bucket| a.owns_bucket(bucket) && b.owns_bucket(bucket))
+                .count();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(overlaps, 0, "a bucket had two owners");
+        assert_eq!(a.count(), 0);
+        second.stop().await;
+        drop(first);
+    }
+}
