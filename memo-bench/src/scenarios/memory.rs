@@ -27,10 +27,13 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut by_hand = Samples::default();
     let mut with_updates = Samples::default();
     let mut replicas: [Samples; 3] = Default::default();
+    let mut replica_times: [Samples; 3] = Default::default();
     for _ in 0..ROUNDS {
-        for (index, samples) in replicas.iter_mut().enumerate() {
+        for (index, (samples, times)) in replicas.iter_mut().zip(replica_times.iter_mut()).enumerate() {
             let count = index as u64 + 1;
-            samples.push(per_resource(held_by_replica(runtime, resources, count), resources));
+            let (bytes, elapsed) = held_by_replica(runtime, resources, count);
+            samples.push(per_resource(bytes, resources));
+            times.push(elapsed.as_nanos() as f64 / resources as f64);
         }
         with_memo.push(per_resource(held_by_operator(runtime, KEEP, resources), resources));
         with_updates.push(per_resource(held_by_operator(runtime, TRACK, resources), resources));
@@ -59,11 +62,11 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         bytes(&with_updates),
         "keeps the last object handled (shared with the event)",
     );
-    for (index, samples) in replicas.iter().enumerate() {
+    for (index, (samples, times)) in replicas.iter().zip(&replica_times).enumerate() {
         report.row(
             format!("one of {} replicas, per watched object", index + 1),
-            bytes(samples),
-            "reads every event, keeps its share (--shard 0/N)",
+            format!("{}, {:.0} ns", bytes(samples), times.median()),
+            "reads every event, keeps its share (--shard 0/N); bytes, wall time",
         );
     }
     report.row("hand-written HashMap<String, (u64, bool)>", bytes(&by_hand), "baseline");
@@ -79,6 +82,9 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "replica_of_1_bytes_per_watched_object": replicas[0].to_json(),
             "replica_of_2_bytes_per_watched_object": replicas[1].to_json(),
             "replica_of_3_bytes_per_watched_object": replicas[2].to_json(),
+            "replica_of_1_nanos_per_watched_object": replica_times[0].to_json(),
+            "replica_of_2_nanos_per_watched_object": replica_times[1].to_json(),
+            "replica_of_3_nanos_per_watched_object": replica_times[2].to_json(),
             "baseline_bytes_per_resource": by_hand.to_json(),
         }),
     );
@@ -131,7 +137,7 @@ fn held_by_operator(runtime: &Runtime, kind: &str, resources: usize) -> isize {
 
 /// Net bytes allocated while replica 0 of `count` holds its share of `resources` resources of
 /// the `Keep` kind, every one of whose `ADDED` events it read.
-fn held_by_replica(runtime: &Runtime, resources: usize, count: u64) -> isize {
+fn held_by_replica(runtime: &Runtime, resources: usize, count: u64) -> (isize, Duration) {
     let shard = memo_runtime::shard::Shard::new(0, count).expect("a replica");
     let mine = (0..resources)
         .filter(|index| shard.owns(&format!("uid-{KEEP}-{index}")))
@@ -139,13 +145,14 @@ fn held_by_replica(runtime: &Runtime, resources: usize, count: u64) -> isize {
     handlers::expect(1);
     alloc::start();
     let events = workload::all_new(KEEP, resources);
+    let started = std::time::Instant::now();
     let retained = runtime.block_on(async {
         let mut operator = workload::HeldOperator::start_replica(events, 1, Memo::new(), Some((0, count)));
         operator.all_sent().await;
         while handlers::events_seen() < mine {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let retained = alloc::live();
+        let retained = (alloc::live(), started.elapsed());
         operator.finish().await;
         retained
     });
