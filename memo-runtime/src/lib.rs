@@ -178,9 +178,10 @@ pub mod prelude {
     pub use crate::api::logger::Logger;
     pub use crate::api::memo::Memo;
     pub use crate::api::patch::Patch;
+    pub use crate::api::post_events::PostEvents;
     pub use crate::api::recorder::Recorder;
     pub use crate::api::selector::Selector;
-    pub use crate::operator::Operator;
+    pub use crate::operator::{Operator, ProgressIn};
     pub use crate::shared::{LockGuard, Shared};
     pub use memo_macros::{handler, prepare_memory};
 }

@@ -249,7 +249,6 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     ///
     /// ```
     /// use memo_runtime::prelude::*;
-    /// use memo_runtime::PostEvents;
     ///
     /// let quiet = Operator::new().post_events(PostEvents::None);
     /// # drop(quiet);
@@ -293,7 +292,6 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
     ///
     /// ```
     /// use memo_runtime::prelude::*;
-    /// use memo_runtime::ProgressIn;
     ///
     /// let operator = Operator::new().name("counter").progress_in(ProgressIn::Shared);
     /// # drop(operator);
