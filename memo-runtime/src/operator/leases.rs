@@ -12,7 +12,7 @@ use crate::contract::cluster::Cluster;
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
 use crate::store::leaser::Leaser;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,6 @@ impl Keeper {
             health,
             lease,
             renew: lease / 3,
-            deadlines: Arc::new(Mutex::new(vec![None; BUCKETS])),
             members_logged: std::sync::atomic::AtomicUsize::new(0),
             source,
         };
@@ -76,8 +75,6 @@ struct Leases {
     health: Health,
     lease: Duration,
     renew: Duration,
-    /// For each bucket held, when this replica must stop handling it unless renewed.
-    deadlines: Arc<Mutex<Vec<Option<Instant>>>>,
     /// The members counted in the last "owning" line.
     members_logged: std::sync::atomic::AtomicUsize,
     /// The cluster watched, told of the buckets gained (its objects are handled at once).
@@ -86,7 +83,7 @@ struct Leases {
 
 impl Leases {
     async fn run(self, stop: CancellationToken) {
-        let watchdog = tokio::spawn(watch_deadlines(Arc::clone(&self.deadlines), Arc::clone(&self.owned)));
+        let watchdog = tokio::spawn(report_missed_deadlines(Arc::clone(&self.owned)));
         let mut members_seen = 0;
         loop {
             let started = Instant::now();
@@ -128,7 +125,6 @@ impl Leases {
             }
             tokio::time::sleep(DRAIN.min(self.renew)).await;
             for &bucket in &giving {
-                self.set_deadline(bucket, None);
                 let _ = self.bounded(self.leaser.release(bucket, &self.me)).await;
             }
             tracing::info!(target: "memo", "shard auto: released {} to the other replicas", ranges(&giving));
@@ -137,11 +133,11 @@ impl Leases {
         for bucket in held.into_iter().filter(|&bucket| share[bucket]) {
             let renewed_at = Instant::now();
             match self.bounded(self.leaser.renew(bucket, &self.me)).await {
-                Ok(Ok(true)) => self.set_deadline(bucket, Some(renewed_at + self.deadline())),
+                // Handled again, if a silence had let the deadline pass.
+                Ok(Ok(true)) => self.owned.hold_until(bucket, renewed_at + self.deadline()),
                 // Not renewed: the lease ran out, or the store cannot say; the deadline stands.
                 Ok(Ok(false)) => {
                     self.owned.set(bucket, false);
-                    self.set_deadline(bucket, None);
                     lost.push(bucket);
                 }
                 _ => {}
@@ -154,10 +150,10 @@ impl Leases {
             tracing::warn!(target: "memo", "shard auto: lost the leases of {}", ranges(&lost));
         }
         let mut gained = Vec::new();
-        for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.holds(bucket)) {
+        for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.owned.marked(bucket)) {
             let acquired_at = Instant::now();
             if let Ok(Ok(true)) = self.bounded(self.leaser.acquire(bucket, &self.me)).await {
-                self.set_deadline(bucket, Some(acquired_at + self.deadline()));
+                self.owned.hold_until(bucket, acquired_at + self.deadline());
                 self.owned.set(bucket, true);
                 gained.push(bucket);
             }
@@ -193,7 +189,6 @@ impl Leases {
             self.owned.set(bucket, false);
         }
         for &bucket in &held {
-            self.set_deadline(bucket, None);
             let _ = self.bounded(self.leaser.release(bucket, &self.me)).await;
         }
         let _ = self.bounded(self.leaser.leave(&self.me)).await;
@@ -213,20 +208,9 @@ impl Leases {
             .map_err(|_| crate::api::error::Error::Store(format!("no answer within {:?}", self.renew)))
     }
 
+    /// The buckets whose leases this replica holds (whether their deadline passed or not).
     fn held(&self) -> Vec<usize> {
-        let deadlines = self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (0..BUCKETS).filter(|&bucket| deadlines[bucket].is_some()).collect()
-    }
-
-    fn holds(&self, bucket: usize) -> bool {
-        self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[bucket].is_some()
-    }
-
-    fn set_deadline(&self, bucket: usize, deadline: Option<Instant>) {
-        if let Some(deadline) = deadline {
-            self.owned.hold_until(bucket, deadline);
-        }
-        self.deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[bucket] = deadline;
+        (0..BUCKETS).filter(|&bucket| self.owned.marked(bucket)).collect()
     }
 
     fn publish(&self, members: usize) {
@@ -237,23 +221,28 @@ impl Leases {
     }
 }
 
-/// Stops handling any bucket whose deadline passed, whatever the round (a store that hangs
-/// included) is doing.
-async fn watch_deadlines(deadlines: Arc<Mutex<Vec<Option<Instant>>>>, owned: Arc<Owned>) {
+/// Says when buckets stop being handled because their leases were not renewed in time (a
+/// store that hangs included), and when they are handled again. `Owned` itself enforces the
+/// deadlines, on every event: this only tells.
+async fn report_missed_deadlines(owned: Arc<Owned>) {
+    let mut missed = vec![false; BUCKETS];
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = Instant::now();
-        let expired: Vec<usize> = {
-            let deadlines = deadlines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            (0..BUCKETS)
-                .filter(|&bucket| deadlines[bucket].is_some_and(|deadline| deadline <= now) && owned.marked(bucket))
-                .collect()
-        };
-        if !expired.is_empty() {
-            for &bucket in &expired {
-                owned.set(bucket, false);
+        let (mut stopped, mut resumed) = (Vec::new(), Vec::new());
+        for (bucket, missed) in missed.iter_mut().enumerate() {
+            let now = owned.marked(bucket) && !owned.owns_bucket(bucket);
+            match (*missed, now) {
+                (false, true) => stopped.push(bucket),
+                (true, false) if owned.owns_bucket(bucket) => resumed.push(bucket),
+                _ => {}
             }
-            tracing::warn!(target: "memo", "shard auto: the leases of {} were not renewed in time: no longer handled", ranges(&expired));
+            *missed = now;
+        }
+        if !stopped.is_empty() {
+            tracing::warn!(target: "memo", "shard auto: the leases of {} were not renewed in time: no longer handled", ranges(&stopped));
+        }
+        if !resumed.is_empty() {
+            tracing::info!(target: "memo", "shard auto: the leases of {} are renewed: handled again", ranges(&resumed));
         }
     }
 }
@@ -413,6 +402,7 @@ mod partition {
     use super::*;
     use crate::store::StoreFuture;
     use std::collections::HashMap;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     const LEASE: Duration = Duration::from_millis(900);
@@ -432,12 +422,15 @@ mod partition {
     }
 
     impl View {
+        /// Answers at once, or, while cut, as soon as the cut ends (a call that times out first
+        /// is dropped, as a store call the keeper gives up on).
         fn call<'a, T: Send + 'a>(&'a self, answer: impl FnOnce(&Table) -> T + Send + 'a) -> StoreFuture<'a, T> {
-            if self.cut.load(Ordering::SeqCst) {
-                return Box::pin(std::future::pending());
-            }
-            let answer = answer(&self.table);
-            Box::pin(std::future::ready(Ok(answer)))
+            Box::pin(async move {
+                while self.cut.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Ok(answer(&self.table))
+            })
         }
     }
 
@@ -564,5 +557,43 @@ mod partition {
         assert_eq!(a.count(), 0);
         second.stop().await;
         drop(first);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_that_hears_again_before_its_leases_run_out_handles_its_buckets_again() {
+        let table = Arc::new(Table::default());
+        let cut = Arc::new(AtomicBool::new(false));
+        let owned = Arc::new(Owned::default());
+        let keeper = Keeper::start(
+            Arc::new(View {
+                table: Arc::clone(&table),
+                cut: Arc::clone(&cut),
+            }),
+            "bot",
+            Arc::clone(&owned),
+            None,
+            Health::default(),
+            None,
+        );
+        let settle = |what: &str, done: &dyn Fn() -> bool| {
+            let started = Instant::now();
+            while !done() {
+                assert!(started.elapsed() < Duration::from_secs(30), "waited for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        settle("every bucket", &|| owned.count() == BUCKETS);
+        // Silent past the deadline (two thirds of the lease): it stops handling; nobody else
+        // can take the buckets, their leases are still its own.
+        cut.store(true, Ordering::SeqCst);
+        settle("handling stopped", &|| owned.count() == 0);
+        // Long enough for the watchdog to have looked (it looks every 100 ms), short of the
+        // lease (900 ms from the last renewal; the deadline was at 600).
+        std::thread::sleep(Duration::from_millis(150));
+        // Heard again before the leases ran out: the next renewal succeeds, and it handles them
+        // again (not a replica that renews leases it never uses).
+        cut.store(false, Ordering::SeqCst);
+        settle("handling again", &|| owned.count() == BUCKETS);
+        keeper.stop().await;
     }
 }
