@@ -15,7 +15,7 @@ use crate::exec::progress::{
     remove_finalizer, unfinished,
 };
 use crate::exec::retry::{self, PendingRetry, Verdict};
-use crate::exec::writeback::{Patches, Writeback};
+use crate::exec::writeback::{Patches, Writeback, about};
 use crate::observe::in_flight::Watch;
 use crate::plan::bound::Bound;
 use crate::plan::catalog::KindPlan;
@@ -323,11 +323,9 @@ async fn read_record(progress: &Progress, object: &Value, resource: &Resource<'_
     match progress.store.read(object, resource.key.lookup()).await {
         Ok(record) => record.map(|record| Box::new(Recorded::parse(&record))),
         Err(err) => {
-            tracing::warn!(
-                target: "memo",
-                kind = resource.kind,
-                namespace = resource.namespace().unwrap_or_default(),
-                name = resource.name(),
+            about!(
+                warn,
+                resource,
                 "cannot read the progress recorded in {}: {err}; handled as an object never seen",
                 progress.store.describe()
             );
@@ -443,11 +441,9 @@ impl Recording<'_> {
                 .await
         {
             recorded = false;
-            tracing::warn!(
-                target: "memo",
-                kind = resource.kind,
-                namespace = resource.namespace().unwrap_or_default(),
-                name = resource.name(),
+            about!(
+                warn,
+                resource,
                 "cannot record the progress in {}: {err}",
                 progress.store.describe()
             );
@@ -459,11 +455,9 @@ impl Recording<'_> {
 
 /// Logs that an event left unfinished by an earlier process goes on.
 fn about_resumed(resource: &Resource<'_>, handler: &str, retry: u32) {
-    tracing::info!(
-        target: "memo",
-        kind = resource.kind,
-        namespace = resource.namespace().unwrap_or_default(),
-        name = resource.name(),
+    about!(
+        info,
+        resource,
         "resuming: handler `{handler}` was waiting for its retry {retry}"
     );
 }

@@ -286,7 +286,7 @@ fn log_dropped(patches: &Patches, resource: &Resource<'_>) {
     }
 }
 
-/// A `tracing` event at `$level` about `$resource`.
+/// A `tracing` event at `$level` about `$resource`, naming its kind, namespace and name.
 macro_rules! about {
     ($level:ident, $resource:expr_2021, $($message:tt)+) => {
         tracing::$level!(
@@ -298,7 +298,7 @@ macro_rules! about {
         )
     };
 }
-use about;
+pub(crate) use about;
 
 #[cfg(test)]
 mod tests {
