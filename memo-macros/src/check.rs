@@ -26,6 +26,7 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Patch,
             Recorder,
             Client,
+            Fence,
         ],
         TriggerKind::Create | TriggerKind::Delete | TriggerKind::Resume => &[
             Memo,
@@ -44,6 +45,7 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Recorder,
             Client,
             Retry,
+            Fence,
         ],
         TriggerKind::Update => &[
             Memo,
@@ -65,6 +67,7 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Recorder,
             Client,
             Retry,
+            Fence,
         ],
         TriggerKind::Timer => &[
             Memo,
@@ -81,6 +84,7 @@ pub(crate) fn available(kind: TriggerKind) -> &'static [Injectable] {
             Patch,
             Recorder,
             Client,
+            Fence,
         ],
         TriggerKind::Startup | TriggerKind::Cleanup => &[Memo, Logger, Shared, Client],
     }

@@ -380,6 +380,7 @@ fn wrapper(func: &ItemFn, params: &[Param], mode: Mode) -> TokenStream {
             Injectable::Recorder => ("RecorderArg", quote!(__cx.recorder)),
             Injectable::Client => ("ClientArg", quote!(__env)),
             Injectable::Retry => ("RetryArg", quote!(__cx.retry)),
+            Injectable::Fence => ("FenceArg", quote!(__env)),
         };
         let trait_ident = format_ident!("{trait_name}");
         let fetch = quote_spanned!(ty.span()=> <#ty as ::memo_runtime::__private::#trait_ident<'_>>::inject);

@@ -29,10 +29,11 @@ pub(crate) enum Injectable {
     Recorder,
     Client,
     Retry,
+    Fence,
 }
 
 impl Injectable {
-    pub(crate) const ALL: [Injectable; 19] = [
+    pub(crate) const ALL: [Injectable; 20] = [
         Injectable::Memo,
         Injectable::Name,
         Injectable::Namespace,
@@ -52,6 +53,7 @@ impl Injectable {
         Injectable::Recorder,
         Injectable::Client,
         Injectable::Retry,
+        Injectable::Fence,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -75,6 +77,7 @@ impl Injectable {
             Injectable::Recorder => "recorder",
             Injectable::Client => "client",
             Injectable::Retry => "retry",
+            Injectable::Fence => "fence",
         }
     }
 
@@ -100,6 +103,7 @@ impl Injectable {
             Injectable::Recorder => "recorder: &Recorder",
             Injectable::Client => "client: &kube::Client",
             Injectable::Retry => "retry: u32",
+            Injectable::Fence => "fence: Option<Fence>",
         }
     }
 
@@ -112,6 +116,11 @@ impl Injectable {
                  since the last version handled",
                 self.name()
             )),
+            Injectable::Fence => Some(
+                "`fence` is only given to handlers of a resource (`event`, `create`, `update`, `delete`, `resume`, \
+                 `timer`): it is the lease held on the resource's bucket with `--shard auto`"
+                    .to_owned(),
+            ),
             Injectable::Patch | Injectable::Recorder => Some(format!(
                 "`{}` is only given to handlers of a resource (`event`, `create`, `update`, `delete`, `timer`): \
                  a startup or cleanup handler has no object to {}; take `client: &kube::Client` and write with it",

@@ -181,6 +181,7 @@ pub mod prelude {
     pub use crate::api::post_events::PostEvents;
     pub use crate::api::recorder::Recorder;
     pub use crate::api::selector::Selector;
+    pub use crate::api::shard::Fence;
     pub use crate::operator::{Operator, ProgressIn};
     pub use crate::shared::{LockGuard, Shared};
     pub use memo_macros::{handler, prepare_memory};
@@ -191,7 +192,8 @@ pub mod prelude {
 pub mod __private {
     pub use crate::contract::context::Context;
     pub use crate::contract::inject::{
-        BodyArg, EventArg, LoggerArg, MemoArg, NameArg, NamespaceArg, RetryArg, SharedArg, UidArg, memo_type_of,
+        BodyArg, EventArg, FenceArg, LoggerArg, MemoArg, NameArg, NamespaceArg, RetryArg, SharedArg, UidArg,
+        memo_type_of,
     };
     pub use crate::contract::inject_change::{DiffArg, NewArg, OldArg};
     pub use crate::contract::inject_cluster::{ClientArg, PatchArg, RecorderArg};

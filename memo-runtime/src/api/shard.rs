@@ -28,6 +28,54 @@ pub fn bucket_range(bucket: usize) -> std::ops::RangeInclusive<u64> {
     start..=start | ((1u64 << 56) - 1)
 }
 
+/// The lease this replica holds on a resource's bucket with `--shard auto`, as the handler
+/// parameter `fence: Option<Fence>` gives it (`None` without `--shard auto`).
+///
+/// Its [`token`](Fence::token) grows every time the bucket's lease changes hands, so a write
+/// that carries it can be refused where a later owner has written already: the fencing token of
+/// leases, for writes that may land late (a replica paused, a connection that delivers after a
+/// partition heals).
+///
+/// ```
+/// use memo_runtime::prelude::*;
+/// use memo_runtime::shard::Fence;
+///
+/// #[handler(event = "Counter")]
+/// async fn count(shared: &Shared, fence: Option<Fence>) -> memo_runtime::Result<()> {
+///     let Some(fence) = fence else { return Ok(()) };
+///     // Keep the largest token written per bucket; a write from an older holder changes nothing.
+///     shared
+///         .update(&format!("bucket-{}", fence.bucket()), |last: &mut u64| {
+///             if fence.token() >= *last {
+///                 *last = fence.token();
+///             }
+///         })
+///         .await
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fence {
+    bucket: usize,
+    token: u64,
+}
+
+impl Fence {
+    /// A fence for `bucket` at `token`: what a replica holding that lease would be given.
+    pub fn new(bucket: usize, token: u64) -> Fence {
+        Fence { bucket, token }
+    }
+
+    /// The bucket of the resource: see [`bucket_of`].
+    pub fn bucket(&self) -> usize {
+        self.bucket
+    }
+
+    /// The lease's fencing token: larger for every later holder of the same bucket's lease.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
 /// The buckets a replica owns now, changed by its lease keeper and read on every event: a
 /// bucket is owned while its bit is set and its deadline (a little before its lease can expire)
 /// has not passed, so that a replica that was paused stops at once when it wakes up, before its
@@ -37,6 +85,8 @@ pub(crate) struct Owned {
     bits: [AtomicU64; BUCKETS / 64],
     /// Per bucket, milliseconds since `epoch` until which it may be handled.
     deadlines: Vec<AtomicU64>,
+    /// Per bucket, the fencing token of the lease held.
+    tokens: Vec<AtomicU64>,
     epoch: std::time::Instant,
 }
 
@@ -45,6 +95,7 @@ impl Default for Owned {
         Owned {
             bits: Default::default(),
             deadlines: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            tokens: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             epoch: std::time::Instant::now(),
         }
     }
@@ -70,6 +121,19 @@ impl Owned {
     pub(crate) fn hold_until(&self, bucket: usize, deadline: std::time::Instant) {
         let millis = u64::try_from(deadline.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
         self.deadlines[bucket].store(millis, Ordering::Release);
+    }
+
+    /// Records the fencing token of the lease just acquired on `bucket`.
+    pub(crate) fn set_token(&self, bucket: usize, token: u64) {
+        self.tokens[bucket].store(token, Ordering::Release);
+    }
+
+    /// The fence of `bucket` while it is owned.
+    pub(crate) fn fence(&self, bucket: usize) -> Option<Fence> {
+        self.owns_bucket(bucket).then(|| Fence {
+            bucket,
+            token: self.tokens[bucket].load(Ordering::Acquire),
+        })
     }
 
     pub(crate) fn set(&self, bucket: usize, owned: bool) {
@@ -99,6 +163,15 @@ impl Sharding {
         match self {
             Sharding::Static(shard) => shard.owns(key),
             Sharding::Leased(owned) => owned.owns_bucket(bucket_of(key)),
+        }
+    }
+
+    /// The fence of the lease held on `key`'s bucket; `None` for a fixed share.
+    #[inline]
+    pub(crate) fn fence(&self, key: &str) -> Option<Fence> {
+        match self {
+            Sharding::Static(_) => None,
+            Sharding::Leased(owned) => owned.fence(bucket_of(key)),
         }
     }
 
@@ -283,8 +356,12 @@ mod tests {
         assert!(!owned.owns_bucket(3), "no deadline, not owned");
         assert!(owned.owns_bucket(70) && owned.owns_bucket(255) && !owned.owns_bucket(69));
         assert_eq!(owned.count(), 2);
+        owned.set_token(70, 9);
+        assert_eq!(owned.fence(70), Some(Fence::new(70, 9)));
+        assert_eq!(owned.fence(3), None, "not owned: no fence");
         owned.set(70, false);
         assert_eq!(owned.count(), 1);
+        assert_eq!(owned.fence(70), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::api::logger::Logger;
 use crate::api::patch::Patch;
 use crate::api::recorder::Recorder;
 use crate::api::resource::Resource;
+use crate::api::shard::Fence;
 use crate::contract::cluster::Cluster;
 use crate::contract::outcome::InjectError;
 use crate::contract::seen::Seen;
@@ -49,6 +50,8 @@ pub struct Env<'a> {
     pub(crate) watch: &'a Watch,
     /// The cluster the operator runs against, if any.
     pub(crate) cluster: Option<&'a dyn Cluster>,
+    /// The lease held on the resource's bucket, with `--shard auto`.
+    pub(crate) fence: Option<Fence>,
 }
 
 impl<'a> Env<'a> {
@@ -66,7 +69,14 @@ impl<'a> Env<'a> {
             logger,
             watch,
             cluster: None,
+            fence: None,
         }
+    }
+
+    /// The same, with the lease held on the resource's bucket.
+    pub(crate) fn fenced(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// The same, with the cluster the operator runs against.

@@ -7,6 +7,7 @@
 
 use crate::api::event::Event;
 use crate::api::logger::Logger;
+use crate::api::shard::Fence;
 use crate::contract::context::Env;
 use crate::contract::outcome::InjectError;
 use crate::contract::registry::MemoType;
@@ -209,5 +210,23 @@ impl RetryArg<'_> for u32 {
     #[inline]
     fn inject(retry: u32) -> Result<Self, InjectError> {
         Ok(retry)
+    }
+}
+
+/// The types a `fence` parameter may have.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the type of a `fence` parameter",
+    label = "expected `Option<Fence>` (`memo_runtime::shard::Fence`)",
+    note = "`fence` is the lease this replica holds on the resource's bucket with `--shard auto`, `None` otherwise"
+)]
+pub trait FenceArg<'a>: Sized {
+    /// Takes the fence.
+    fn inject(env: &'a Env<'a>) -> Result<Self, InjectError>;
+}
+
+impl<'a> FenceArg<'a> for Option<Fence> {
+    #[inline]
+    fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
+        Ok(env.fence)
     }
 }

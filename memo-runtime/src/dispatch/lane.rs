@@ -11,7 +11,7 @@ use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::api::error::Result;
 use crate::api::event::{Event, EventType};
 use crate::api::resource::{Admitted, Lookup, ResourceKey};
-use crate::api::shard::Sharding;
+use crate::api::shard::{Fence, Sharding};
 use crate::exec::retry::{self, PendingRetry};
 use crate::exec::stop::Stop;
 use crate::exec::writeback::Writeback;
@@ -95,6 +95,8 @@ struct Admission<'a, M> {
     key: ResourceKey,
     state: &'a mut ResourceState<M>,
     created: bool,
+    /// The lease held on the resource's bucket, with `--shard auto`.
+    fence: Option<Fence>,
 }
 
 impl<M: Clone> Table<M> {
@@ -112,6 +114,7 @@ impl<M: Clone> Table<M> {
             stats,
         } = self;
         let count = resources.len();
+        let fence = |lookup: &str| shard.as_ref().and_then(|shard| shard.fence(lookup));
         // A resource known by its uid: its kind, name and shard were read and checked when it was
         // admitted and cannot change under one uid, so only the uid is read, as a hand-written
         // loop would; the events of a busy resource touch little of their (often cold) object.
@@ -129,6 +132,7 @@ impl<M: Clone> Table<M> {
                         metrics.received(event.r#type);
                     }
                     Some(Admission {
+                        fence: fence(key.lookup()),
                         key,
                         state,
                         created: false,
@@ -138,6 +142,7 @@ impl<M: Clone> Table<M> {
                     let (admitted, plan) = identify(catalog, metrics, shard.as_ref(), event, uid)?;
                     let (key, state) = new_resource(&admitted, plan, uid, operator_memo, metrics, stats, count, event)?;
                     Some(Admission {
+                        fence: fence(key.lookup()),
                         key: key.clone(),
                         state: entry.insert_with_key(key, state),
                         created: true,
@@ -150,6 +155,7 @@ impl<M: Clone> Table<M> {
         let (admitted, plan) = identify_read(catalog, metrics, shard.as_ref(), event, admitted, lookup)?;
         match resources.entry_ref(&Lookup(lookup)) {
             EntryRef::Occupied(entry) => Some(Admission {
+                fence: fence(entry.key().lookup()),
                 key: entry.key().clone(),
                 state: entry.into_mut(),
                 created: false,
@@ -157,6 +163,7 @@ impl<M: Clone> Table<M> {
             EntryRef::Vacant(entry) => {
                 let (key, state) = new_resource(&admitted, plan, lookup, operator_memo, metrics, stats, count, event)?;
                 Some(Admission {
+                    fence: fence(key.lookup()),
                     key: key.clone(),
                     state: entry.insert_with_key(key, state),
                     created: true,
@@ -372,7 +379,13 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
     /// update handler's retry and what waited behind it, then runs).
     async fn handle(&mut self, event: Event, seq: u32, watch: &Watch) {
         let deleted = event.r#type == EventType::Deleted;
-        let Some(Admission { key, state, created }) = self.table.admit(&event) else {
+        let Some(Admission {
+            key,
+            state,
+            created,
+            fence,
+        }) = self.table.admit(&event)
+        else {
             return;
         };
         state.seq = seq;
@@ -398,7 +411,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         }
         // The common case, in the one lookup `admit` made: nothing to settle unless the resource
         // was deleted or a handler is to be retried.
-        let ran = run_work(&key, state, Work::Event(event), watch, &self.out).await;
+        let ran = run_work(&key, state, Work::Event(event), watch, &self.out, fence).await;
         if ran.deleted || ran.retry.is_some() {
             let mut rest = VecDeque::new();
             if !self.settle(&key, ran, &mut rest, watch).await {
@@ -448,7 +461,8 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
                 Work::Timer(timer) => Some(timer),
                 _ => None,
             };
-            let ran = run_work(&key, state, work, watch, &self.out).await;
+            let fence = self.table.shard.as_ref().and_then(|shard| shard.fence(key.lookup()));
+            let ran = run_work(&key, state, work, watch, &self.out, fence).await;
             if let Some(timer) = timer {
                 let interval = state.plan.timers[usize::from(timer)].interval;
                 self.scheduler.schedule_timer(&key, timer, interval);

@@ -6,6 +6,7 @@ use crate::api::event::{Event, EventType};
 use crate::api::logger::Logger;
 use crate::api::patch::Patch;
 use crate::api::resource::{Resource, ResourceKey};
+use crate::api::shard::Fence;
 use crate::contract::context::Env;
 use crate::contract::seen::Versions;
 use crate::dispatch::choose::{Choice, choose};
@@ -104,6 +105,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     work: Work,
     watch: &Watch,
     out: &Writeback,
+    fence: Option<Fence>,
 ) -> Ran {
     let ResourceState {
         plan,
@@ -132,7 +134,9 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
         Work::Timer(timer) => {
             let spec = &plan.timers[usize::from(timer)];
             let handler = spec.handler.handler;
-            let env = Env::new(body.as_deref(), None, Some(resource), logger, watch).on(out.cluster());
+            let env = Env::new(body.as_deref(), None, Some(resource), logger, watch)
+                .on(out.cluster())
+                .fenced(fence);
             if let Choice::Run(_) = choose(&spec.handler, env.body, None, &resource) {
                 let mut patch = Patches::slot(handler);
                 let outcome = invoke::call(&spec.handler, memo, &env, None, patch.as_mut(), 0).await;
@@ -221,7 +225,9 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     let done: &[String] = pending.map_or(&[], |pending| &pending.done);
     let mut patches = Patches::default();
     let failed = {
-        let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch).on(out.cluster());
+        let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch)
+            .on(out.cluster())
+            .fenced(fence);
         let mut failed = None;
         // Only a failure, or a success after retries, has anything to settle.
         for (index, bound) in list.iter().enumerate().skip(first) {

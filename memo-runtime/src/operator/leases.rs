@@ -152,7 +152,8 @@ impl Leases {
         let mut gained = Vec::new();
         for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.owned.marked(bucket)) {
             let acquired_at = Instant::now();
-            if let Ok(Ok(true)) = self.bounded(self.leaser.acquire(bucket, &self.me)).await {
+            if let Ok(Ok(Some(token))) = self.bounded(self.leaser.acquire(bucket, &self.me)).await {
+                self.owned.set_token(bucket, token);
                 self.owned.hold_until(bucket, acquired_at + self.deadline());
                 self.owned.set(bucket, true);
                 gained.push(bucket);
@@ -400,6 +401,7 @@ mod tests {
 #[cfg(test)]
 mod partition {
     use super::*;
+    use crate::api::shard::Fence;
     use crate::store::StoreFuture;
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -412,6 +414,8 @@ mod partition {
     struct Table {
         buckets: Mutex<HashMap<usize, (String, Instant)>>,
         members: Mutex<HashMap<String, u64>>,
+        /// The last fencing token given, per bucket.
+        tokens: Mutex<HashMap<usize, u64>>,
     }
 
     /// One replica's view of the table; `cut` makes every call hang, as a store that stopped
@@ -464,15 +468,18 @@ mod partition {
             })
         }
 
-        fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool> {
+        fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, Option<u64>> {
             self.call(move |table| {
                 let mut buckets = table.buckets.lock().unwrap();
                 let now = Instant::now();
                 match buckets.get(&bucket) {
-                    Some((holder, until)) if holder != me && *until > now => false,
+                    Some((holder, until)) if holder != me && *until > now => None,
                     _ => {
                         buckets.insert(bucket, (me.to_owned(), now + LEASE));
-                        true
+                        let mut tokens = table.tokens.lock().unwrap();
+                        let token = tokens.entry(bucket).or_insert(0);
+                        *token += 1;
+                        Some(*token)
                     }
                 }
             })
@@ -538,6 +545,7 @@ mod partition {
         settle("an even split", &|| {
             a.count() == BUCKETS / 2 && b.count() == BUCKETS / 2
         });
+        let fences_before: Vec<Option<Fence>> = (0..BUCKETS).map(|bucket| a.fence(bucket)).collect();
         // The first replica no longer hears from the table: it must stop handling its buckets
         // before their leases run out and the second takes them.
         cut.store(true, Ordering::SeqCst);
@@ -555,6 +563,16 @@ mod partition {
         }
         assert_eq!(overlaps, 0, "a bucket had two owners");
         assert_eq!(a.count(), 0);
+        // The new owner's writes carry larger fencing tokens than the old owner's.
+        for (bucket, before) in fences_before.iter().enumerate() {
+            if let Some(before) = before {
+                let after = b.fence(bucket).expect("taken over");
+                assert!(
+                    after.token() > before.token(),
+                    "bucket {bucket}: {before:?} then {after:?}"
+                );
+            }
+        }
         second.stop().await;
         drop(first);
     }

@@ -22,8 +22,9 @@ pub(crate) trait Leaser: Send + Sync {
     /// The members alive at `now` (Unix milliseconds), sorted; records of dead ones may go.
     fn members(&self, now: u64) -> StoreFuture<'_, Vec<String>>;
 
-    /// Takes `bucket`'s lease for `me` if it is free (or already `me`'s).
-    fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool>;
+    /// Takes `bucket`'s lease for `me` if it is free (or already `me`'s): its fencing token,
+    /// larger for every later holder, or `None` if another holds it.
+    fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, Option<u64>>;
 
     /// Extends `me`'s lease of `bucket`; `false` if it is no longer `me`'s.
     fn renew<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool>;
@@ -100,13 +101,13 @@ impl Leaser for StoreLeaser {
         })
     }
 
-    fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool> {
+    fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, Option<u64>> {
         Box::pin(async move {
             Ok(self
                 .store
                 .try_lock(&self.memory, &bucket_key(bucket), me)
                 .await?
-                .is_some())
+                .map(|lease| lease.fencing_token))
         })
     }
 

@@ -204,21 +204,30 @@ impl Leaser for KubeLeaser {
         })
     }
 
-    fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, bool> {
+    /// The fencing token is the Lease's `leaseTransitions`, counted up by every new holder (the
+    /// way client-go's leader election counts them).
+    fn acquire<'a>(&'a self, bucket: usize, me: &'a str) -> StoreFuture<'a, Option<u64>> {
         Box::pin(async move {
             let name = self.bucket_name(bucket);
             let Some(existing) = self.read(&name).await? else {
-                return self.write(self.fresh(&name, Some(me)), false).await;
+                return Ok(self.write(self.fresh(&name, Some(me)), false).await?.then_some(0));
             };
+            let transitions = existing
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.lease_transitions)
+                .unwrap_or(0);
+            let token = |transitions: i32| u64::try_from(transitions).unwrap_or(0);
             match holder(&existing, unix_millis()) {
-                Some(holder) => Ok(holder == me),
+                Some(holder) => Ok((holder == me).then(|| token(transitions))),
                 None => {
                     let mut lease = self.fresh(&name, Some(me));
                     lease.metadata.resource_version = existing.metadata.resource_version.clone();
-                    if let (Some(spec), Some(old)) = (lease.spec.as_mut(), existing.spec.as_ref()) {
-                        spec.lease_transitions = Some(old.lease_transitions.unwrap_or(0).saturating_add(1));
+                    let next = transitions.saturating_add(1);
+                    if let Some(spec) = lease.spec.as_mut() {
+                        spec.lease_transitions = Some(next);
                     }
-                    self.write(lease, true).await
+                    Ok(self.write(lease, true).await?.then(|| token(next)))
                 }
             }
         })
@@ -288,8 +297,8 @@ mod tests {
     async fn one_holder_per_bucket_and_a_dead_holders_lease_is_taken_over() {
         let fake = fake();
         let (a, b) = (leaser(&fake), leaser(&fake));
-        assert!(a.acquire(7, "a").await.unwrap());
-        assert!(!b.acquire(7, "b").await.unwrap(), "held by a");
+        assert_eq!(a.acquire(7, "a").await.unwrap(), Some(0));
+        assert_eq!(b.acquire(7, "b").await.unwrap(), None, "held by a");
         assert!(a.renew(7, "a").await.unwrap());
         assert!(!b.renew(7, "b").await.unwrap());
         let stored = fake
@@ -298,7 +307,11 @@ mod tests {
         assert_eq!(stored["spec"]["holderIdentity"], "a");
         // b's stale copy cannot overwrite a's renewal: the write is conditional (409).
         a.release(7, "a").await.unwrap();
-        assert!(b.acquire(7, "b").await.unwrap(), "released: free");
+        assert_eq!(
+            b.acquire(7, "b").await.unwrap(),
+            Some(1),
+            "released: free, a larger token"
+        );
         assert!(!a.renew(7, "a").await.unwrap(), "no longer a's");
         // A holder that stopped renewing: once its lease ran out, another takes it.
         fake.merge(
@@ -307,7 +320,7 @@ mod tests {
             "memo-message-counter-bucket-7",
             serde_json::json!({"spec": {"renewTime": "2020-01-01T00:00:00.000000Z"}}),
         );
-        assert!(a.acquire(7, "a").await.unwrap(), "b's lease expired");
+        assert_eq!(a.acquire(7, "a").await.unwrap(), Some(2), "b's lease expired");
         assert_eq!(
             fake.object("leases", Some("operators"), "memo-message-counter-bucket-7")
                 .unwrap()["spec"]["leaseTransitions"],
