@@ -4,6 +4,7 @@
 
 use crate::api::patch::Patch;
 use crate::api::recorder::EventSink;
+use crate::api::shard::Owned;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,9 +51,22 @@ pub(crate) trait Cluster: Send + Sync {
     /// Names who reports the Events: the operator's name.
     fn report_as(&self, controller: &str);
 
-    /// This replica just took `buckets` over (`--shard auto`): a source that keeps objects sends
-    /// theirs again, so that they are handled from their recorded progress at once.
+    /// With `--shard auto`: the buckets this replica owns, from now on, as its lease keeper keeps
+    /// them. A source may keep nothing of the objects of other buckets. Called once, before the
+    /// keeper's first round.
+    fn shares(&self, owned: Arc<Owned>) {
+        let _ = owned;
+    }
+
+    /// This replica just took `buckets` over (`--shard auto`): a source that kept nothing of
+    /// their objects reads them again, so that they are handled from their recorded progress at
+    /// once.
     fn gained(&self, buckets: &[usize]) {
+        let _ = buckets;
+    }
+
+    /// This replica no longer owns `buckets`: a source may forget their objects.
+    fn lost(&self, buckets: &[usize]) {
         let _ = buckets;
     }
 

@@ -37,6 +37,9 @@ impl Keeper {
     ) -> Keeper {
         let stop = CancellationToken::new();
         let lease = leaser.lease();
+        if let Some(source) = &source {
+            source.shares(Arc::clone(&owned));
+        }
         let keeper = Leases {
             me: crate::store::new_token(),
             leaser,
@@ -128,6 +131,9 @@ impl Leases {
                 let _ = self.bounded(self.leaser.release(bucket, &self.me)).await;
             }
             tracing::info!(target: "memo", "shard auto: released {} to the other replicas", ranges(&giving));
+            if let Some(source) = &self.source {
+                source.lost(&giving);
+            }
         }
         let mut lost = Vec::new();
         for bucket in held.into_iter().filter(|&bucket| share[bucket]) {
@@ -148,6 +154,9 @@ impl Leases {
                 metrics.shard_losses.inc_by(lost.len() as u64);
             }
             tracing::warn!(target: "memo", "shard auto: lost the leases of {}", ranges(&lost));
+            if let Some(source) = &self.source {
+                source.lost(&lost);
+            }
         }
         let mut gained = Vec::new();
         for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.owned.marked(bucket)) {

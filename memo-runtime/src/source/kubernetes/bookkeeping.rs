@@ -6,13 +6,18 @@
 //! the uid, or kind, group, namespace and name without one), so that the two never disagree on
 //! whether two objects are one resource. The last version of each object is the one its event
 //! carried, shared: keeping it costs no copy.
+//!
+//! With `--shard auto`, objects of buckets this replica does not own are dropped here, once their
+//! identity is read: nothing of them is kept, and no event is made. A replica that gains buckets
+//! lists again (see `watch.rs`): their objects are then new to it.
 
 use crate::api::event::metadata_str;
 use crate::api::event::{Event, EventType};
 use crate::api::resource::Admitted;
+use crate::api::shard::{Owned, bucket_of};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One step of a watch, objects already complete (`kind` and `apiVersion` filled in).
 #[derive(Debug)]
@@ -46,9 +51,31 @@ pub(super) struct Bookkeeping {
     list: u64,
     /// Reused for the lookup text of objects without a uid.
     lookup_buffer: String,
+    /// With `--shard auto`, the buckets this replica owns (set once its keeper starts; until
+    /// then every object is kept).
+    owned: Arc<OnceLock<Arc<Owned>>>,
+}
+
+/// Whether an object known by `lookup` is this replica's to keep.
+fn mine(owned: &OnceLock<Arc<Owned>>, lookup: &str) -> bool {
+    owned.get().is_none_or(|owned| owned.marked(bucket_of(lookup)))
 }
 
 impl Bookkeeping {
+    /// Keeps only the objects of the buckets `owned` will say this replica owns.
+    pub(super) fn sharing(owned: Arc<OnceLock<Arc<Owned>>>) -> Self {
+        Bookkeeping {
+            owned,
+            ..Bookkeeping::default()
+        }
+    }
+
+    /// Forgets the objects of buckets this replica no longer owns.
+    pub(super) fn forget_others(&mut self) {
+        let owned = &self.owned;
+        self.known.retain(|lookup, _| mine(owned, lookup));
+    }
+
     /// Records `change`, pushing the events it makes onto `events`.
     pub(super) fn record(&mut self, change: Change, events: &mut VecDeque<Event>) {
         match change {
@@ -56,17 +83,25 @@ impl Bookkeeping {
             Change::Listed(object) | Change::Applied(object) => self.apply(object, events),
             Change::ListDone => {
                 let list = self.list;
-                self.known.retain(|_, known| {
+                let owned = &self.owned;
+                self.known.retain(|lookup, known| {
                     if known.seen == list {
                         return true;
                     }
-                    events.push_back(Event::shared(EventType::Deleted, Arc::clone(&known.last)));
+                    // Another replica's now: its owner says it is gone.
+                    if mine(owned, lookup) {
+                        events.push_back(Event::shared(EventType::Deleted, Arc::clone(&known.last)));
+                    }
                     false
                 });
             }
             Change::Deleted(object) => {
                 if let Ok(admitted) = Admitted::read(&object) {
-                    self.known.remove(admitted.lookup(&mut self.lookup_buffer));
+                    let lookup = admitted.lookup(&mut self.lookup_buffer);
+                    self.known.remove(lookup);
+                    if !mine(&self.owned, lookup) {
+                        return;
+                    }
                 }
                 events.push_back(Event::shared(EventType::Deleted, object));
             }
@@ -80,6 +115,11 @@ impl Bookkeeping {
             return;
         };
         let lookup = admitted.lookup(&mut self.lookup_buffer);
+        if !mine(&self.owned, lookup) {
+            // Lost with its bucket since it was kept.
+            self.known.remove(lookup);
+            return;
+        }
         let r#type = match self.known.get_mut(lookup) {
             Some(known) => {
                 known.seen = self.list;
@@ -100,21 +140,6 @@ impl Bookkeeping {
             }
         };
         events.push_back(Event::shared(r#type, object));
-    }
-
-    /// Sends again, as `MODIFIED`, the last version of every object whose key is in a bucket
-    /// `gained` says yes to: a replica that just took those buckets over handles them from their
-    /// recorded progress now, not at their next change.
-    pub(super) fn replay(&self, gained: &[bool], events: &mut VecDeque<Event>) {
-        for (lookup, known) in &self.known {
-            if gained
-                .get(crate::api::shard::bucket_of(lookup))
-                .copied()
-                .unwrap_or(false)
-            {
-                events.push_back(Event::shared(EventType::Modified, Arc::clone(&known.last)));
-            }
-        }
     }
 
     /// How many objects are known.
@@ -298,6 +323,41 @@ mod tests {
         book.record(Change::Applied(Arc::clone(&nameless)), &mut events);
         assert_eq!(events.len(), 1);
         assert!(Arc::ptr_eq(&events[0].object, &nameless));
+        assert_eq!(book.len(), 0);
+    }
+
+    #[test]
+    fn with_shard_auto_only_the_objects_of_owned_buckets_are_kept_and_sent() {
+        use crate::api::shard::{Owned, bucket_of};
+        use std::sync::OnceLock;
+        let cell = Arc::new(OnceLock::new());
+        let mut book = Bookkeeping::sharing(Arc::clone(&cell));
+        // Before the keeper starts, everything is kept.
+        record(&mut book, vec![Change::Applied(object("early", 1))]);
+        assert_eq!(book.len(), 1);
+        let owned = Arc::new(Owned::default());
+        cell.set(Arc::clone(&owned)).unwrap();
+        let names: Vec<String> = (0..200).map(|n| format!("o{n}")).collect();
+        let (mine, others): (Vec<&String>, Vec<&String>) = names
+            .iter()
+            .partition(|name| bucket_of(&format!("uid-{name}")).is_multiple_of(2));
+        for bucket in (0..256).step_by(2) {
+            owned.set(bucket, true);
+        }
+        let changes = names.iter().map(|name| Change::Applied(object(name, 1))).collect();
+        let events = record(&mut book, changes);
+        assert_eq!(events.len(), mine.len(), "events only for the owned buckets' objects");
+        assert!(events.iter().all(|(_, name, _)| mine.contains(&name)));
+        book.forget_others();
+        let early = usize::from(bucket_of("uid-early").is_multiple_of(2));
+        assert_eq!(book.len(), mine.len() + early, "nothing kept of the others");
+        // Their deletions are their owners' to report; a relist that misses them says nothing.
+        assert!(record(&mut book, vec![Change::Deleted(object(others[0], 2))]).is_empty());
+        // A bucket lost: its objects are forgotten, and are not reported gone at the next list.
+        for bucket in (0..256).step_by(2) {
+            owned.set(bucket, false);
+        }
+        assert!(record(&mut book, vec![Change::Relist, Change::ListDone]).is_empty());
         assert_eq!(book.len(), 0);
     }
 

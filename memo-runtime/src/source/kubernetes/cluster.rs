@@ -3,9 +3,11 @@
 //! Events sink, and the client.
 
 use super::events::KubeEvents;
+use super::sharing::{Moved, Share, Shares};
 use super::writer::{Target, write};
 use crate::api::patch::Patch;
 use crate::api::recorder::EventSink;
+use crate::api::shard::Owned;
 use crate::contract::cluster::{Cluster, Writing};
 use kube::Client;
 use kube::api::ApiResource;
@@ -22,8 +24,8 @@ pub(super) struct KubeCluster {
     client: Client,
     kinds: Vec<Writable>,
     events: Arc<KubeEvents>,
-    /// One per watch: the buckets gained, whose objects it sends again.
-    replays: std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Arc<[bool]>>>>,
+    /// What the watches hear of this replica's share of the buckets.
+    shares: Shares,
 }
 
 impl KubeCluster {
@@ -41,18 +43,13 @@ impl KubeCluster {
             )),
             client,
             kinds,
-            replays: std::sync::Mutex::default(),
+            shares: Shares::default(),
         }
     }
 
-    /// Where a watch hears of the buckets gained.
-    pub(super) fn replays(&self) -> tokio::sync::mpsc::UnboundedReceiver<Arc<[bool]>> {
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        self.replays
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(sender);
-        receiver
+    /// Where a watch hears of this replica's share of the buckets.
+    pub(super) fn share(&self) -> Share {
+        self.shares.watch()
     }
 
     fn kind_of(&self, object: &Value) -> Option<&Writable> {
@@ -77,16 +74,20 @@ impl Cluster for KubeCluster {
         self.events.report_as(controller);
     }
 
+    fn shares(&self, owned: Arc<Owned>) {
+        self.shares.set(owned);
+    }
+
     fn gained(&self, buckets: &[usize]) {
-        let mut gained = vec![false; crate::api::shard::BUCKETS];
-        for &bucket in buckets {
-            if let Some(slot) = gained.get_mut(bucket) {
-                *slot = true;
-            }
+        if !buckets.is_empty() {
+            self.shares.moved(Moved::Gained);
         }
-        let gained: Arc<[bool]> = gained.into();
-        let mut replays = self.replays.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        replays.retain(|replay| replay.send(Arc::clone(&gained)).is_ok());
+    }
+
+    fn lost(&self, buckets: &[usize]) {
+        if !buckets.is_empty() {
+            self.shares.moved(Moved::Lost);
+        }
     }
 
     fn write<'a>(&'a self, object: &'a Value, patch: Patch) -> Option<Writing<'a>> {

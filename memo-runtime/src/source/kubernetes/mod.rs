@@ -12,6 +12,7 @@ mod events;
 mod fake_api;
 mod leases;
 mod object;
+mod sharing;
 mod watch;
 mod writer;
 
@@ -98,7 +99,7 @@ pub async fn kubernetes<N: Into<String>>(
             for namespace in &namespaces {
                 tracing::info!(target: "memo", "watching {kind} in namespace {namespace} (for {handlers})");
                 let api = Api::<object::Object>::namespaced_with(client.clone(), namespace, resource);
-                sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)).replaying(cluster.replays()));
+                sources.push(watch::Watch::new(api, resource.clone(), Some(namespace)).sharing(cluster.share()));
             }
         } else {
             let scope = if watched.namespaced {
@@ -108,7 +109,7 @@ pub async fn kubernetes<N: Into<String>>(
             };
             tracing::info!(target: "memo", "watching {kind} in {scope} (for {handlers})");
             let api = Api::<object::Object>::all_with(client.clone(), resource);
-            sources.push(watch::Watch::new(api, resource.clone(), None).replaying(cluster.replays()));
+            sources.push(watch::Watch::new(api, resource.clone(), None).sharing(cluster.share()));
         }
     }
     // Each watch is connected from its first successful list until a failure, and again from

@@ -3,6 +3,7 @@
 
 use super::bookkeeping::{Bookkeeping, Change};
 use super::object::Object;
+use super::sharing::{Moved, Share};
 use crate::api::event::Event;
 use crate::observe::health::Connection;
 use futures_core::Stream;
@@ -19,9 +20,14 @@ use std::time::Duration;
 
 type Watcher = Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<Object>>> + Send>>;
 
+fn start(api: &Api<Object>) -> Watcher {
+    Box::pin(watcher::watcher(api.clone(), watcher::Config::default()))
+}
+
 /// The events of one watch, in the order the API server sent them. It never ends by itself:
 /// failures are logged and retried.
 pub(super) struct Watch {
+    api: Api<Object>,
     resource: ApiResource,
     /// `"all namespaces"` or `"namespace NS"`, for the logs.
     scope: String,
@@ -35,8 +41,11 @@ pub(super) struct Watch {
     connection: Connection,
     book: Bookkeeping,
     ready: VecDeque<Event>,
-    /// Buckets this replica just gained (`--shard auto`): their objects are sent again.
-    replays: Option<tokio::sync::mpsc::UnboundedReceiver<Arc<[bool]>>>,
+    /// This replica's share of the buckets moved (`--shard auto`).
+    moves: Option<tokio::sync::mpsc::UnboundedReceiver<Moved>>,
+    /// Whether the watcher has sent nothing since it (re)started: a list is still to come, which
+    /// sees the buckets as they are then.
+    pristine: bool,
 }
 
 impl Watch {
@@ -46,9 +55,10 @@ impl Watch {
             None => "all namespaces".to_owned(),
         };
         Watch {
+            watcher: start(&api),
+            api,
             resource,
             scope,
-            watcher: Box::pin(watcher::watcher(api, watcher::Config::default())),
             backoff: DefaultBackoff::default(),
             retry: None,
             failing: false,
@@ -56,14 +66,37 @@ impl Watch {
             connection: Connection::connecting(1),
             book: Bookkeeping::default(),
             ready: VecDeque::new(),
-            replays: None,
+            moves: None,
+            pristine: true,
         }
     }
 
-    /// The same watch, sending again the objects of the buckets `replays` brings.
-    pub(super) fn replaying(mut self, replays: tokio::sync::mpsc::UnboundedReceiver<Arc<[bool]>>) -> Self {
-        self.replays = Some(replays);
+    /// The same watch, keeping only the objects of this replica's buckets (`--shard auto`), and
+    /// listing again when it gains buckets.
+    pub(super) fn sharing(mut self, share: Share) -> Self {
+        self.book = Bookkeeping::sharing(share.owned);
+        self.moves = Some(share.moves);
         self
+    }
+
+    /// What a move of this replica's share asks of the watch.
+    fn moved(&mut self, moved: Moved) {
+        self.book.forget_others();
+        if moved == Moved::Gained && !self.pristine {
+            // Nothing was kept of the gained buckets' objects: read them again, as after a
+            // restart. The list's objects of buckets kept all along are known, unchanged: no
+            // events for them.
+            tracing::debug!(
+                target: "memo",
+                kind = %self.resource.kind,
+                "shard auto: listing {} in {} again for the buckets gained",
+                self.resource.plural,
+                self.scope,
+            );
+            self.watcher = start(&self.api);
+            self.pristine = true;
+            self.retry = None;
+        }
     }
 
     /// The same watch, reporting whether it is connected to `connection` (which counts it as not
@@ -75,6 +108,9 @@ impl Watch {
 
     fn record(&mut self, event: watcher::Event<Object>) {
         // `Init` comes before the list is asked for: it says nothing about the connection.
+        if !matches!(event, watcher::Event::Init) {
+            self.pristine = false;
+        }
         if !self.connected && !matches!(event, watcher::Event::Init) {
             self.connected = true;
             self.connection.part_connected();
@@ -130,10 +166,10 @@ impl Stream for Watch {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = self.get_mut();
-        if let Some(replays) = &mut this.replays {
-            while let Poll::Ready(Some(gained)) = replays.poll_recv(cx) {
-                this.book.replay(&gained, &mut this.ready);
-            }
+        while let Some(moves) = &mut this.moves
+            && let Poll::Ready(Some(moved)) = moves.poll_recv(cx)
+        {
+            this.moved(moved);
         }
         loop {
             if let Some(event) = this.ready.pop_front() {
