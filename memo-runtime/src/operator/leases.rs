@@ -136,11 +136,17 @@ impl Leases {
             }
         }
         let mut lost = Vec::new();
+        let mut resumed = Vec::new();
         for bucket in held.into_iter().filter(|&bucket| share[bucket]) {
             let renewed_at = Instant::now();
             match self.bounded(self.leaser.renew(bucket, &self.me)).await {
                 // Handled again, if a silence had let the deadline pass.
-                Ok(Ok(true)) => self.owned.hold_until(bucket, renewed_at + self.deadline()),
+                Ok(Ok(true)) => {
+                    if !self.owned.owns_bucket(bucket) {
+                        resumed.push(bucket);
+                    }
+                    self.owned.hold_until(bucket, renewed_at + self.deadline());
+                }
                 // Not renewed: the lease ran out, or the store cannot say; the deadline stands.
                 Ok(Ok(false)) => {
                     self.owned.set(bucket, false);
@@ -157,6 +163,12 @@ impl Leases {
             if let Some(source) = &self.source {
                 source.lost(&lost);
             }
+        }
+        if !resumed.is_empty()
+            && let Some(source) = &self.source
+        {
+            // Its events while past the deadline were not handled, nor kept: read them again.
+            source.gained(&resumed);
         }
         let mut gained = Vec::new();
         for bucket in (0..BUCKETS).filter(|&bucket| share[bucket] && !self.owned.marked(bucket)) {

@@ -56,9 +56,10 @@ pub(super) struct Bookkeeping {
     owned: Arc<OnceLock<Arc<Owned>>>,
 }
 
-/// Whether an object known by `lookup` is this replica's to keep.
+/// Whether an object known by `lookup` is this replica's to keep: as the dispatcher decides
+/// (a bucket past its renewal deadline is not), so that what is kept is what was handled.
 fn mine(owned: &OnceLock<Arc<Owned>>, lookup: &str) -> bool {
-    owned.get().is_none_or(|owned| owned.marked(bucket_of(lookup)))
+    owned.get().is_none_or(|owned| owned.owns_bucket(bucket_of(lookup)))
 }
 
 impl Bookkeeping {
@@ -341,7 +342,9 @@ mod tests {
         let (mine, others): (Vec<&String>, Vec<&String>) = names
             .iter()
             .partition(|name| bucket_of(&format!("uid-{name}")).is_multiple_of(2));
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(600);
         for bucket in (0..256).step_by(2) {
+            owned.hold_until(bucket, later);
             owned.set(bucket, true);
         }
         let changes = names.iter().map(|name| Change::Applied(object(name, 1))).collect();

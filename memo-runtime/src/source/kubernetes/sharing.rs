@@ -9,9 +9,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 /// A change of this replica's share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Moved {
-    /// Buckets were gained: their objects must be read again (nothing was kept of them).
+    /// Buckets were gained, or handled again after a silence past their deadline: their objects
+    /// must be read again (nothing was kept of them, or of their changes meanwhile).
     Gained,
-    /// Buckets were lost: their objects may be forgotten.
+    /// Buckets were lost, or the share is known for the first time: what the watch kept of
+    /// others' buckets is forgotten (before the share was known, it kept everything).
     Lost,
 }
 
@@ -44,6 +46,8 @@ impl Shares {
 
     pub(super) fn set(&self, owned: Arc<Owned>) {
         let _ = self.owned.set(owned);
+        // Set first: what a watch records from now on is filtered; what it kept until now goes.
+        self.moved(Moved::Lost);
     }
 
     pub(super) fn moved(&self, moved: Moved) {
