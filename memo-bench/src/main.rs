@@ -151,6 +151,14 @@ fn machine() -> serde_json::Value {
 }
 
 fn main() -> ExitCode {
+    // The bench started again as one replica process of measurement 4.
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, count, resources] = words.as_slice()
+        && flag == "--replica-process"
+        && let (Ok(count), Ok(resources)) = (count.parse(), resources.parse())
+    {
+        scenarios::replica_process::child_main(count, resources);
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {

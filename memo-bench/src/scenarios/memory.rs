@@ -28,7 +28,16 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut with_updates = Samples::default();
     let mut replicas: [Samples; 3] = Default::default();
     let mut replica_times: [Samples; 3] = Default::default();
+    // Per process: N = 1, 2, 3, and a replica that owns nothing (the stream alone).
+    let mut process_rss: [Samples; 4] = Default::default();
+    let mut process_cpu: [Samples; 4] = Default::default();
     for _ in 0..ROUNDS {
+        for (index, (rss, cpu)) in process_rss.iter_mut().zip(process_cpu.iter_mut()).enumerate() {
+            let count = if index == 3 { 0 } else { index as u64 + 1 };
+            let figures = super::replica_process::measure(resources * 2, count);
+            rss.push(figures.rss_bytes);
+            cpu.push(figures.cpu_nanos);
+        }
         for (index, (samples, times)) in replicas.iter_mut().zip(replica_times.iter_mut()).enumerate() {
             let count = index as u64 + 1;
             let (bytes, elapsed) = held_by_replica(runtime, resources, count);
@@ -69,6 +78,17 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "reads every event, keeps its share (--shard 0/N); bytes, wall time",
         );
     }
+    for (index, (rss, cpu)) in process_rss.iter().zip(&process_cpu).enumerate() {
+        let who = match index {
+            3 => "a replica owning nothing".to_owned(),
+            index => format!("one of {} replicas", index + 1),
+        };
+        report.row(
+            format!("{who}, own process, per watched object"),
+            format!("{} RSS, {:.0} ns CPU", bytes(rss), cpu.median()),
+            "JSON stream of new resources, --shard 0/N; resident set and CPU time grown",
+        );
+    }
     report.row("hand-written HashMap<String, (u64, bool)>", bytes(&by_hand), "baseline");
     report.row("kopf 1.45.2 per watched object (reference)", "~950 bytes", "");
     report.figures(
@@ -85,6 +105,14 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "replica_of_1_nanos_per_watched_object": replica_times[0].to_json(),
             "replica_of_2_nanos_per_watched_object": replica_times[1].to_json(),
             "replica_of_3_nanos_per_watched_object": replica_times[2].to_json(),
+            "process_replica_of_1_rss_bytes_per_watched_object": process_rss[0].to_json(),
+            "process_replica_of_2_rss_bytes_per_watched_object": process_rss[1].to_json(),
+            "process_replica_of_3_rss_bytes_per_watched_object": process_rss[2].to_json(),
+            "process_replica_owning_nothing_rss_bytes_per_watched_object": process_rss[3].to_json(),
+            "process_replica_of_1_cpu_nanos_per_watched_object": process_cpu[0].to_json(),
+            "process_replica_of_2_cpu_nanos_per_watched_object": process_cpu[1].to_json(),
+            "process_replica_of_3_cpu_nanos_per_watched_object": process_cpu[2].to_json(),
+            "process_replica_owning_nothing_cpu_nanos_per_watched_object": process_cpu[3].to_json(),
             "baseline_bytes_per_resource": by_hand.to_json(),
         }),
     );
@@ -97,6 +125,12 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     report.target(
         "memory per watched object, one of 3 replicas / one replica alone",
         replicas[2].median() / replicas[0].median(),
+        Goal::AtMost,
+        0.5,
+    );
+    report.target(
+        "RSS per watched object, one of 3 replica processes / one alone",
+        process_rss[2].median() / process_rss[0].median(),
         Goal::AtMost,
         0.5,
     );

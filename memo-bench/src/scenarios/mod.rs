@@ -7,6 +7,7 @@ mod memo_cost;
 mod memory;
 mod observability;
 mod redis;
+pub mod replica_process;
 mod scaling;
 mod shared;
 mod splitter;
