@@ -52,9 +52,7 @@ pub fn child_main(count: u64, resources: usize) -> ! {
         .expect("cannot start the tokio runtime");
     // Replica 0 of `count`; of `u64::MAX` it owns (almost surely) nothing.
     let shard = memo_runtime::shard::Shard::new(0, if count == 0 { u64::MAX } else { count }).expect("a shard");
-    let mine = (0..resources)
-        .filter(|index| shard.owns(&uid(*index)))
-        .count();
+    let mine = (0..resources).filter(|index| shard.owns(&uid(*index))).count();
     handlers::expect(1);
     let (hold, held) = mpsc::channel::<()>();
     let (read_all, all_read) = mpsc::channel();
@@ -168,6 +166,11 @@ fn cpu_nanos() -> u64 {
     // and 13th after its closing parenthesis.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (ticks(11) + ticks(12)) * 10_000_000
 }

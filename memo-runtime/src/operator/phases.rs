@@ -109,6 +109,13 @@ impl<M: Clone + Send + Sync + 'static> Operator<M> {
                 ));
             }
         };
+        // One shard of one is everything: nothing to drop, no reason to read a uid twice.
+        if let Some(sharding) = shard
+            .as_ref()
+            .filter(|sharding| !matches!(sharding, Sharding::Static(whole) if whole.count() == 1))
+        {
+            source.shard(sharding);
+        }
         let health = Health::default();
         let metrics = liveness.is_some().then_some(metrics);
         // Stops with this run, however it ends.

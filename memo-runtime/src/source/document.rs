@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::api::event::{Event, EventType};
 use crate::api::resource::json_type as kind_of;
+use crate::api::shard::Sharding;
 
 /// How loudly a skipped document is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,41 @@ impl Skipped {
 pub(crate) enum Item {
     Event(Event),
     Skipped(Skipped),
+}
+
+/// What a document says of its object's uid, read without building anything else.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    object: Option<PeekObject<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekObject<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<PeekMetadata<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekMetadata<'a> {
+    #[serde(borrow, default)]
+    uid: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Whether `text` is the document of a resource another replica handles: its uid read, nothing
+/// else kept. A document without a readable uid is not (it is parsed, and judged, as any).
+pub(crate) fn elsewhere(text: &[u8], shard: &Sharding) -> bool {
+    let Ok(peek) = serde_json::from_slice::<Peek<'_>>(text) else {
+        return false;
+    };
+    match peek
+        .object
+        .and_then(|object| object.metadata)
+        .and_then(|metadata| metadata.uid)
+    {
+        Some(uid) if !uid.is_empty() => !shard.owns(&uid),
+        _ => false,
+    }
 }
 
 /// Parses `text`, a document starting at `line` and `column` of the input.

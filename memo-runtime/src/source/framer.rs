@@ -14,6 +14,8 @@
 //! (BENCHMARKS.md, measurement 9). serde_json still checks each document, once, when complete.
 
 use super::document::{self, Item, Severity, Skipped};
+use crate::api::shard::Sharding;
+use std::sync::{Arc, OnceLock};
 
 /// A document larger than this is dropped rather than buffered without bound (Kubernetes objects
 /// are far smaller).
@@ -55,6 +57,8 @@ pub(crate) struct LineFramer {
     eof: bool,
     /// The largest document kept.
     limit: usize,
+    /// Which resources this replica handles, once the operator says.
+    shard: Arc<OnceLock<Sharding>>,
 }
 
 fn blank(bytes: &[u8]) -> bool {
@@ -88,7 +92,25 @@ impl LineFramer {
             state: State::Between,
             eof: false,
             limit,
+            shard: Arc::default(),
         }
+    }
+
+    /// Where the operator says which resources this replica handles (`--shard`), once it knows:
+    /// from then on, documents of other replicas' resources are dropped after reading their
+    /// uid, before they are parsed.
+    pub(crate) fn shard(&self) -> Arc<OnceLock<Sharding>> {
+        Arc::clone(&self.shard)
+    }
+
+    /// A document as an item; `None` for another replica's resource.
+    fn parse(&self, text: &[u8], line: usize, column: usize) -> Option<Item> {
+        if let Some(shard) = self.shard.get()
+            && document::elsewhere(text, shard)
+        {
+            return None;
+        }
+        Some(document::parse(text, line, column))
     }
 
     /// The first byte still needed: the start of an unfinished document, or of the next line.
@@ -178,20 +200,27 @@ impl LineFramer {
                 }
                 State::Between => {
                     let indent = indent(text);
-                    let item = document::parse(trim_end(&text[indent..]), self.line, indent + 1);
+                    let item = self.parse(trim_end(&text[indent..]), self.line, indent + 1);
                     self.consume(end);
-                    return Some(item);
+                    if item.is_some() {
+                        return item;
+                    }
                 }
                 State::Pretty { start: doc, line } if text.first() == Some(&b'}') => {
                     self.state = State::Between;
-                    let item = document::parse(trim_end(&self.buf[doc..end]), line, 1);
+                    let item = self.parse(trim_end(&self.buf[doc..end]), line, 1);
                     self.consume(end);
-                    return Some(item);
+                    if item.is_some() {
+                        return item;
+                    }
                 }
                 State::Pretty { start: doc, line } if text.first() == Some(&b'{') => {
                     // Cut short: this line starts the next document and is framed again.
                     self.state = State::Between;
-                    return Some(document::parse(trim_end(&self.buf[doc..start]), line, 1));
+                    let item = self.parse(trim_end(&self.buf[doc..start]), line, 1);
+                    if item.is_some() {
+                        return item;
+                    }
                 }
                 State::Pretty { .. } => self.consume(end),
                 State::RestOfLine { pretty } => {
@@ -214,7 +243,7 @@ impl LineFramer {
         match self.state {
             State::Pretty { start, line } if self.eof => {
                 self.state = State::Between;
-                Some(document::parse(trim_end(&self.buf[start..]), line, 1))
+                self.parse(trim_end(&self.buf[start..]), line, 1)
             }
             State::Pretty { start, line } if self.buf.len() - start > self.limit => {
                 self.state = if self.pos < self.buf.len() {
@@ -262,6 +291,35 @@ mod tests {
     use super::*;
     use crate::api::event::{Event, EventType};
     use serde_json::{Value, json};
+
+    #[test]
+    fn with_a_shard_other_replicas_documents_are_dropped_unparsed_and_the_rest_judged_as_ever() {
+        let shard = crate::api::shard::Shard::new(0, 2).unwrap();
+        let uids: Vec<String> = (0..40).map(|n| format!("uid-{n}")).collect();
+        let mut input = String::new();
+        for uid in &uids {
+            input.push_str(&format!(
+                "{{\"type\":\"ADDED\",\"object\":{{\"kind\":\"K\",\"metadata\":{{\"name\":\"{uid}\",\"uid\":\"{uid}\"}}}}}}\n"
+            ));
+        }
+        // Without a uid: parsed and judged (here, refused: no "type").
+        input.push_str("{\"object\":{\"kind\":\"K\",\"metadata\":{\"name\":\"x\"}}}\n");
+        // A pretty-printed document of another replica, then a malformed line.
+        let other = uids.iter().find(|uid| !shard.owns(uid)).unwrap();
+        input.push_str(&format!(
+            "{{\n  \"type\": \"ADDED\",\n  \"object\": {{\"metadata\": {{\"uid\": \"{other}\"}}}}\n}}\nnot json\n"
+        ));
+        let framer = LineFramer::new();
+        framer.shard().set(crate::api::shard::Sharding::Static(shard)).unwrap();
+        let (events, skipped) = frame(framer, input.as_bytes(), 7);
+        let kept: Vec<&str> = events.iter().map(|event| event.uid().unwrap()).collect();
+        let mine: Vec<&str> = uids.iter().map(String::as_str).filter(|uid| shard.owns(uid)).collect();
+        assert!(!mine.is_empty() && mine.len() < uids.len());
+        assert_eq!(kept, mine);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped[0].reason.contains("missing \"type\""), "{skipped:?}");
+        assert_eq!(skipped[1].line, uids.len() + 6);
+    }
 
     fn frame(mut framer: LineFramer, input: &[u8], chunk: usize) -> (Vec<Event>, Vec<Skipped>) {
         let (mut events, mut skipped) = (Vec::new(), Vec::new());

@@ -29,6 +29,11 @@ impl JsonStream {
         }
     }
 
+    /// Says which resources this replica handles: the others' documents are dropped unparsed.
+    pub(crate) fn shard(&self, sharding: &crate::api::shard::Sharding) {
+        let _ = self.framer.shard().set(sharding.clone());
+    }
+
     /// Why the stream ended early: the read error, once (`None` after a real end of input).
     pub(crate) fn take_failure(&mut self) -> Option<std::io::Error> {
         self.failure.take()

@@ -86,6 +86,16 @@ impl EventSource {
     }
 
     /// The cluster the source watches, if it is one.
+    /// Says which resources this replica handles (`--shard`): a stream source then drops the
+    /// documents of the others after reading their uid, before parsing them.
+    pub(crate) fn shard(&self, sharding: &crate::api::shard::Sharding) {
+        match &self.inner {
+            Inner::Json(stream) => stream.shard(sharding),
+            Inner::Thread(thread) => thread.shard(sharding),
+            Inner::Channel(_) | Inner::Stream(_) | Inner::Merged(_) => {}
+        }
+    }
+
     pub(crate) fn cluster(&self) -> Option<Arc<dyn Cluster>> {
         self.cluster.clone()
     }

@@ -7,7 +7,9 @@
 use super::document::Item;
 use super::framer::{LineFramer, READ_CHUNK};
 use crate::api::event::Event;
+use crate::api::shard::Sharding;
 use std::io::{self, Read};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Batches read ahead of the consumer: enough to keep it busy, little enough to bound memory
@@ -15,6 +17,8 @@ use tokio::sync::mpsc;
 const AHEAD: usize = 4;
 
 pub(crate) struct ReaderThread {
+    /// Which resources this replica handles, for the thread's framer.
+    shard: Arc<OnceLock<Sharding>>,
     batches: mpsc::Receiver<io::Result<Vec<Event>>>,
     current: std::vec::IntoIter<Event>,
     failure: Option<io::Error>,
@@ -30,15 +34,18 @@ impl ReaderThread {
     {
         let (sender, batches) = mpsc::channel(AHEAD);
         let failures = sender.clone();
+        let framer = LineFramer::new();
+        let shard = framer.shard();
         let read = move || {
             // A send fails once the consumer is gone (the operator stopped): then stop reading.
-            let outcome =
-                open().and_then(|reader| read_blocking(reader, |batch| sender.blocking_send(Ok(batch)).is_ok()));
+            let outcome = open()
+                .and_then(|reader| read_blocking(framer, reader, |batch| sender.blocking_send(Ok(batch)).is_ok()));
             if let Err(err) = outcome {
                 let _ = failures.blocking_send(Err(err));
             }
         };
         let mut this = ReaderThread {
+            shard,
             batches,
             current: Vec::new().into_iter(),
             failure: None,
@@ -51,6 +58,11 @@ impl ReaderThread {
             this.batches.close();
         }
         this
+    }
+
+    /// Says which resources this replica handles: the thread drops the others' documents.
+    pub(crate) fn shard(&self, sharding: &Sharding) {
+        let _ = self.shard.set(sharding.clone());
     }
 
     /// The next event if one was parsed already.
@@ -96,8 +108,11 @@ impl ReaderThread {
 /// Reads and frames watch events from a blocking reader, on the calling thread, handing over each
 /// read's events at once: `emit` gets them in batches (one batch per read that produced events)
 /// and returns `false` to stop. Ends at the end of input (`Ok`) or with the read error.
-fn read_blocking(mut reader: impl Read, mut emit: impl FnMut(Vec<Event>) -> bool) -> io::Result<()> {
-    let mut framer = LineFramer::new();
+fn read_blocking(
+    mut framer: LineFramer,
+    mut reader: impl Read,
+    mut emit: impl FnMut(Vec<Event>) -> bool,
+) -> io::Result<()> {
     let mut failure = None;
     loop {
         let mut batch = Vec::new();
