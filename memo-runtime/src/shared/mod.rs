@@ -4,6 +4,7 @@
 
 mod codec;
 mod finite;
+mod gather;
 mod lock;
 pub(crate) mod preparers;
 
@@ -95,6 +96,8 @@ struct KeyState {
     base: Option<Option<Versioned>>,
     /// Bumped whenever `base` restarts from the store.
     epoch: u64,
+    /// The write that updates chained on `base` are gathered into, until it is sent.
+    gathering: Option<gather::Gathering>,
 }
 
 impl fmt::Debug for Shared {
@@ -300,6 +303,30 @@ impl Shared {
                 let result = f(&mut value);
                 (result, encode(key, &value)?)
             };
+            if fence.is_none()
+                && gather::may_join(state, epoch)
+                && let Some(version) = other.store.version_after_write(&encoded)
+            {
+                // Chained: the next update starts from this one's value, and joins its write.
+                let expected = base.as_ref().map(|found| found.version.clone());
+                state.base = Some(Some(Versioned {
+                    value: encoded.clone(),
+                    version,
+                }));
+                let done = gather::join(&self.space, local, epoch, expected, encoded);
+                match gather::landed(done).await {
+                    gather::Landed::Done => return Ok(result),
+                    gather::Landed::Changed(now) => failed = Some((epoch, now)),
+                    gather::Landed::Failed { unknown, message } => {
+                        self.forget_base(other, key, epoch, None).await;
+                        return Err(gather::Landed::error(unknown, &message));
+                    }
+                }
+                if attempt >= 3 {
+                    backoff.wait().await;
+                }
+                continue;
+            }
             let expected = base.as_ref().map(|found| &found.version);
             let mut write = other
                 .store
