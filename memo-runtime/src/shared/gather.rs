@@ -5,6 +5,9 @@
 //! gathering shares its outcome: all applied, in order, in one atomic step, or none (each then
 //! runs its closure again, as after any compare-and-set that lost).
 //!
+//! `set`s of one key are gathered the same way, into one plain write of the last value: the
+//! others are overwritten at the same instant, as if each had been written and replaced.
+//!
 //! The write is sent and awaited by a task of its own, so that an update abandoned midway (a
 //! handler's timeout) neither loses the others' write nor leaves them waiting.
 
@@ -38,12 +41,16 @@ impl Landed {
                 unknown: false,
                 message: "the store reported a lost lease for a write without one".to_owned(),
             },
-            Err(err) => Landed::Failed {
-                unknown: err.is_outcome_unknown(),
-                message: match err {
-                    Error::Store(message) | Error::OutcomeUnknown(message) => message,
-                    other => other.to_string(),
-                },
+            Err(err) => Landed::failed(err),
+        }
+    }
+
+    fn failed(err: Error) -> Landed {
+        Landed::Failed {
+            unknown: err.is_outcome_unknown(),
+            message: match err {
+                Error::Store(message) | Error::OutcomeUnknown(message) => message,
+                other => other.to_string(),
             },
         }
     }
@@ -149,4 +156,55 @@ async fn write(space: Arc<Space>, key: Arc<str>, tell: watch::Sender<Option<Land
         std::task::Poll::Pending => write.await,
     };
     let _ = tell.send(Some(Landed::of(outcome)));
+}
+
+/// The plain write (`set`) being gathered for a key.
+pub(super) struct Setting {
+    /// The last `set`'s value.
+    value: Value,
+    done: watch::Receiver<Option<Landed>>,
+}
+
+/// Adds a `set` of `value` to the key's gathered plain write, starting one if none is open;
+/// returns where its outcome will be told. `local` is the key's lock, released here.
+pub(super) fn join_set(
+    space: &Arc<Space>,
+    mut local: LocalGuard<KeyState>,
+    value: Value,
+) -> watch::Receiver<Option<Landed>> {
+    let state = local.data();
+    if let Some(setting) = &mut state.setting {
+        setting.value = value;
+        return setting.done.clone();
+    }
+    let (tell, done) = watch::channel(None);
+    state.setting = Some(Setting {
+        value,
+        done: done.clone(),
+    });
+    let key = Arc::clone(local.name());
+    drop(local);
+    tokio::spawn(write_set(Arc::clone(space), key, tell));
+    done
+}
+
+async fn write_set(space: Arc<Space>, key: Arc<str>, tell: watch::Sender<Option<Landed>>) {
+    let Backend::Other(other) = &space.backend else {
+        return;
+    };
+    tokio::task::yield_now().await;
+    let mut local = other.updates.lock(&key).await;
+    let Some(setting) = local.data().setting.take() else {
+        let _ = tell.send(Some(Landed::Failed {
+            unknown: false,
+            message: format!("the write of key `{key}` was lost before it was sent"),
+        }));
+        return;
+    };
+    drop(local);
+    let outcome = other.store.set(&space.memory, &key, setting.value).await;
+    let _ = tell.send(Some(match outcome {
+        Ok(()) => Landed::Done,
+        Err(err) => Landed::failed(err),
+    }));
 }

@@ -98,6 +98,8 @@ struct KeyState {
     epoch: u64,
     /// The write that updates chained on `base` are gathered into, until it is sent.
     gathering: Option<gather::Gathering>,
+    /// The plain write that `set`s are gathered into, until it is sent.
+    setting: Option<gather::Setting>,
 }
 
 impl fmt::Debug for Shared {
@@ -225,7 +227,16 @@ impl Shared {
                 InProcessSpace::store(&mut space.shard(key), key, value);
                 Ok(())
             }
-            Backend::Other(other) => other.store.set(&self.space.memory, key, value).await,
+            Backend::Other(other) => {
+                let local = other.updates.lock(key).await;
+                match gather::landed(gather::join_set(&self.space, local, value)).await {
+                    gather::Landed::Done => Ok(()),
+                    gather::Landed::Failed { unknown, message } => Err(gather::Landed::error(unknown, &message)),
+                    gather::Landed::Changed(_) => Err(Error::Store(format!(
+                        "the write of key `{key}` was refused as a compare-and-set; nothing was written"
+                    ))),
+                }
+            }
         };
         self.counted(Operation::Set, written)
     }
