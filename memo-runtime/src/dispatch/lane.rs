@@ -114,7 +114,8 @@ impl<M: Clone> Table<M> {
             stats,
         } = self;
         let count = resources.len();
-        let fence = |lookup: &str| shard.as_ref().and_then(|shard| shard.fence(lookup));
+        // Only with leased buckets: the lookup is not read for nothing on the common path.
+        let fence = |key: &ResourceKey| shard.as_ref().and_then(|shard| shard.fence(key.lookup()));
         // A resource known by its uid: its kind, name and shard were read and checked when it was
         // admitted and cannot change under one uid, so only the uid is read, as a hand-written
         // loop would; the events of a busy resource touch little of their (often cold) object.
@@ -132,7 +133,7 @@ impl<M: Clone> Table<M> {
                         metrics.received(event.r#type);
                     }
                     Some(Admission {
-                        fence: fence(key.lookup()),
+                        fence: fence(&key),
                         key,
                         state,
                         created: false,
@@ -142,7 +143,7 @@ impl<M: Clone> Table<M> {
                     let (admitted, plan) = identify(catalog, metrics, shard.as_ref(), event, uid)?;
                     let (key, state) = new_resource(&admitted, plan, uid, operator_memo, metrics, stats, count, event)?;
                     Some(Admission {
-                        fence: fence(key.lookup()),
+                        fence: fence(&key),
                         key: key.clone(),
                         state: entry.insert_with_key(key, state),
                         created: true,
@@ -155,7 +156,7 @@ impl<M: Clone> Table<M> {
         let (admitted, plan) = identify_read(catalog, metrics, shard.as_ref(), event, admitted, lookup)?;
         match resources.entry_ref(&Lookup(lookup)) {
             EntryRef::Occupied(entry) => Some(Admission {
-                fence: fence(entry.key().lookup()),
+                fence: fence(entry.key()),
                 key: entry.key().clone(),
                 state: entry.into_mut(),
                 created: false,
@@ -163,7 +164,7 @@ impl<M: Clone> Table<M> {
             EntryRef::Vacant(entry) => {
                 let (key, state) = new_resource(&admitted, plan, lookup, operator_memo, metrics, stats, count, event)?;
                 Some(Admission {
-                    fence: fence(key.lookup()),
+                    fence: fence(&key),
                     key: key.clone(),
                     state: entry.insert_with_key(key, state),
                     created: true,
