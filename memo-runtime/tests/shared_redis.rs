@@ -238,3 +238,54 @@ async fn updates_of_one_key_from_one_process_share_writes_and_none_is_lost() {
         "{writes} writes for 3,200 updates:\n{stats}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_and_plain_updates_of_one_key_mixed_in_one_process_each_apply_once() {
+    let Some(server) = RedisServer::start() else { return };
+    let shared = shared(&server, "mixed").await;
+    let guard = shared.lock("writer").await.unwrap();
+    let fenced = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..200 {
+                seen.push(
+                    shared
+                        .update_fenced(&guard, "n", |n: &mut u64| {
+                            *n += 1;
+                            *n
+                        })
+                        .await
+                        .unwrap(),
+                );
+            }
+            seen
+        })
+    };
+    let mut tasks = vec![fenced];
+    for _ in 0..16 {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..100 {
+                seen.push(
+                    shared
+                        .update("n", |n: &mut u64| {
+                            *n += 1;
+                            *n
+                        })
+                        .await
+                        .unwrap(),
+                );
+            }
+            seen
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.unwrap());
+    }
+    assert_eq!(shared.get::<u64>("n").await.unwrap(), Some(1800));
+    results.sort_unstable();
+    assert_eq!(results, (1..=1800).collect::<Vec<u64>>());
+}

@@ -86,6 +86,11 @@ pub(super) fn may_join(state: &KeyState, epoch: u64) -> bool {
         .is_none_or(|gathering| gathering.epoch == epoch)
 }
 
+/// Where the outcome of the key's open (unsent) gathering will be told, if one is open.
+pub(super) fn open(state: &KeyState) -> Option<watch::Receiver<Option<Landed>>> {
+    state.gathering.as_ref().map(|gathering| gathering.done.clone())
+}
+
 /// Adds an update of chain `epoch` whose value is `value`, computed from `expected`, to the
 /// key's gathering ([`may_join`] said yes), starting one if none is open; returns where its
 /// outcome will be told. `local` is the key's lock, held by the caller and released here.

@@ -314,10 +314,16 @@ impl Shared {
                 let result = f(&mut value);
                 (result, encode(key, &value)?)
             };
-            if fence.is_none()
-                && gather::may_join(state, epoch)
-                && let Some(version) = other.store.version_after_write(&encoded)
-            {
+            let gatherable = fence.is_none() && gather::may_join(state, epoch);
+            if !gatherable && let Some(open) = gather::open(state) {
+                // A write chained past an unsent gathering would make the gathering's value hold
+                // this update's closure even if this write fails: wait until it is sent, then run
+                // the closure again on what it left.
+                drop(local);
+                let _ = gather::landed(open).await;
+                continue;
+            }
+            if gatherable && let Some(version) = other.store.version_after_write(&encoded) {
                 // Chained: the next update starts from this one's value, and joins its write.
                 let expected = base.as_ref().map(|found| found.version.clone());
                 state.base = Some(Some(Versioned {
