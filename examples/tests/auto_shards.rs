@@ -8,11 +8,9 @@ mod processes;
 #[path = "../../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
-use processes::{PATIENCE, Process, watch_event};
+use processes::{PATIENCE, Process, owning, split_between, watch_event};
 use redis_server::RedisServer;
 use std::time::{Duration, Instant};
-
-const BUCKETS: usize = 256;
 
 fn shared_value(server: &RedisServer, bot: &str, key: &str) -> Option<u64> {
     let reply = server.command(&["GET", &format!("memo:{bot}:bot:value:{key}")]);
@@ -51,31 +49,14 @@ fn replica(url: &str) -> Process {
     )
 }
 
-/// What a replica says it owns last: (buckets, members).
-fn owning(stderr: &str) -> Option<(usize, usize)> {
-    let line = stderr.lines().rfind(|line| line.contains("shard auto: owning"))?;
-    let after = line.split("shard auto: owning ").nth(1)?;
-    let buckets = after.split(' ').next()?.parse().ok()?;
-    let members = after.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
-    Some((buckets, members))
-}
-
 /// Waits until the `live` replicas own every bucket between them, each seeing them all.
 fn wait_for_split(replicas: &[&Process]) {
     let started = Instant::now();
     loop {
-        let states: Vec<Option<(usize, usize)>> = replicas.iter().map(|replica| owning(&replica.stderr())).collect();
-        let settled = states
-            .iter()
-            .all(|state| state.is_some_and(|(_, members)| members == replicas.len()))
-            && states
-                .iter()
-                .map(|state| state.map_or(0, |(buckets, _)| buckets))
-                .sum::<usize>()
-                == BUCKETS;
-        if settled {
+        if split_between(replicas) {
             return;
         }
+        let states: Vec<Option<(usize, usize)>> = replicas.iter().map(|replica| owning(&replica.stderr())).collect();
         assert!(
             started.elapsed() < PATIENCE * 2,
             "the buckets were not split between {} replicas: {states:?}\n{}",

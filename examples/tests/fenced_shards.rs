@@ -9,7 +9,7 @@ mod processes;
 #[path = "../../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
-use processes::{PATIENCE, Process};
+use processes::{PATIENCE, Process, owning, split_between};
 use redis_server::RedisServer;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
@@ -131,27 +131,6 @@ fn replica(url: &str) -> Process {
         ],
         &[],
     )
-}
-
-/// What a replica says it owns last: (buckets, members).
-fn owning(stderr: &str) -> Option<(usize, usize)> {
-    let line = stderr.lines().rfind(|line| line.contains("shard auto: owning"))?;
-    let after = line.split("shard auto: owning ").nth(1)?;
-    let buckets = after.split(' ').next()?.parse().ok()?;
-    let members = after.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
-    Some((buckets, members))
-}
-
-fn split_between(replicas: &[&Process]) -> bool {
-    let states: Vec<Option<(usize, usize)>> = replicas.iter().map(|replica| owning(&replica.stderr())).collect();
-    states
-        .iter()
-        .all(|state| state.is_some_and(|(_, members)| members == replicas.len()))
-        && states
-            .iter()
-            .map(|state| state.map_or(0, |(buckets, _)| buckets))
-            .sum::<usize>()
-            == 256
 }
 
 /// One handler start: (event number, bucket, token, Unix milliseconds).

@@ -203,3 +203,25 @@ pub fn watch_event(r#type: &str, kind: &str, name: &str, spec: serde_json::Value
     });
     format!("{event}\n")
 }
+
+/// What a `--shard auto` replica says it owns last: (buckets, members), from its "owning" line.
+pub fn owning(stderr: &str) -> Option<(usize, usize)> {
+    let line = stderr.lines().rfind(|line| line.contains("shard auto: owning"))?;
+    let after = line.split("shard auto: owning ").nth(1)?;
+    let buckets = after.split(' ').next()?.parse().ok()?;
+    let members = after.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
+    Some((buckets, members))
+}
+
+/// Whether `replicas` own all 256 buckets between them, each seeing them all as members.
+pub fn split_between(replicas: &[&Process]) -> bool {
+    let states: Vec<Option<(usize, usize)>> = replicas.iter().map(|replica| owning(&replica.stderr())).collect();
+    states
+        .iter()
+        .all(|state| state.is_some_and(|(_, members)| members == replicas.len()))
+        && states
+            .iter()
+            .map(|state| state.map_or(0, |(buckets, _)| buckets))
+            .sum::<usize>()
+            == 256
+}
