@@ -232,7 +232,8 @@ async fn updates_of_one_key_from_one_process_share_writes_and_none_is_lost() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|calls| calls.parse().ok())
         .unwrap_or(0);
-    // Every write, refused ones included, without gathering: at least one per update.
+    // Every write, refused ones included, without gathering: at least one per update (gathered:
+    // some 400 here).
     assert!(
         writes > 0 && writes < 3200,
         "{writes} writes for 3,200 updates:\n{stats}"
