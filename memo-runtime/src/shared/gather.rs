@@ -14,8 +14,10 @@
 use super::{Backend, KeyState, Space};
 use crate::api::error::Error;
 use crate::store::local_locks::LocalGuard;
-use crate::store::{Version, Versioned, Written};
+use crate::store::{MemoryId, Store, Version, Versioned, Written};
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -65,16 +67,60 @@ impl Landed {
     }
 }
 
-/// The write being gathered for a key.
-pub(super) struct Gathering {
+/// A write being gathered for a key: the last value joined, and where its outcome is told.
+/// `W` says what kind of write it is.
+pub(super) struct Gathering<W> {
+    write: W,
+    value: Value,
+    done: watch::Receiver<Option<Landed>>,
+}
+
+/// What differs between the two kinds of gathered write: where a key keeps the open one, and
+/// how it goes to the store.
+pub(super) trait Write: Send + Sized + 'static {
+    fn slot(state: &mut KeyState) -> &mut Option<Gathering<Self>>;
+
+    fn send<'a>(&'a self, store: &'a dyn Store, memory: &'a MemoryId, key: &'a str, value: Value) -> Sending<'a>;
+}
+
+type Sending<'a> = Pin<Box<dyn Future<Output = Landed> + Send + 'a>>;
+
+/// Updates: a compare-and-set from the version the first started from.
+pub(super) struct Chained {
     /// The chain it continues (`KeyState::epoch`): only an update computed on its last value, in
     /// the same chain, may join it.
     epoch: u64,
-    /// The version the first update started from.
     expected: Option<Version>,
-    /// The last update's value.
-    value: Value,
-    done: watch::Receiver<Option<Landed>>,
+}
+
+impl Write for Chained {
+    fn slot(state: &mut KeyState) -> &mut Option<Gathering<Self>> {
+        &mut state.gathering
+    }
+
+    fn send<'a>(&'a self, store: &'a dyn Store, memory: &'a MemoryId, key: &'a str, value: Value) -> Sending<'a> {
+        let write = store.compare_and_set(memory, key, self.expected.as_ref(), value, None);
+        Box::pin(async move { Landed::of(write.await) })
+    }
+}
+
+/// `set`s: a plain write of the last value.
+pub(super) struct Plain;
+
+impl Write for Plain {
+    fn slot(state: &mut KeyState) -> &mut Option<Gathering<Self>> {
+        &mut state.setting
+    }
+
+    fn send<'a>(&'a self, store: &'a dyn Store, memory: &'a MemoryId, key: &'a str, value: Value) -> Sending<'a> {
+        let write = store.set(memory, key, value);
+        Box::pin(async move {
+            match write.await {
+                Ok(()) => Landed::Done,
+                Err(err) => Landed::failed(err),
+            }
+        })
+    }
 }
 
 /// Whether an update of chain `epoch` may gather: no gathering is open, or the open one
@@ -83,10 +129,10 @@ pub(super) fn may_join(state: &KeyState, epoch: u64) -> bool {
     state
         .gathering
         .as_ref()
-        .is_none_or(|gathering| gathering.epoch == epoch)
+        .is_none_or(|gathering| gathering.write.epoch == epoch)
 }
 
-/// Where the outcome of the key's open (unsent) gathering will be told, if one is open.
+/// Where the outcome of the key's open (unsent) update gathering will be told, if one is open.
 pub(super) fn open(state: &KeyState) -> Option<watch::Receiver<Option<Landed>>> {
     state.gathering.as_ref().map(|gathering| gathering.done.clone())
 }
@@ -96,26 +142,44 @@ pub(super) fn open(state: &KeyState) -> Option<watch::Receiver<Option<Landed>>> 
 /// outcome will be told. `local` is the key's lock, held by the caller and released here.
 pub(super) fn join(
     space: &Arc<Space>,
-    mut local: LocalGuard<KeyState>,
+    local: LocalGuard<KeyState>,
     epoch: u64,
     expected: Option<Version>,
     value: Value,
 ) -> watch::Receiver<Option<Landed>> {
-    let state = local.data();
-    if let Some(gathering) = &mut state.gathering {
+    gather(space, local, Chained { epoch, expected }, value)
+}
+
+/// Adds a `set` of `value` to the key's gathered plain write, starting one if none is open;
+/// returns where its outcome will be told. `local` is the key's lock, released here.
+pub(super) fn join_set(
+    space: &Arc<Space>,
+    local: LocalGuard<KeyState>,
+    value: Value,
+) -> watch::Receiver<Option<Landed>> {
+    gather(space, local, Plain, value)
+}
+
+fn gather<W: Write>(
+    space: &Arc<Space>,
+    mut local: LocalGuard<KeyState>,
+    write: W,
+    value: Value,
+) -> watch::Receiver<Option<Landed>> {
+    let slot = W::slot(local.data());
+    if let Some(gathering) = slot {
         gathering.value = value;
         return gathering.done.clone();
     }
     let (tell, done) = watch::channel(None);
-    state.gathering = Some(Gathering {
-        epoch,
-        expected,
+    *slot = Some(Gathering {
+        write,
         value,
         done: done.clone(),
     });
     let key = Arc::clone(local.name());
     drop(local);
-    tokio::spawn(write(Arc::clone(space), key, tell));
+    tokio::spawn(send::<W>(Arc::clone(space), key, tell));
     done
 }
 
@@ -134,82 +198,30 @@ pub(super) async fn landed(mut done: watch::Receiver<Option<Landed>>) -> Landed 
     }
 }
 
-async fn write(space: Arc<Space>, key: Arc<str>, tell: watch::Sender<Option<Landed>>) {
+async fn send<W: Write>(space: Arc<Space>, key: Arc<str>, tell: watch::Sender<Option<Landed>>) {
     let Backend::Other(other) = &space.backend else {
         return;
     };
-    // The updates waiting for the key's lock join while this task waits for its turn.
+    // The writes waiting for the key's lock join while this task waits for its turn.
     tokio::task::yield_now().await;
     let mut local = other.updates.lock(&key).await;
-    let Some(gathering) = local.data().gathering.take() else {
+    let Some(gathering) = W::slot(local.data()).take() else {
         let _ = tell.send(Some(Landed::Failed {
             unknown: false,
             message: format!("the write of key `{key}` was lost before it was sent"),
         }));
         return;
     };
-    let mut write =
-        other
-            .store
-            .compare_and_set(&space.memory, &key, gathering.expected.as_ref(), gathering.value, None);
+    let mut write = gathering
+        .write
+        .send(other.store.as_ref(), &space.memory, &key, gathering.value);
     // Sent while holding the key, so that the store has this process's writes in the order their
     // bases were chained.
     let early = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
     drop(local);
-    let outcome = match early {
-        std::task::Poll::Ready(outcome) => outcome,
+    let landed = match early {
+        std::task::Poll::Ready(landed) => landed,
         std::task::Poll::Pending => write.await,
     };
-    let _ = tell.send(Some(Landed::of(outcome)));
-}
-
-/// The plain write (`set`) being gathered for a key.
-pub(super) struct Setting {
-    /// The last `set`'s value.
-    value: Value,
-    done: watch::Receiver<Option<Landed>>,
-}
-
-/// Adds a `set` of `value` to the key's gathered plain write, starting one if none is open;
-/// returns where its outcome will be told. `local` is the key's lock, released here.
-pub(super) fn join_set(
-    space: &Arc<Space>,
-    mut local: LocalGuard<KeyState>,
-    value: Value,
-) -> watch::Receiver<Option<Landed>> {
-    let state = local.data();
-    if let Some(setting) = &mut state.setting {
-        setting.value = value;
-        return setting.done.clone();
-    }
-    let (tell, done) = watch::channel(None);
-    state.setting = Some(Setting {
-        value,
-        done: done.clone(),
-    });
-    let key = Arc::clone(local.name());
-    drop(local);
-    tokio::spawn(write_set(Arc::clone(space), key, tell));
-    done
-}
-
-async fn write_set(space: Arc<Space>, key: Arc<str>, tell: watch::Sender<Option<Landed>>) {
-    let Backend::Other(other) = &space.backend else {
-        return;
-    };
-    tokio::task::yield_now().await;
-    let mut local = other.updates.lock(&key).await;
-    let Some(setting) = local.data().setting.take() else {
-        let _ = tell.send(Some(Landed::Failed {
-            unknown: false,
-            message: format!("the write of key `{key}` was lost before it was sent"),
-        }));
-        return;
-    };
-    drop(local);
-    let outcome = other.store.set(&space.memory, &key, setting.value).await;
-    let _ = tell.send(Some(match outcome {
-        Ok(()) => Landed::Done,
-        Err(err) => Landed::failed(err),
-    }));
+    let _ = tell.send(Some(landed));
 }

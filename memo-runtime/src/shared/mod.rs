@@ -97,9 +97,9 @@ struct KeyState {
     /// Bumped whenever `base` restarts from the store.
     epoch: u64,
     /// The write that updates chained on `base` are gathered into, until it is sent.
-    gathering: Option<gather::Gathering>,
+    gathering: Option<gather::Gathering<gather::Chained>>,
     /// The plain write that `set`s are gathered into, until it is sent.
-    setting: Option<gather::Setting>,
+    setting: Option<gather::Gathering<gather::Plain>>,
 }
 
 impl fmt::Debug for Shared {
