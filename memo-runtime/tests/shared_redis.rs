@@ -10,6 +10,23 @@ use memo_runtime::store::RedisStore;
 use redis_server::RedisServer;
 use std::time::{Duration, Instant};
 
+/// `times` increments of `n`, each the value it left.
+async fn increments(shared: &Shared, times: usize) -> Vec<u64> {
+    let mut seen = Vec::new();
+    for _ in 0..times {
+        seen.push(
+            shared
+                .update("n", |n: &mut u64| {
+                    *n += 1;
+                    *n
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    seen
+}
+
 async fn shared(server: &RedisServer, bot: &str) -> Shared {
     let store = RedisStore::connect(&server.url()).await.unwrap();
     Operator::new().name(bot).store(store).shared()
@@ -200,21 +217,7 @@ async fn updates_of_one_key_from_one_process_share_writes_and_none_is_lost() {
     let mut tasks = Vec::new();
     for task in 0..32 {
         let shared = if task % 2 == 0 { one.clone() } else { two.clone() };
-        tasks.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            for _ in 0..100 {
-                seen.push(
-                    shared
-                        .update("n", |n: &mut u64| {
-                            *n += 1;
-                            *n
-                        })
-                        .await
-                        .unwrap(),
-                );
-            }
-            seen
-        }));
+        tasks.push(tokio::spawn(async move { increments(&shared, 100).await }));
     }
     let mut results = Vec::new();
     for task in tasks {
@@ -266,21 +269,7 @@ async fn fenced_and_plain_updates_of_one_key_mixed_in_one_process_each_apply_onc
     let mut tasks = vec![fenced];
     for _ in 0..16 {
         let shared = shared.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            for _ in 0..100 {
-                seen.push(
-                    shared
-                        .update("n", |n: &mut u64| {
-                            *n += 1;
-                            *n
-                        })
-                        .await
-                        .unwrap(),
-                );
-            }
-            seen
-        }));
+        tasks.push(tokio::spawn(async move { increments(&shared, 100).await }));
     }
     let mut results = Vec::new();
     for task in tasks {

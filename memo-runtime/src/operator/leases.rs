@@ -430,6 +430,15 @@ mod partition {
 
     const LEASE: Duration = Duration::from_millis(900);
 
+    /// Waits until `done`, at most 30 s.
+    fn settle(what: &str, done: &dyn Fn() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(30), "waited for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Leases and members with deadlines, in memory.
     #[derive(Default)]
     struct Table {
@@ -556,13 +565,6 @@ mod partition {
             Health::default(),
             None,
         );
-        let settle = |what: &str, done: &dyn Fn() -> bool| {
-            let started = Instant::now();
-            while !done() {
-                assert!(started.elapsed() < Duration::from_secs(30), "waited for {what}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        };
         settle("an even split", &|| {
             a.count() == BUCKETS / 2 && b.count() == BUCKETS / 2
         });
@@ -614,13 +616,6 @@ mod partition {
             Health::default(),
             None,
         );
-        let settle = |what: &str, done: &dyn Fn() -> bool| {
-            let started = Instant::now();
-            while !done() {
-                assert!(started.elapsed() < Duration::from_secs(30), "waited for {what}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        };
         settle("every bucket", &|| owned.count() == BUCKETS);
         // Silent past the deadline (two thirds of the lease): it stops handling; nobody else
         // can take the buckets, their leases are still its own.
