@@ -150,6 +150,27 @@ impl Owned {
     }
 }
 
+/// The lease on a resource's bucket as a handler call is given it: its fence, and the keeper's
+/// record to check it against again just before the handler starts (the runtime may have waited
+/// on a store meanwhile, past the lease's deadline).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held<'a> {
+    fence: Fence,
+    owned: &'a Owned,
+}
+
+impl Held<'_> {
+    pub(crate) fn fence(self) -> Fence {
+        self.fence
+    }
+
+    /// Whether the lease is still this replica's, the same one (no later holder came between).
+    #[inline]
+    pub(crate) fn still_held(self) -> bool {
+        self.owned.fence(self.fence.bucket) == Some(self.fence)
+    }
+}
+
 /// Which resources this replica handles: a fixed share, or the buckets it holds leases on.
 #[derive(Clone, Debug)]
 pub(crate) enum Sharding {
@@ -166,12 +187,16 @@ impl Sharding {
         }
     }
 
-    /// The fence of the lease held on `key`'s bucket; `None` for a fixed share.
+    /// The lease held on `key`'s bucket, to be checked again when a handler starts; `None` for
+    /// a fixed share, or a bucket not owned.
     #[inline]
-    pub(crate) fn fence(&self, key: &str) -> Option<Fence> {
+    pub(crate) fn held(&self, key: &str) -> Option<Held<'_>> {
         match self {
             Sharding::Static(_) => None,
-            Sharding::Leased(owned) => owned.fence(bucket_of(key)),
+            Sharding::Leased(owned) => {
+                let bucket = bucket_of(key);
+                owned.fence(bucket).map(|fence| Held { fence, owned })
+            }
         }
     }
 

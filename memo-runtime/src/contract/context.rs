@@ -6,7 +6,7 @@ use crate::api::logger::Logger;
 use crate::api::patch::Patch;
 use crate::api::recorder::Recorder;
 use crate::api::resource::Resource;
-use crate::api::shard::Fence;
+use crate::api::shard::Held;
 use crate::contract::cluster::Cluster;
 use crate::contract::outcome::InjectError;
 use crate::contract::seen::Seen;
@@ -51,7 +51,7 @@ pub struct Env<'a> {
     /// The cluster the operator runs against, if any.
     pub(crate) cluster: Option<&'a dyn Cluster>,
     /// The lease held on the resource's bucket, with `--shard auto`.
-    pub(crate) fence: Option<Fence>,
+    pub(crate) held: Option<Held<'a>>,
 }
 
 impl<'a> Env<'a> {
@@ -69,13 +69,13 @@ impl<'a> Env<'a> {
             logger,
             watch,
             cluster: None,
-            fence: None,
+            held: None,
         }
     }
 
     /// The same, with the lease held on the resource's bucket.
-    pub(crate) fn fenced(mut self, fence: Option<Fence>) -> Self {
-        self.fence = fence;
+    pub(crate) fn fenced(mut self, held: Option<Held<'a>>) -> Self {
+        self.held = held;
         self
     }
 

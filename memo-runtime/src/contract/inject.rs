@@ -7,7 +7,7 @@
 
 use crate::api::event::Event;
 use crate::api::logger::Logger;
-use crate::api::shard::Fence;
+use crate::api::shard::{Fence, Held};
 use crate::contract::context::Env;
 use crate::contract::outcome::InjectError;
 use crate::contract::registry::MemoType;
@@ -227,6 +227,6 @@ pub trait FenceArg<'a>: Sized {
 impl<'a> FenceArg<'a> for Option<Fence> {
     #[inline]
     fn inject(env: &'a Env<'a>) -> Result<Self, InjectError> {
-        Ok(env.fence)
+        Ok(env.held.map(Held::fence))
     }
 }

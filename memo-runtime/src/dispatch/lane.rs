@@ -11,7 +11,7 @@ use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::api::error::Result;
 use crate::api::event::{Event, EventType};
 use crate::api::resource::{Admitted, Lookup, ResourceKey};
-use crate::api::shard::{Fence, Sharding};
+use crate::api::shard::{Held, Sharding};
 use crate::exec::retry::{self, PendingRetry};
 use crate::exec::stop::Stop;
 use crate::exec::writeback::Writeback;
@@ -96,7 +96,7 @@ struct Admission<'a, M> {
     state: &'a mut ResourceState<M>,
     created: bool,
     /// The lease held on the resource's bucket, with `--shard auto`.
-    fence: Option<Fence>,
+    held: Option<Held<'a>>,
 }
 
 impl<M: Clone> Table<M> {
@@ -115,7 +115,7 @@ impl<M: Clone> Table<M> {
         } = self;
         let count = resources.len();
         // Only with leased buckets: the lookup is not read for nothing on the common path.
-        let fence = |key: &ResourceKey| shard.as_ref().and_then(|shard| shard.fence(key.lookup()));
+        let held = |key: &ResourceKey| shard.as_ref().and_then(|shard| shard.held(key.lookup()));
         // A resource known by its uid: its kind, name and shard were read and checked when it was
         // admitted and cannot change under one uid, so only the uid is read, as a hand-written
         // loop would; the events of a busy resource touch little of their (often cold) object.
@@ -133,7 +133,7 @@ impl<M: Clone> Table<M> {
                         metrics.received(event.r#type);
                     }
                     Some(Admission {
-                        fence: fence(&key),
+                        held: held(&key),
                         key,
                         state,
                         created: false,
@@ -143,7 +143,7 @@ impl<M: Clone> Table<M> {
                     let (admitted, plan) = identify(catalog, metrics, shard.as_ref(), event, uid)?;
                     let (key, state) = new_resource(&admitted, plan, uid, operator_memo, metrics, stats, count, event)?;
                     Some(Admission {
-                        fence: fence(&key),
+                        held: held(&key),
                         key: key.clone(),
                         state: entry.insert_with_key(key, state),
                         created: true,
@@ -156,7 +156,7 @@ impl<M: Clone> Table<M> {
         let (admitted, plan) = identify_read(catalog, metrics, shard.as_ref(), event, admitted, lookup)?;
         match resources.entry_ref(&Lookup(lookup)) {
             EntryRef::Occupied(entry) => Some(Admission {
-                fence: fence(entry.key()),
+                held: held(entry.key()),
                 key: entry.key().clone(),
                 state: entry.into_mut(),
                 created: false,
@@ -164,7 +164,7 @@ impl<M: Clone> Table<M> {
             EntryRef::Vacant(entry) => {
                 let (key, state) = new_resource(&admitted, plan, lookup, operator_memo, metrics, stats, count, event)?;
                 Some(Admission {
-                    fence: fence(&key),
+                    held: held(&key),
                     key: key.clone(),
                     state: entry.insert_with_key(key, state),
                     created: true,
@@ -384,7 +384,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
             key,
             state,
             created,
-            fence,
+            held,
         }) = self.table.admit(&event)
         else {
             return;
@@ -412,7 +412,7 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
         }
         // The common case, in the one lookup `admit` made: nothing to settle unless the resource
         // was deleted or a handler is to be retried.
-        let ran = run_work(&key, state, Work::Event(event), watch, &self.out, fence).await;
+        let ran = run_work(&key, state, Work::Event(event), watch, &self.out, held).await;
         if ran.deleted || ran.retry.is_some() {
             let mut rest = VecDeque::new();
             if !self.settle(&key, ran, &mut rest, watch).await {
@@ -462,8 +462,13 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
                 Work::Timer(timer) => Some(timer),
                 _ => None,
             };
-            let fence = self.table.shard.as_ref().and_then(|shard| shard.fence(key.lookup()));
-            let ran = run_work(&key, state, work, watch, &self.out, fence).await;
+            let held = self.table.shard.as_ref().and_then(|shard| shard.held(key.lookup()));
+            // What waited behind a retry, when the retry ran long: the bucket may have moved meanwhile.
+            if held.is_none() && self.table.shard.as_ref().is_some_and(Sharding::moves) {
+                tracing::debug!(target: "memo", name = key.name(), "the resource's bucket is another replica's now: what waited for it stops here");
+                return;
+            }
+            let ran = run_work(&key, state, work, watch, &self.out, held).await;
             if let Some(timer) = timer {
                 let interval = state.plan.timers[usize::from(timer)].interval;
                 self.scheduler.schedule_timer(&key, timer, interval);

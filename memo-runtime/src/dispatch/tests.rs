@@ -6,6 +6,7 @@ use super::lane::LaneStats;
 use super::*;
 use crate::api::error::RetryHint;
 use crate::api::event::EventType;
+use crate::api::shard::{BUCKETS, Owned, Sharding};
 use crate::contract::context::Context;
 use crate::contract::outcome::{HandlerError, Outcome};
 use crate::contract::registry::{EventFilter, Filters, Invoke, Registration, RetryPolicy, Trigger};
@@ -47,9 +48,53 @@ fn record(context: &mut Context<'_>) -> Outcome {
     Ok(())
 }
 
+/// The leases of the `--shard auto` tests, per kind: every bucket owned until a handler lapses them.
+static LEASES: Mutex<Vec<(String, Arc<Owned>)>> = Mutex::new(Vec::new());
+
+fn leases(kind: &str) -> Arc<Owned> {
+    let mut leases = LEASES.lock().unwrap();
+    if let Some((_, owned)) = leases.iter().find(|(of, _)| of == kind) {
+        return Arc::clone(owned);
+    }
+    let owned = Arc::new(Owned::default());
+    for bucket in 0..BUCKETS {
+        owned.set(bucket, true);
+        owned.hold_until(bucket, std::time::Instant::now() + Duration::from_secs(3600));
+    }
+    leases.push((kind.to_owned(), Arc::clone(&owned)));
+    owned
+}
+
+/// Records, then lets every lease of its kind lapse (as a keeper that could not renew them in
+/// time) when `spec.lose` says so, or `spec.lose_on_retry` on a retry; fails its first call if
+/// `spec.fail_once`.
+fn lapse(context: &mut Context<'_>) -> Outcome {
+    record(context)?;
+    let event = context.env.event.expect("an event handler sees its event");
+    let spec = &event.object["spec"];
+    let retried = context.retry > 0;
+    if spec["lose"] == true || (retried && spec["lose_on_retry"] == true) {
+        let owned = leases(event.kind().unwrap_or_default());
+        for bucket in 0..BUCKETS {
+            owned.hold_until(bucket, std::time::Instant::now());
+        }
+    }
+    if spec["fail_once"] == true && !retried {
+        return Err(HandlerError {
+            message: "not yet".into(),
+            retry: RetryHint::After(Duration::from_secs(10)),
+        });
+    }
+    Ok(())
+}
+
 const fn registration(resource: &'static str, filter: EventFilter) -> Registration {
+    handler("dispatch::tests::record", resource, filter, Invoke::Sync(record))
+}
+
+const fn handler(id: &'static str, resource: &'static str, filter: EventFilter, invoke: Invoke) -> Registration {
     Registration {
-        id: "dispatch::tests::record",
+        id,
         explicit_id: false,
         module_path: "memo_runtime::dispatch::tests",
         file: "tests.rs",
@@ -65,7 +110,7 @@ const fn registration(resource: &'static str, filter: EventFilter) -> Registrati
         uses_recorder: false,
         uses_client: false,
         optional: false,
-        invoke: Invoke::Sync(record),
+        invoke,
         retry: RetryPolicy {
             retries: Some(5),
             backoff: Duration::from_secs(1),
@@ -81,6 +126,10 @@ static DOOMED_CREATE: Registration = registration("Doomed", EventFilter::Added);
 static DOOMED_UPDATE: Registration = registration("Doomed", EventFilter::Modified);
 static DOOMED_DELETE: Registration = registration("Doomed", EventFilter::Deleted);
 static ORDERED: Registration = registration("Ordered", EventFilter::Any);
+static LAPSING_FIRST: Registration = handler("lapse", "Lapsing", EventFilter::Any, Invoke::Sync(lapse));
+static LAPSING_SECOND: Registration = registration("Lapsing", EventFilter::Any);
+static HELD_CREATE: Registration = handler("lapse", "Held", EventFilter::Added, Invoke::Sync(lapse));
+static HELD_UPDATE: Registration = registration("Held", EventFilter::Modified);
 
 fn catalog(handlers: &[&'static Registration]) -> Catalog {
     let memory = SharedMemory::new(Vec::new(), StoreRef::of(InProcessStore::new()), "bot".into());
@@ -113,9 +162,20 @@ fn logged(kind: &str) -> Vec<String> {
 /// Runs `events` through an engine of `workers` lanes, keeping the source open for `open` after
 /// sending them (time is paused: it passes as soon as nothing else can run).
 async fn run(handlers: &[&'static Registration], workers: usize, events: Vec<Event>, open: Duration) -> Stop {
+    run_sharded(handlers, workers, events, open, None).await
+}
+
+/// The same, as one replica of several, owning what `shard` says.
+async fn run_sharded(
+    handlers: &[&'static Registration],
+    workers: usize,
+    events: Vec<Event>,
+    open: Duration,
+    shard: Option<Sharding>,
+) -> Stop {
     let (sender, source) = crate::source::channel(events.len().max(1));
     let stop = Stop::default();
-    let dispatcher = Dispatcher::new((), catalog(handlers), stop.clone(), None, None, Default::default());
+    let dispatcher = Dispatcher::new((), catalog(handlers), stop.clone(), shard, None, Default::default());
     let running = tokio::spawn(dispatcher.run(source, workers, InFlight::default()));
     for event in events {
         sender.send(event).await.unwrap();
@@ -157,6 +217,53 @@ async fn a_deletion_cancels_a_create_retry_and_what_waited_behind_it() {
     )
     .await;
     assert_eq!(logged("Doomed"), ["ADDED c 1", "DELETED c 3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_while_a_handler_runs_starts_nothing_after_it() {
+    let modified = |n, lose| event(EventType::Modified, "Lapsing", "l", json!({"n": n, "lose": lose}));
+    let events = vec![modified(1, false), modified(2, true), modified(3, false)];
+    let shard = Sharding::Leased(leases("Lapsing"));
+    run_sharded(
+        &[&LAPSING_FIRST, &LAPSING_SECOND],
+        1,
+        events,
+        Duration::ZERO,
+        Some(shard),
+    )
+    .await;
+    assert_eq!(
+        logged("Lapsing"),
+        ["MODIFIED l 1", "MODIFIED l 1", "MODIFIED l 2"],
+        "the second handler of event 2 and event 3 are the bucket's next owner's"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_waited_behind_a_retry_is_not_run_once_the_lease_is_lost() {
+    let events = vec![
+        event(
+            EventType::Added,
+            "Held",
+            "h",
+            json!({"n": 1, "fail_once": true, "lose_on_retry": true}),
+        ),
+        event(EventType::Modified, "Held", "h", json!({"n": 2})),
+    ];
+    let shard = Sharding::Leased(leases("Held"));
+    run_sharded(
+        &[&HELD_CREATE, &HELD_UPDATE],
+        1,
+        events,
+        Duration::from_secs(11),
+        Some(shard),
+    )
+    .await;
+    assert_eq!(
+        logged("Held"),
+        ["ADDED h 1", "ADDED h 1"],
+        "the update that waited behind the retry is the bucket's next owner's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use crate::api::event::{Event, EventType};
 use crate::api::logger::Logger;
 use crate::api::patch::Patch;
 use crate::api::resource::{Resource, ResourceKey};
-use crate::api::shard::Fence;
+use crate::api::shard::Held;
 use crate::contract::context::Env;
 use crate::contract::seen::Versions;
 use crate::dispatch::choose::{Choice, choose};
@@ -105,7 +105,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     work: Work,
     watch: &Watch,
     out: &Writeback,
-    fence: Option<Fence>,
+    held: Option<Held<'_>>,
 ) -> Ran {
     let ResourceState {
         plan,
@@ -136,10 +136,15 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
             let handler = spec.handler.handler;
             let env = Env::new(body.as_deref(), None, Some(resource), logger, watch)
                 .on(out.cluster())
-                .fenced(fence);
+                .fenced(held);
             if let Choice::Run(_) = choose(&spec.handler, env.body, None, &resource) {
                 let mut patch = Patches::slot(handler);
-                let outcome = invoke::call(&spec.handler, memo, &env, None, patch.as_mut(), 0).await;
+                let Ok(outcome) = invoke::call(&spec.handler, memo, &env, None, patch.as_mut(), 0).await else {
+                    return Ran {
+                        deleted: false,
+                        retry: None,
+                    };
+                };
                 match (outcome, env.body) {
                     (Ok(()), Some(body)) if patch.is_some() => {
                         let mut patches = Patches::default();
@@ -227,7 +232,7 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
     let failed = {
         let env = Env::new(Some(&event.object), Some(&event), Some(resource), logger, watch)
             .on(out.cluster())
-            .fenced(fence);
+            .fenced(held);
         let mut failed = None;
         // Only a failure, or a success after retries, has anything to settle.
         for (index, bound) in list.iter().enumerate().skip(first) {
@@ -241,7 +246,14 @@ pub(crate) async fn run_work<M: Send + Sync + 'static>(
             };
             let retries_done = if index == first { retries_done } else { 0 };
             let mut patch = Patches::slot(bound.handler);
-            let outcome = invoke::call(bound, memo, &env, seen.as_ref(), patch.as_mut(), retries_done).await;
+            let Ok(outcome) = invoke::call(bound, memo, &env, seen.as_ref(), patch.as_mut(), retries_done).await else {
+                // The bucket is another replica's now: it handles the event (from the object's
+                // recorded progress, with a progress store); nothing of it is written here.
+                return Ran {
+                    deleted: false,
+                    retry: None,
+                };
+            };
             if outcome.is_ok() {
                 // A failed handler's patch is dropped: its retry starts clean.
                 patches.keep(bound.handler, patch);

@@ -28,6 +28,10 @@ use tracing::Instrument;
 ///
 /// `seen` is what an `update` handler sees changed; `patch` the handler's own patch, if it asks
 /// for one.
+///
+/// With `--shard auto`, the lease on the resource's bucket is checked again just before the
+/// handler starts, after whatever the call waited on: a lease lost meanwhile (its deadline passed,
+/// or another replica holds it now) starts nothing, and the call comes to [`Moved`].
 pub(crate) async fn call(
     bound: &Bound,
     memo: &mut (dyn Any + Send + Sync),
@@ -35,14 +39,19 @@ pub(crate) async fn call(
     seen: Option<&Seen<'_>>,
     patch: Option<&mut Patch>,
     retry: u32,
-) -> Outcome {
+) -> Result<Outcome, Moved> {
     let started = bound.metrics.as_ref().map(HandlerMetrics::start);
-    let outcome = call_in_span(bound, memo, env, seen, patch, retry).await;
+    let outcome = call_in_span(bound, memo, env, seen, patch, retry).await?;
     if let (Some(metrics), Some(started)) = (&bound.metrics, started) {
         metrics.called(started, outcome.is_err());
     }
-    outcome
+    Ok(outcome)
 }
+
+/// A handler not started: its resource's bucket is no longer this replica's. Nothing of it is to
+/// be written or retried here; the bucket's new owner handles the resource.
+#[derive(Debug)]
+pub(crate) struct Moved;
 
 async fn call_in_span(
     bound: &Bound,
@@ -51,7 +60,7 @@ async fn call_in_span(
     seen: Option<&Seen<'_>>,
     patch: Option<&mut Patch>,
     retry: u32,
-) -> Outcome {
+) -> Result<Outcome, Moved> {
     let handler = bound.handler;
     let _running = env.watch.enter(handler, env.resource.map(|resource| resource.key));
     if let Some(shared) = &bound.shared
@@ -60,9 +69,14 @@ async fn call_in_span(
         let component = shared
             .component()
             .map_or_else(|| "the bot".to_owned(), |c| format!("component `{c}`"));
-        return Err(HandlerError::new(format!(
+        return Ok(Err(HandlerError::new(format!(
             "not run: the shared memory of {component} is not prepared: {err}"
-        )));
+        ))));
+    }
+    // The last check before the handler's own code: preparing may have waited on the store.
+    if env.held.is_some_and(|held| !held.still_held()) {
+        tracing::debug!(target: "memo", handler = handler.id, "not started: the lease on the resource's bucket was lost meanwhile");
+        return Err(Moved);
     }
     // Made here, for this call only: see `Context::labels`.
     let labels = env.body.filter(|_| handler.uses_labels).map(Labels::of);
@@ -102,7 +116,7 @@ async fn call_in_span(
     };
     // The span shows the resource, unless no subscriber wants it: `Logger` asks.
     let shown = env.resource.filter(|_| !span.is_disabled());
-    match handler.invoke {
+    Ok(match handler.invoke {
         Invoke::Sync(wrapper) => span.in_scope(|| {
             let _in_span = shown.map(InSpan::enter);
             catch_unwind(AssertUnwindSafe(|| wrapper(&mut cx))).unwrap_or_else(|panic| Err(panicked(panic)))
@@ -117,7 +131,7 @@ async fn call_in_span(
                     )))
                 }),
         },
-    }
+    })
 }
 
 /// Logs a failure that is not retried (an event handler, a timer, startup, cleanup).

@@ -410,7 +410,8 @@ async fn run_lifecycle<M: Send + Sync + 'static>(
     let logger = once_cell::race::OnceBox::with_value(Box::new(Logger::operator()));
     let env = Env::new(None, None, None, &logger, watch).on(out.cluster());
     for &handler in handlers {
-        if let Err(err) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None, None, 0).await {
+        // No resource, no lease: always started.
+        if let Ok(Err(err)) = invoke::call(&Bound::new(handler, memory, metrics), memo, &env, None, None, 0).await {
             invoke::report(handler, &env, &err);
             if handler.trigger.is_startup() {
                 return Some(handler);
