@@ -1,7 +1,7 @@
 //! Where events come from: the Kubernetes API ([`kubernetes`], feature `kube`), an in-process
 //! channel, a `kubectl --watch` stream, any `Stream` of events, or several of them merged.
 
-mod batched;
+mod channel;
 mod document;
 mod framer;
 mod json_stream;
@@ -61,7 +61,7 @@ pub struct EventSource {
 }
 
 enum Inner {
-    Channel(batched::Batched),
+    Channel(channel::Receiver),
     Json(json_stream::JsonStream),
     Thread(reader_thread::ReaderThread),
     /// Any stream: one of events ([`EventSource::from_stream`]) is read as one that never fails.
@@ -364,9 +364,9 @@ impl Stream for Failed {
 
 /// The sending half of [`channel`]. Clone it to send from several tasks; the source ends
 /// when every sender is dropped.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EventSender {
-    sender: mpsc::Sender<Event>,
+    sender: channel::Sender,
 }
 
 impl EventSender {
@@ -375,6 +375,12 @@ impl EventSender {
     /// Fails with [`Error::Closed`] once the operator has stopped.
     pub async fn send(&self, event: Event) -> Result<()> {
         self.sender.send(event).await.map_err(|_| Error::Closed)
+    }
+}
+
+impl std::fmt::Debug for EventSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSender").finish_non_exhaustive()
     }
 }
 
@@ -397,11 +403,8 @@ impl EventSender {
 /// # }
 /// ```
 pub fn channel(capacity: usize) -> (EventSender, EventSource) {
-    let (sender, receiver) = mpsc::channel(capacity.max(1));
-    (
-        EventSender { sender },
-        EventSource::of(Inner::Channel(batched::Batched::new(receiver))),
-    )
+    let (sender, receiver) = channel::channel(capacity);
+    (EventSender { sender }, EventSource::of(Inner::Channel(receiver)))
 }
 
 /// Reads Kubernetes watch events as `kubectl get KIND -A --watch --output-watch-events -o json`

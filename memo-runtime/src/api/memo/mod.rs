@@ -156,13 +156,15 @@ impl Memo {
     /// assert_eq!(operator.get::<u32>("retries"), Some(&3));
     /// ```
     pub fn get_mut<T: Clone + Send + Sync + 'static>(&mut self, key: &str) -> Option<&mut T> {
-        let (found_key, value) = lookup(self.top.as_deref(), key)?;
-        let current: &T = downcast_ref(value)?;
+        // The common case, a value changed again and again, in one look: it is in the top layer,
+        // of type `T`, and both are this memo's alone.
         let in_place = self.top.as_ref().is_some_and(|top| {
             Arc::strong_count(top) == 1
-                && matches!(top.entries.get(key), Some((_, Some(v))) if Arc::strong_count(v) == 1)
+                && matches!(top.entries.get(key), Some((_, Some(v))) if Arc::strong_count(v) == 1 && downcast_ref::<T>(v).is_some())
         });
         if !in_place {
+            let (found_key, value) = lookup(self.top.as_deref(), key)?;
+            let current: &T = downcast_ref(value)?;
             let key = found_key.clone();
             let copy: ValueRef = Arc::new(current.clone());
             self.top_mut().set(key, copy);
