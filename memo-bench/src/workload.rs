@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 /// Room in the event channel: enough that the producer rarely waits for the operator and the
 /// operator rarely waits for the producer.
-const CHANNEL_CAPACITY: usize = 4096;
+pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// `count` events of `kind` spread round-robin over `resources` resources: event `i` is about
 /// resource `i % resources`, `ADDED` the first time a resource appears and `MODIFIED` after.

@@ -16,12 +16,19 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let (events, resources) = (config.dispatch_events, config.resources);
     let mut drop_only = Samples::default();
     let mut by_hand = Samples::default();
+    let mut over_channel = Samples::default();
+    let mut over_mpsc = Samples::default();
     let mut workers = [Samples::default(), Samples::default()];
     let mut stream_by_hand = Samples::default();
     let mut stream_workers = [Samples::default(), Samples::default()];
     for _ in 0..config.rounds {
         drop_only.push(per_second(events, dropping_alone(config)));
         by_hand.push(per_second(events, hand_written(config)));
+        over_channel.push(per_second(
+            events,
+            hand_written_over(runtime, config, Transport::Channel),
+        ));
+        over_mpsc.push(per_second(events, hand_written_over(runtime, config, Transport::Mpsc)));
         for (index, samples) in workers.iter_mut().enumerate() {
             samples.push(per_second(events, through_operator(runtime, config, index + 1)));
         }
@@ -30,6 +37,10 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             samples.push(per_second(events, stream_through_operator(runtime, config, index + 1)));
         }
     }
+    let transport_ratios = [
+        paired_ratios(&over_channel, &by_hand),
+        paired_ratios(&over_mpsc, &by_hand),
+    ];
     let ratios = [
         paired_ratios(&workers[0], &by_hand),
         paired_ratios(&workers[1], &by_hand),
@@ -50,6 +61,19 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         "cost both sides pay",
     );
     report.row("hand-written loop (HashMap + direct call)", eps(&by_hand), "baseline");
+    report.row(
+        "the same loop in a task, fed by memo's source::channel from another task",
+        eps(&over_channel),
+        format!(
+            "{:.2}x baseline: what the transport costs",
+            transport_ratios[0].median()
+        ),
+    );
+    report.row(
+        "the same loop in a task, fed by tokio::sync::mpsc (recv_many 64)",
+        eps(&over_mpsc),
+        format!("{:.2}x baseline: memo's channel before", transport_ratios[1].median()),
+    );
     for (index, (samples, ratio)) in workers.iter().zip(&ratios).enumerate() {
         let label = format!(
             "memo Operator, {} worker{}",
@@ -80,6 +104,10 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "resources": resources,
             "drop_only_events_per_second": drop_only.to_json(),
             "baseline_events_per_second": by_hand.to_json(),
+            "over_channel_events_per_second": over_channel.to_json(),
+            "over_mpsc_events_per_second": over_mpsc.to_json(),
+            "over_channel_ratio": transport_ratios[0].to_json(),
+            "over_mpsc_ratio": transport_ratios[1].to_json(),
             "workers_1_events_per_second": workers[0].to_json(),
             "workers_2_events_per_second": workers[1].to_json(),
             "workers_1_ratio": ratios[0].to_json(),
@@ -138,6 +166,72 @@ fn hand_written(config: &Config) -> Duration {
     let elapsed = start.elapsed();
     assert_eq!(done, config.resources, "the hand-written loop missed events");
     elapsed
+}
+
+/// How [`hand_written_over`] gets its events.
+#[derive(Clone, Copy)]
+enum Transport {
+    /// `memo_runtime::source::channel`, read with `EventSource::next`, as the operator reads it.
+    Channel,
+    /// A bounded `tokio::sync::mpsc` channel of the same capacity, taken 64 at a time: what
+    /// `source::channel` was until issue 18.
+    Mpsc,
+}
+
+/// The hand-written loop in a task of the runtime, its events sent by a producer task as
+/// [`workload::run_operator`] sends them: the cost of moving events between two tasks, apart
+/// from anything the operator does with them.
+fn hand_written_over(runtime: &Runtime, config: &Config, transport: Transport) -> Duration {
+    let events = prepare(config);
+    let resources = config.resources;
+    runtime.block_on(async move {
+        let start = Instant::now();
+        let consumer = match transport {
+            Transport::Channel => {
+                let (sender, mut source) = memo_runtime::source::channel(workload::CHANNEL_CAPACITY);
+                let consumer = tokio::spawn(async move {
+                    let mut counters: HashMap<String, u64> = HashMap::new();
+                    let mut done = 0;
+                    while let Some(event) = source.next().await {
+                        let uid = event.uid().expect("every benchmark event has a uid");
+                        count_uid(&mut counters, uid, &mut done);
+                    }
+                    done
+                });
+                tokio::spawn(async move {
+                    for event in events {
+                        sender.send(event).await.expect("the consumer reads");
+                    }
+                });
+                consumer
+            }
+            Transport::Mpsc => {
+                let (sender, mut receiver) = tokio::sync::mpsc::channel::<Event>(workload::CHANNEL_CAPACITY);
+                let consumer = tokio::spawn(async move {
+                    let mut counters: HashMap<String, u64> = HashMap::new();
+                    let mut done = 0;
+                    let mut batch = Vec::with_capacity(64);
+                    while receiver.recv_many(&mut batch, 64).await > 0 {
+                        for event in batch.drain(..) {
+                            let uid = event.uid().expect("every benchmark event has a uid");
+                            count_uid(&mut counters, uid, &mut done);
+                        }
+                    }
+                    done
+                });
+                tokio::spawn(async move {
+                    for event in events {
+                        sender.send(event).await.expect("the consumer reads");
+                    }
+                });
+                consumer
+            }
+        };
+        let done = consumer.await.expect("the consumer panicked");
+        let elapsed = start.elapsed();
+        assert_eq!(done, resources, "the loop missed events");
+        elapsed
+    })
 }
 
 /// What both hand-written loops do per event: count it under its uid, allocating the key once.

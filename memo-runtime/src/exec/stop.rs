@@ -6,7 +6,7 @@
 //! cancelled or left behind), and `forced` (a second signal: stop now, skip everything).
 
 use crate::api::signal::Signal;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,8 @@ pub(crate) struct Stop(Arc<Inner>);
 #[derive(Default)]
 struct Inner {
     requested: CancellationToken,
+    /// The same as `requested`, read on every event: the token's own check takes a lock.
+    requested_flag: AtomicBool,
     abandoned: CancellationToken,
     forced: CancellationToken,
     signal: Mutex<Option<Signal>>,
@@ -29,11 +31,13 @@ struct Inner {
 impl Stop {
     /// Asks for a graceful stop (the first request wins; later ones change nothing).
     pub(crate) fn request(&self) {
+        self.0.requested_flag.store(true, Ordering::Release);
         self.0.requested.cancel();
     }
 
+    #[inline]
     pub(crate) fn is_requested(&self) -> bool {
-        self.0.requested.is_cancelled()
+        self.0.requested_flag.load(Ordering::Acquire)
     }
 
     pub(crate) async fn requested(&self) {
