@@ -13,8 +13,12 @@ use serde_json::json;
 
 #[handler(event = "Ping")]
 fn ping(memo: &mut Memo) {
-    let count = memo.get::<u64>("count").copied().unwrap_or(0);
-    memo.insert("count", count + 1);
+    match memo.get_mut::<u64>("count") {
+        Some(count) => *count += 1,
+        None => {
+            memo.insert("count", 1u64);
+        }
+    }
 }
 
 fn main() {
@@ -25,7 +29,7 @@ fn main() {
         .unwrap_or(100_000);
     let events: Vec<Event> = (0..count)
         .map(|n| {
-            let resource = n % 1_000;
+            let resource = n % 10_000;
             Event::modified(json!({
                 "apiVersion": "memo.dev/v1",
                 "kind": "Ping",

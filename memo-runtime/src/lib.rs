@@ -96,8 +96,8 @@
 //!    handlers run on), `stop.rs` (grace period and forced stop).
 //! 7. `source/`: where events come from ([`source`]: channel, `kubectl --watch` JSON, streams,
 //!    merging, the Kubernetes API); the JSON is framed by lines (`framer.rs`) into documents,
-//!    each an event or a skip with its position (`document.rs`); the channel is read in
-//!    batches (`batched.rs`); `kubernetes/` also writes patches back (`writer.rs`) and posts
+//!    each an event or a skip with its position (`document.rs`); the in-process channel's
+//!    queue is taken whole (`channel.rs`); `kubernetes/` also writes patches back (`writer.rs`) and posts
 //!    Events (`events.rs`).
 //! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
 //!    timers and retries.

@@ -387,6 +387,10 @@ impl std::fmt::Debug for EventSender {
 /// A bounded in-process event channel: events sent on the [`EventSender`] are handled by the
 /// operator given the [`EventSource`].
 ///
+/// At most `capacity` events (at least 1) wait to be taken; a sender waits while they do. The
+/// operator takes all that wait at once, so up to `capacity` more may be in its hands: events
+/// from one sender keep their order.
+///
 /// ```
 /// use memo_runtime::prelude::*;
 ///
