@@ -189,42 +189,33 @@ fn hand_written_over(runtime: &Runtime, config: &Config, transport: Transport) -
         let consumer = match transport {
             Transport::Channel => {
                 let (sender, mut source) = memo_runtime::source::channel(workload::CHANNEL_CAPACITY);
-                let consumer = tokio::spawn(async move {
-                    let mut counters: HashMap<String, u64> = HashMap::new();
-                    let mut done = 0;
-                    while let Some(event) = source.next().await {
-                        let uid = event.uid().expect("every benchmark event has a uid");
-                        count_uid(&mut counters, uid, &mut done);
-                    }
-                    done
-                });
                 tokio::spawn(async move {
                     for event in events {
                         sender.send(event).await.expect("the consumer reads");
                     }
                 });
-                consumer
+                tokio::spawn(async move {
+                    let mut counting = Counting::default();
+                    while let Some(event) = source.next().await {
+                        counting.count(&event);
+                    }
+                    counting.done
+                })
             }
             Transport::Mpsc => {
                 let (sender, mut receiver) = tokio::sync::mpsc::channel::<Event>(workload::CHANNEL_CAPACITY);
-                let consumer = tokio::spawn(async move {
-                    let mut counters: HashMap<String, u64> = HashMap::new();
-                    let mut done = 0;
-                    let mut batch = Vec::with_capacity(64);
-                    while receiver.recv_many(&mut batch, 64).await > 0 {
-                        for event in batch.drain(..) {
-                            let uid = event.uid().expect("every benchmark event has a uid");
-                            count_uid(&mut counters, uid, &mut done);
-                        }
-                    }
-                    done
-                });
                 tokio::spawn(async move {
                     for event in events {
                         sender.send(event).await.expect("the consumer reads");
                     }
                 });
-                consumer
+                tokio::spawn(async move {
+                    let (mut counting, mut batch) = (Counting::default(), Vec::with_capacity(64));
+                    while receiver.recv_many(&mut batch, 64).await > 0 {
+                        batch.drain(..).for_each(|event| counting.count(&event));
+                    }
+                    counting.done
+                })
             }
         };
         let done = consumer.await.expect("the consumer panicked");
@@ -232,6 +223,20 @@ fn hand_written_over(runtime: &Runtime, config: &Config, transport: Transport) -
         assert_eq!(done, resources, "the loop missed events");
         elapsed
     })
+}
+
+/// The hand-written loop's state, fed one event at a time.
+#[derive(Default)]
+struct Counting {
+    counters: HashMap<String, u64>,
+    done: usize,
+}
+
+impl Counting {
+    fn count(&mut self, event: &Event) {
+        let uid = event.uid().expect("every benchmark event has a uid");
+        count_uid(&mut self.counters, uid, &mut self.done);
+    }
 }
 
 /// What both hand-written loops do per event: count it under its uid, allocating the key once.
