@@ -27,6 +27,18 @@ async fn increments(shared: &Shared, times: usize) -> Vec<u64> {
     seen
 }
 
+/// Waits for `tasks`, each returning what its increments of `n` saw, and checks that `n` ended at
+/// `total` with every value from 1 to `total` seen exactly once: no increment lost or applied twice.
+async fn each_applied_once(shared: &Shared, tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>, total: u64) {
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.unwrap());
+    }
+    assert_eq!(shared.get::<u64>("n").await.unwrap(), Some(total));
+    results.sort_unstable();
+    assert_eq!(results, (1..=total).collect::<Vec<u64>>());
+}
+
 async fn shared(server: &RedisServer, bot: &str) -> Shared {
     let store = RedisStore::connect(&server.url()).await.unwrap();
     Operator::new().name(bot).store(store).shared()
@@ -219,15 +231,9 @@ async fn updates_of_one_key_from_one_process_share_writes_and_none_is_lost() {
         let shared = if task % 2 == 0 { one.clone() } else { two.clone() };
         tasks.push(tokio::spawn(async move { increments(&shared, 100).await }));
     }
-    let mut results = Vec::new();
-    for task in tasks {
-        results.extend(task.await.unwrap());
-    }
     // Exactly one increment per call, and every call saw its own: the values returned are
     // 1..=3200, each once.
-    assert_eq!(one.get::<u64>("n").await.unwrap(), Some(3200));
-    results.sort_unstable();
-    assert_eq!(results, (1..=3200).collect::<Vec<u64>>());
+    each_applied_once(&one, tasks, 3200).await;
     let stats = server.command(&["INFO", "commandstats"]);
     let writes: u64 = stats
         .lines()
@@ -271,11 +277,5 @@ async fn fenced_and_plain_updates_of_one_key_mixed_in_one_process_each_apply_onc
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move { increments(&shared, 100).await }));
     }
-    let mut results = Vec::new();
-    for task in tasks {
-        results.extend(task.await.unwrap());
-    }
-    assert_eq!(shared.get::<u64>("n").await.unwrap(), Some(1800));
-    results.sort_unstable();
-    assert_eq!(results, (1..=1800).collect::<Vec<u64>>());
+    each_applied_once(&shared, tasks, 1800).await;
 }
