@@ -145,6 +145,17 @@ impl<'a> Admitted<'a> {
     }
 }
 
+/// The uid of an object, if it has a usable one: a non-empty string at `metadata.uid`. A
+/// resource already admitted is found by it alone: its kind, name and namespace cannot change
+/// under one uid, so they are not read again from a (often cold) object.
+pub(crate) fn known_uid(object: &Value) -> Option<&str> {
+    object
+        .get("metadata")?
+        .get("uid")?
+        .as_str()
+        .filter(|uid| !uid.is_empty())
+}
+
 /// The API group of an `apiVersion`: `"kopf.dev"` for `"kopf.dev/v1"`, `""` for the core `"v1"`.
 pub(crate) fn api_group(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)
@@ -174,6 +185,16 @@ impl ResourceKey {
         if admitted.uid.is_none() {
             text.push(SEPARATOR);
         }
+        ResourceKey(text.into())
+    }
+
+    /// The key as one text, for [`from_text`](ResourceKey::from_text) to read back.
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// A key from its [`text`](ResourceKey::text).
+    pub(crate) fn from_text(text: &str) -> Self {
         ResourceKey(text.into())
     }
 

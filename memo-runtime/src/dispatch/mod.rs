@@ -17,7 +17,7 @@ mod work;
 
 use crate::api::error::Result;
 use crate::api::event::Event;
-use crate::api::resource::Admitted;
+use crate::api::resource::{Admitted, known_uid};
 use crate::api::shard::Sharding;
 use crate::exec::stop::Stop;
 use crate::exec::writeback::Writeback;
@@ -143,7 +143,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         drop(forgotten);
         let router = Router {
             lanes: senders,
-            batches: gauges.lanes.iter().map(|_| Vec::new()).collect(),
+            batches: gauges.lanes.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
             assigned: hashbrown::HashMap::default(),
             forgotten: forgotten_by_lanes,
             catalog: self.catalog.fresh(),
@@ -276,6 +276,20 @@ impl Router<'_> {
     }
 
     fn place(&mut self, event: Event) {
+        // A resource already assigned, found by its uid alone, as its lane finds it: its kind and
+        // namespace were checked when it was assigned.
+        if let Some(uid) = known_uid(&event.object)
+            && let Some(assigned) = self.assigned.get_mut(uid)
+        {
+            if self.shard.as_ref().is_some_and(|shard| !shard.owns(uid)) {
+                tracing::trace!(target: "memo", uid, "another shard's resource; event ignored");
+                return;
+            }
+            assigned.seq = assigned.seq.wrapping_add(1);
+            let (lane, seq) = (assigned.lane, assigned.seq);
+            self.batches[lane].push((event, seq));
+            return;
+        }
         let admitted = match Admitted::read(&event.object) {
             Ok(admitted) => admitted,
             Err(_) => {
@@ -330,7 +344,8 @@ impl Router<'_> {
             if batch.is_empty() {
                 continue;
             }
-            let events = std::mem::take(batch);
+            // Room for a whole batch at once, rather than grown a step at a time as it fills.
+            let events = std::mem::replace(batch, Vec::with_capacity(BATCH));
             let count = events.len() as u64;
             let sent = match lane.try_send(events) {
                 Ok(()) => true,

@@ -7,4 +7,5 @@ pub(crate) mod in_flight;
 pub(crate) mod json_lines;
 pub(crate) mod liveness;
 pub(crate) mod metrics;
+pub(crate) mod published;
 pub(crate) mod text_fields;
