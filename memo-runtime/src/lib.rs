@@ -79,7 +79,8 @@
 //!    parser, a copy of the macros'), `recorder.rs` ([`Recorder`]).
 //! 2. `observe/`: what an operator tells about itself: `metrics.rs` (Prometheus counters),
 //!    `health.rs` and `liveness.rs` (the `/healthz` and `/metrics` endpoint), `in_flight.rs`
-//!    (what runs now, named when a stop abandons it), log formats (`json_lines.rs`,
+//!    (what runs now, named when a stop abandons it) and `published.rs` (the lock-free record it
+//!    is written to on every handler call), log formats (`json_lines.rs`,
 //!    `text_fields.rs`, `escaped.rs`).
 //! 3. `store/` and `shared/`: where shared memory lives ([`store::Store`], in-process, Redis)
 //!    and the [`Shared`] handle over it, with its locks and its preparers (`shared/preparers.rs`).
