@@ -143,7 +143,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
         drop(forgotten);
         let router = Router {
             lanes: senders,
-            batches: gauges.lanes.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
+            batches: gauges.lanes.iter().map(|_| Vec::new()).collect(),
             assigned: hashbrown::HashMap::default(),
             forgotten: forgotten_by_lanes,
             catalog: self.catalog.fresh(),
@@ -212,6 +212,14 @@ impl Gauges {
 struct Assigned {
     lane: usize,
     seq: u32,
+}
+
+impl Assigned {
+    /// Numbers one more event for the lane: its lane, and its number.
+    fn next(&mut self) -> (usize, u32) {
+        self.seq = self.seq.wrapping_add(1);
+        (self.lane, self.seq)
+    }
 }
 
 /// Hands each event to the lane of its resource. A resource seen for the first time goes to the
@@ -285,8 +293,7 @@ impl Router<'_> {
                 tracing::trace!(target: "memo", uid, "another shard's resource; event ignored");
                 return;
             }
-            assigned.seq = assigned.seq.wrapping_add(1);
-            let (lane, seq) = (assigned.lane, assigned.seq);
+            let (lane, seq) = assigned.next();
             self.batches[lane].push((event, seq));
             return;
         }
@@ -311,10 +318,7 @@ impl Router<'_> {
             return;
         }
         let (lane, seq) = match self.assigned.get_mut(lookup) {
-            Some(assigned) => {
-                assigned.seq = assigned.seq.wrapping_add(1);
-                (assigned.lane, assigned.seq)
-            }
+            Some(assigned) => assigned.next(),
             None if admitted.checked_namespace().is_err() => {
                 // A lane refuses it, naming the field; nothing to remember.
                 self.batches[0].push((event, 0));
@@ -344,8 +348,7 @@ impl Router<'_> {
             if batch.is_empty() {
                 continue;
             }
-            // Room for a whole batch at once, rather than grown a step at a time as it fills.
-            let events = std::mem::replace(batch, Vec::with_capacity(BATCH));
+            let events = std::mem::take(batch);
             let count = events.len() as u64;
             let sent = match lane.try_send(events) {
                 Ok(()) => true,

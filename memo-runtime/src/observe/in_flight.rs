@@ -109,9 +109,6 @@ impl Watch {
 
     /// Logs what runs now, as abandoned by a stop.
     fn report_abandoned(&self) -> bool {
-        if !self.busy.load(Ordering::Acquire) {
-            return false;
-        }
         let Some((handler, resource)) = self.running() else {
             // Finished meanwhile; or rewritten through every attempt to read it: still running
             // handlers, one after another, but none stuck.
