@@ -19,6 +19,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut over_channel = Samples::default();
     let mut over_mpsc = Samples::default();
     let mut workers = [Samples::default(), Samples::default()];
+    let mut sharded = Samples::default();
     let mut stream_by_hand = Samples::default();
     let mut stream_workers = [Samples::default(), Samples::default()];
     for _ in 0..config.rounds {
@@ -32,6 +33,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         for (index, samples) in workers.iter_mut().enumerate() {
             samples.push(per_second(events, through_operator(runtime, config, index + 1)));
         }
+        sharded.push(per_second(events, sharded_by_hand(runtime, config)));
         stream_by_hand.push(per_second(events, stream_hand_written(config)));
         for (index, samples) in stream_workers.iter_mut().enumerate() {
             samples.push(per_second(events, stream_through_operator(runtime, config, index + 1)));
@@ -45,6 +47,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         paired_ratios(&workers[0], &by_hand),
         paired_ratios(&workers[1], &by_hand),
     ];
+    let sharded_ratio = paired_ratios(&sharded, &by_hand);
     let stream_ratios = [
         paired_ratios(&stream_workers[0], &stream_by_hand),
         paired_ratios(&stream_workers[1], &stream_by_hand),
@@ -83,6 +86,11 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         report.row(label, eps(samples), format!("{:.2}x baseline", ratio.median()));
     }
     report.row(
+        "2 x memo Operator (1 worker each), sharded by uid in the producer",
+        eps(&sharded),
+        format!("{:.2}x baseline: two independent engines", sharded_ratio.median()),
+    );
+    report.row(
         "JSON watch stream, hand-written loop (serde_json StreamDeserializer + HashMap)",
         eps(&stream_by_hand),
         "baseline for the stream rows",
@@ -112,6 +120,8 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "workers_2_events_per_second": workers[1].to_json(),
             "workers_1_ratio": ratios[0].to_json(),
             "workers_2_ratio": ratios[1].to_json(),
+            "sharded_2_events_per_second": sharded.to_json(),
+            "sharded_2_ratio": sharded_ratio.to_json(),
             "stream_baseline_events_per_second": stream_by_hand.to_json(),
             "stream_workers_1_events_per_second": stream_workers[0].to_json(),
             "stream_workers_2_events_per_second": stream_workers[1].to_json(),
@@ -259,6 +269,19 @@ fn through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Durat
 }
 
 /// The same events as a `kubectl --watch -o json` stream, one document per line.
+/// Two operators of one worker each, the producer sending each event to the one its uid hashes
+/// to: two engines that share nothing, as a ceiling for what a second worker can add.
+fn sharded_by_hand(runtime: &Runtime, config: &Config) -> Duration {
+    let events = prepare(config);
+    let elapsed = runtime.block_on(workload::run_sharded(events, 2, Memo::new()));
+    assert_eq!(
+        handlers::resources_done(),
+        config.resources,
+        "the sharded operators missed events"
+    );
+    elapsed
+}
+
 fn watch_stream(config: &Config) -> Vec<u8> {
     let mut bytes = Vec::new();
     for event in prepare(config) {
