@@ -147,7 +147,17 @@ fn machine() -> serde_json::Value {
     let unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    serde_json::json!({ "cpus": cpus, "cpu_model": model, "unix_time": unix_time })
+    serde_json::json!({ "cpus": cpus, "cpu_model": model, "unix_time": unix_time, "allocator": allocator() })
+}
+
+/// The allocator the run measures, both sides alike: the system's (glibc's `malloc` on Linux),
+/// or one preloaded (`LD_PRELOAD=…/libjemalloc.so.2`). It decides how freeing events made on one
+/// thread scales over several (BENCHMARKS.md, "Again, stop 22").
+fn allocator() -> String {
+    match std::env::var("LD_PRELOAD") {
+        Ok(preloaded) if !preloaded.trim().is_empty() => format!("preloaded: {}", preloaded.trim()),
+        _ => "the system allocator (glibc malloc on Linux)".to_owned(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -174,6 +184,7 @@ fn main() -> ExitCode {
         .build()
         .expect("cannot start the tokio runtime");
     let mut report = Report::default();
+    println!("allocator: {}", allocator());
     for (number, scenario) in scenarios::ALL.iter().enumerate() {
         let number = number + 1;
         if args.only.as_ref().is_some_and(|only| !only.contains(&number)) {
