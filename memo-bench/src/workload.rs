@@ -132,6 +132,33 @@ pub async fn run_sharded(events: Vec<Event>, shards: usize, memo: Memo) -> Durat
     start.elapsed()
 }
 
+/// Operators of 1 worker, one per part of `parts`, each fed its part by a producer of its own:
+/// nothing is shared, not even the reading of a uid to route an event (the parts are made before
+/// the clock starts). What two engines side by side can do at most.
+pub async fn run_apart(parts: Vec<Vec<Event>>, memo: Memo) -> Duration {
+    let start = Instant::now();
+    let running: Vec<_> = parts
+        .into_iter()
+        .map(|part| {
+            let (sender, operator) = operator(memo.clone(), 1);
+            let running = tokio::spawn(operator.run());
+            tokio::spawn(async move {
+                for event in part {
+                    sender.send(event).await.expect("the operator stopped early");
+                }
+            });
+            running
+        })
+        .collect();
+    for operator in running {
+        operator
+            .await
+            .expect("the operator panicked")
+            .expect("the operator failed");
+    }
+    start.elapsed()
+}
+
 /// An operator fed `events` that keeps its source open until told to end it, so that what the
 /// operator holds can be inspected while it holds it.
 pub struct HeldOperator {

@@ -20,6 +20,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
     let mut over_mpsc = Samples::default();
     let mut workers = [Samples::default(), Samples::default()];
     let mut sharded = Samples::default();
+    let mut apart = Samples::default();
     let mut stream_by_hand = Samples::default();
     let mut stream_workers = [Samples::default(), Samples::default()];
     for _ in 0..config.rounds {
@@ -34,6 +35,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             samples.push(per_second(events, through_operator(runtime, config, index + 1)));
         }
         sharded.push(per_second(events, sharded_by_hand(runtime, config)));
+        apart.push(per_second(events, apart_by_hand(runtime, config)));
         stream_by_hand.push(per_second(events, stream_hand_written(config)));
         for (index, samples) in stream_workers.iter_mut().enumerate() {
             samples.push(per_second(events, stream_through_operator(runtime, config, index + 1)));
@@ -48,6 +50,7 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         paired_ratios(&workers[1], &by_hand),
     ];
     let sharded_ratio = paired_ratios(&sharded, &by_hand);
+    let apart_ratio = paired_ratios(&apart, &by_hand);
     let stream_ratios = [
         paired_ratios(&stream_workers[0], &stream_by_hand),
         paired_ratios(&stream_workers[1], &stream_by_hand),
@@ -91,6 +94,11 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
         format!("{:.2}x baseline: two independent engines", sharded_ratio.median()),
     );
     report.row(
+        "2 x memo Operator (1 worker each), each fed its half by a producer of its own",
+        eps(&apart),
+        format!("{:.2}x baseline: nothing shared at all", apart_ratio.median()),
+    );
+    report.row(
         "JSON watch stream, hand-written loop (serde_json StreamDeserializer + HashMap)",
         eps(&stream_by_hand),
         "baseline for the stream rows",
@@ -122,6 +130,8 @@ pub fn run(runtime: &Runtime, config: &Config, report: &mut Report) {
             "workers_2_ratio": ratios[1].to_json(),
             "sharded_2_events_per_second": sharded.to_json(),
             "sharded_2_ratio": sharded_ratio.to_json(),
+            "apart_2_events_per_second": apart.to_json(),
+            "apart_2_ratio": apart_ratio.to_json(),
             "stream_baseline_events_per_second": stream_by_hand.to_json(),
             "stream_workers_1_events_per_second": stream_workers[0].to_json(),
             "stream_workers_2_events_per_second": stream_workers[1].to_json(),
@@ -278,6 +288,28 @@ fn sharded_by_hand(runtime: &Runtime, config: &Config) -> Duration {
         handlers::resources_done(),
         config.resources,
         "the sharded operators missed events"
+    );
+    elapsed
+}
+
+/// Two operators of one worker each, the events split between them by uid before the clock
+/// starts, each half sent by a producer of its own.
+fn apart_by_hand(runtime: &Runtime, config: &Config) -> Duration {
+    let events = prepare(config);
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut parts = vec![
+        Vec::with_capacity(events.len() / 2 + 1),
+        Vec::with_capacity(events.len() / 2 + 1),
+    ];
+    for event in events {
+        let uid = event.uid().expect("every benchmark event has a uid");
+        parts[(std::hash::BuildHasher::hash_one(&hasher, uid) % 2) as usize].push(event);
+    }
+    let elapsed = runtime.block_on(workload::run_apart(parts, Memo::new()));
+    assert_eq!(
+        handlers::resources_done(),
+        config.resources,
+        "the operators missed events"
     );
     elapsed
 }
