@@ -101,6 +101,7 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             metrics.collect_with(Some(Box::new(move |metrics| gauges.publish(metrics))));
         }
         let outcome = if lanes == 1 {
+            source.parse_on_consumer();
             let lane = self.lane(self.catalog.fresh(), Arc::clone(&gauges.lanes[0]));
             lane.run(Inbox::Source(source), &in_flight.watch()).await
         } else {

@@ -14,6 +14,7 @@
 //! (BENCHMARKS.md, measurement 9). serde_json still checks each document, once, when complete.
 
 use super::document::{self, Item, Severity, Skipped};
+use super::unparsed::Unparsed;
 use crate::api::shard::Sharding;
 use std::sync::{Arc, OnceLock};
 
@@ -59,6 +60,9 @@ pub(crate) struct LineFramer {
     limit: usize,
     /// Which resources this replica handles, once the operator says.
     shard: Arc<OnceLock<Sharding>>,
+    /// While the consumer parses ([`LineFramer::defer`]): the documents framed and not parsed.
+    /// Boxed: a framer that parses (most of them) carries one word for it.
+    deferred: Option<Box<Unparsed>>,
 }
 
 fn blank(bytes: &[u8]) -> bool {
@@ -93,6 +97,35 @@ impl LineFramer {
             eof: false,
             limit,
             shard: Arc::default(),
+            deferred: None,
+        }
+    }
+
+    /// Whether documents are parsed here (`false`, the default) or kept whole for the consumer to
+    /// parse ([`LineFramer::take_unparsed`]); what is skipped among them then waits with them.
+    pub(crate) fn defer(&mut self, defer: bool) {
+        match (defer, &self.deferred) {
+            (true, None) => self.deferred = Some(Box::default()),
+            (false, Some(_)) => self.deferred = None,
+            _ => {}
+        }
+    }
+
+    /// The documents kept whole since the last call, if any.
+    pub(crate) fn take_unparsed(&mut self) -> Option<Box<Unparsed>> {
+        let deferred = self.deferred.as_mut()?;
+        (!deferred.is_empty()).then(|| std::mem::take(deferred))
+    }
+
+    /// `skipped` in its place among the documents kept whole; given back when documents are
+    /// parsed here.
+    pub(crate) fn keep_skipped(&mut self, skipped: Skipped) -> Option<Skipped> {
+        match &mut self.deferred {
+            Some(deferred) => {
+                deferred.skipped(skipped);
+                None
+            }
+            None => Some(skipped),
         }
     }
 
@@ -103,11 +136,22 @@ impl LineFramer {
         Arc::clone(&self.shard)
     }
 
-    /// A document as an item; `None` for another replica's resource.
-    fn parse(&self, text: &[u8], line: usize, column: usize) -> Option<Item> {
-        if let Some(shard) = self.shard.get()
+    /// A document as an item; `None` for another replica's resource, or when it is kept whole
+    /// in `deferred`. (Fields, not `self`: the text is borrowed from the buffer.)
+    fn parse(
+        shard: &OnceLock<Sharding>,
+        deferred: &mut Option<Box<Unparsed>>,
+        text: &[u8],
+        line: usize,
+        column: usize,
+    ) -> Option<Item> {
+        if let Some(shard) = shard.get()
             && document::elsewhere(text, shard)
         {
+            return None;
+        }
+        if let Some(deferred) = deferred {
+            deferred.push(text, line, column);
             return None;
         }
         Some(document::parse(text, line, column))
@@ -200,7 +244,13 @@ impl LineFramer {
                 }
                 State::Between => {
                     let indent = indent(text);
-                    let item = self.parse(trim_end(&text[indent..]), self.line, indent + 1);
+                    let item = Self::parse(
+                        &self.shard,
+                        &mut self.deferred,
+                        trim_end(&text[indent..]),
+                        self.line,
+                        indent + 1,
+                    );
                     self.consume(end);
                     if item.is_some() {
                         return item;
@@ -208,7 +258,7 @@ impl LineFramer {
                 }
                 State::Pretty { start: doc, line } if text.first() == Some(&b'}') => {
                     self.state = State::Between;
-                    let item = self.parse(trim_end(&self.buf[doc..end]), line, 1);
+                    let item = Self::parse(&self.shard, &mut self.deferred, trim_end(&self.buf[doc..end]), line, 1);
                     self.consume(end);
                     if item.is_some() {
                         return item;
@@ -217,7 +267,13 @@ impl LineFramer {
                 State::Pretty { start: doc, line } if text.first() == Some(&b'{') => {
                     // Cut short: this line starts the next document and is framed again.
                     self.state = State::Between;
-                    let item = self.parse(trim_end(&self.buf[doc..start]), line, 1);
+                    let item = Self::parse(
+                        &self.shard,
+                        &mut self.deferred,
+                        trim_end(&self.buf[doc..start]),
+                        line,
+                        1,
+                    );
                     if item.is_some() {
                         return item;
                     }
@@ -243,7 +299,7 @@ impl LineFramer {
         match self.state {
             State::Pretty { start, line } if self.eof => {
                 self.state = State::Between;
-                self.parse(trim_end(&self.buf[start..]), line, 1)
+                Self::parse(&self.shard, &mut self.deferred, trim_end(&self.buf[start..]), line, 1)
             }
             State::Pretty { start, line } if self.buf.len() - start > self.limit => {
                 self.state = if self.pos < self.buf.len() {

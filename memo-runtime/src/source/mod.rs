@@ -9,6 +9,7 @@ mod json_stream;
 mod kubernetes;
 mod merge;
 mod reader_thread;
+mod unparsed;
 
 #[cfg(feature = "kube")]
 pub(crate) use kubernetes::ClientOnly;
@@ -85,7 +86,6 @@ impl EventSource {
         self
     }
 
-    /// The cluster the source watches, if it is one.
     /// Says which resources this replica handles (`--shard`): a stream source then drops the
     /// documents of the others after reading their uid, before parsing them.
     pub(crate) fn shard(&self, sharding: &crate::api::shard::Sharding) {
@@ -96,6 +96,16 @@ impl EventSource {
         }
     }
 
+    /// Says that one lane reads the source: a stream read on a thread of its own then leaves the
+    /// parsing of each document to the lane, which frees what it parsed on the thread that
+    /// allocated it.
+    pub(crate) fn parse_on_consumer(&self) {
+        if let Inner::Thread(thread) = &self.inner {
+            thread.parse_on_consumer();
+        }
+    }
+
+    /// The cluster the source watches, if it is one.
     pub(crate) fn cluster(&self) -> Option<Arc<dyn Cluster>> {
         self.cluster.clone()
     }

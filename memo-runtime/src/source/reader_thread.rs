@@ -1,14 +1,18 @@
 //! Watch events read and parsed from a blocking reader on a thread of its own, which nobody
 //! ever waits for: dropping the source abandons the thread, blocked in a read or not.
 //!
-//! Parsing there too lets the event loop only route: with several workers the loop is the one
-//! serial step, and parsing on it made more workers slower than one.
+//! With several workers the thread parses each document too, so that the router only routes:
+//! it is the one serial step, and parsing on it made more workers slower than one. With one
+//! worker the thread only frames, and the lane parses ([`ReaderThread::parse_on_consumer`],
+//! [`super::unparsed`]).
 
 use super::document::Item;
 use super::framer::{LineFramer, READ_CHUNK};
+use super::unparsed::Unparsed;
 use crate::api::event::Event;
 use crate::api::shard::Sharding;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
@@ -19,9 +23,32 @@ const AHEAD: usize = 4;
 pub(crate) struct ReaderThread {
     /// Which resources this replica handles, for the thread's framer.
     shard: Arc<OnceLock<Sharding>>,
-    batches: mpsc::Receiver<io::Result<Vec<Event>>>,
-    current: std::vec::IntoIter<Event>,
+    /// Whether the consumer parses the documents (the thread reads it before each read).
+    consumer_parses: Arc<AtomicBool>,
+    batches: mpsc::Receiver<io::Result<Batch>>,
+    current: Batch,
     failure: Option<io::Error>,
+}
+
+/// What one read gave: events parsed on the thread, or documents for the consumer to parse.
+enum Batch {
+    Events(std::vec::IntoIter<Event>),
+    Unparsed(Box<Unparsed>),
+}
+
+impl Batch {
+    /// The next event of the batch; what was skipped on the way is logged.
+    fn next(&mut self) -> Option<Event> {
+        match self {
+            Batch::Events(events) => events.next(),
+            Batch::Unparsed(unparsed) => loop {
+                match unparsed.next_item()? {
+                    Item::Event(event) => return Some(event),
+                    Item::Skipped(skipped) => skipped.log(),
+                }
+            },
+        }
+    }
 }
 
 impl ReaderThread {
@@ -36,18 +63,22 @@ impl ReaderThread {
         let failures = sender.clone();
         let framer = LineFramer::new();
         let shard = framer.shard();
+        let consumer_parses = Arc::new(AtomicBool::new(false));
+        let defer = Arc::clone(&consumer_parses);
         let read = move || {
             // A send fails once the consumer is gone (the operator stopped): then stop reading.
-            let outcome = open()
-                .and_then(|reader| read_blocking(framer, reader, |batch| sender.blocking_send(Ok(batch)).is_ok()));
+            let outcome = open().and_then(|reader| {
+                read_blocking(framer, reader, &defer, |batch| sender.blocking_send(Ok(batch)).is_ok())
+            });
             if let Err(err) = outcome {
                 let _ = failures.blocking_send(Err(err));
             }
         };
         let mut this = ReaderThread {
             shard,
+            consumer_parses,
             batches,
-            current: Vec::new().into_iter(),
+            current: Batch::Events(Vec::new().into_iter()),
             failure: None,
         };
         if let Err(err) = std::thread::Builder::new().name("memo-source".into()).spawn(read) {
@@ -65,7 +96,13 @@ impl ReaderThread {
         let _ = self.shard.set(sharding.clone());
     }
 
-    /// The next event if one was parsed already.
+    /// From the next read on, the documents are parsed by the consumer, on its thread: the one
+    /// lane's, which then frees what it parsed where it was allocated.
+    pub(crate) fn parse_on_consumer(&self) {
+        self.consumer_parses.store(true, Ordering::Relaxed);
+    }
+
+    /// The next event if one was read already.
     pub(crate) fn try_next(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.current.next() {
@@ -89,9 +126,9 @@ impl ReaderThread {
         }
     }
 
-    fn take(&mut self, batch: io::Result<Vec<Event>>) {
+    fn take(&mut self, batch: io::Result<Batch>) {
         match batch {
-            Ok(batch) => self.current = batch.into_iter(),
+            Ok(batch) => self.current = batch,
             Err(err) => {
                 self.failure = Some(err);
                 self.batches.close();
@@ -106,23 +143,35 @@ impl ReaderThread {
 }
 
 /// Reads and frames watch events from a blocking reader, on the calling thread, handing over each
-/// read's events at once: `emit` gets them in batches (one batch per read that produced events)
-/// and returns `false` to stop. Ends at the end of input (`Ok`) or with the read error.
+/// read's events at once: `emit` gets them in batches (one batch per read that produced any),
+/// parsed unless `consumer_parses`, and returns `false` to stop. Ends at the end of input (`Ok`)
+/// or with the read error.
 fn read_blocking(
     mut framer: LineFramer,
     mut reader: impl Read,
-    mut emit: impl FnMut(Vec<Event>) -> bool,
+    consumer_parses: &AtomicBool,
+    mut emit: impl FnMut(Batch) -> bool,
 ) -> io::Result<()> {
     let mut failure = None;
     loop {
+        framer.defer(consumer_parses.load(Ordering::Relaxed));
         let mut batch = Vec::new();
         while let Some(item) = framer.next_item() {
             match item {
                 Item::Event(event) => batch.push(event),
-                Item::Skipped(skipped) => skipped.log(),
+                Item::Skipped(skipped) => {
+                    if let Some(skipped) = framer.keep_skipped(skipped) {
+                        skipped.log();
+                    }
+                }
             }
         }
-        if !batch.is_empty() && !emit(batch) {
+        if !batch.is_empty() && !emit(Batch::Events(batch.into_iter())) {
+            return Ok(());
+        }
+        if let Some(unparsed) = framer.take_unparsed()
+            && !emit(Batch::Unparsed(unparsed))
+        {
             return Ok(());
         }
         if framer.is_finished() {
@@ -221,6 +270,82 @@ mod tests {
         assert_eq!(reader.next().await.unwrap().name(), Some("p1"));
         assert!(reader.next().await.is_none());
         assert_eq!(reader.take_failure().unwrap().to_string(), "disk on fire");
+    }
+
+    fn describe(item: Item) -> String {
+        match item {
+            Item::Event(event) => format!("event {}", event.name().unwrap_or_default()),
+            Item::Skipped(skipped) => format!("skipped {}:{} {}", skipped.line, skipped.column, skipped.reason),
+        }
+    }
+
+    /// Everything `read_blocking` hands over for `input`, as items, and whether each batch came
+    /// unparsed.
+    fn items_of(input: &[u8], consumer_parses: bool) -> (Vec<String>, Vec<bool>) {
+        let (mut items, mut unparsed) = (Vec::new(), Vec::new());
+        let flag = AtomicBool::new(consumer_parses);
+        read_blocking(LineFramer::new(), io::Cursor::new(input.to_vec()), &flag, |batch| {
+            match batch {
+                Batch::Events(events) => {
+                    unparsed.push(false);
+                    items.extend(events.map(|event| describe(Item::Event(event))));
+                }
+                Batch::Unparsed(mut documents) => {
+                    unparsed.push(true);
+                    while let Some(item) = documents.next_item() {
+                        items.push(describe(item));
+                    }
+                }
+            }
+            true
+        })
+        .expect("a cursor reads");
+        (items, unparsed)
+    }
+
+    #[test]
+    fn documents_left_to_the_consumer_give_the_same_events_and_skips_in_the_same_order() {
+        let mut input = events(3);
+        input.extend_from_slice(b"not json at all\n{\"type\": \"ADDED\"}\n");
+        input.extend_from_slice(&events(2));
+        // What the framer makes of the input, parsing as it goes.
+        let mut framed = Vec::new();
+        super::super::framer::split_all(&input, READ_CHUNK, |item| framed.push(describe(item)));
+        assert_eq!(framed.len(), 7, "{framed:?}");
+        assert!(
+            framed[3].starts_with("skipped 4:") && framed[4].starts_with("skipped 5:"),
+            "{framed:?}"
+        );
+        let (here, batches_here) = items_of(&input, false);
+        let (there, batches_there) = items_of(&input, true);
+        assert!(batches_here.iter().all(|unparsed| !unparsed), "parsed on the thread");
+        assert!(
+            !batches_there.is_empty() && batches_there.iter().all(|&unparsed| unparsed),
+            "left to the consumer"
+        );
+        // Parsed on the thread, the skips were logged there: only the events were handed over.
+        let events: Vec<_> = framed
+            .iter()
+            .filter(|item| item.starts_with("event"))
+            .cloned()
+            .collect();
+        assert_eq!(here, events);
+        // Left to the consumer, each skip comes in its place, at the input's line and column.
+        assert_eq!(there, framed);
+    }
+
+    #[tokio::test]
+    async fn parsed_by_the_consumer_every_event_arrives_in_order() {
+        let input = events(5_000);
+        let mut reader = ReaderThread::spawn(move || Ok(io::Cursor::new(input)));
+        // The thread may have parsed its first reads already: both kinds of batch follow in order.
+        reader.parse_on_consumer();
+        for index in 0..5_000 {
+            let event = reader.next().await.expect("every event arrives");
+            assert_eq!(event.name(), Some(format!("p{index}").as_str()));
+        }
+        assert!(reader.next().await.is_none());
+        assert!(reader.take_failure().is_none(), "a real end is no failure");
     }
 
     #[tokio::test]
