@@ -3,8 +3,9 @@
 //! With one lane, the lane parses each document just before handling it and frees it after, on
 //! its own thread, as a hand-written loop does. An allocator such as glibc's makes a thread pay
 //! for freeing memory that another thread allocated, and the reading thread allocating while the
-//! lane frees fights over the same arena: parsing on the reading thread ran the stream at 0.41x
-//! of a hand-written loop, and here at 0.65x (BENCHMARKS.md, "Again, stop 22").
+//! lane frees fights over the same arena: with one worker, parsing on the reading thread ran the
+//! stream at 0.37-0.40x of a hand-written loop, and parsing here at 0.70-0.75x (BENCHMARKS.md,
+//! "Again, stop 22").
 
 use super::document::{self, Item, Skipped};
 use std::collections::VecDeque;
