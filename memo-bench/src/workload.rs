@@ -123,12 +123,7 @@ pub async fn run_sharded(events: Vec<Event>, shards: usize, memo: Memo) -> Durat
         }
     });
     producer.await.expect("the producer panicked");
-    for operator in running {
-        operator
-            .await
-            .expect("the operator panicked")
-            .expect("the operator failed");
-    }
+    finish(running).await;
     start.elapsed()
 }
 
@@ -150,13 +145,18 @@ pub async fn run_apart(parts: Vec<Vec<Event>>, memo: Memo) -> Duration {
             running
         })
         .collect();
+    finish(running).await;
+    start.elapsed()
+}
+
+/// Waits for every operator of `running` to return, each without failing.
+async fn finish(running: Vec<tokio::task::JoinHandle<memo_runtime::Result<()>>>) {
     for operator in running {
         operator
             .await
             .expect("the operator panicked")
             .expect("the operator failed");
     }
-    start.elapsed()
 }
 
 /// An operator fed `events` that keeps its source open until told to end it, so that what the
