@@ -270,25 +270,21 @@ fn count_uid(counters: &mut HashMap<String, u64>, uid: &str, done: &mut usize) {
 fn through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Duration {
     let events = prepare(config);
     let elapsed = runtime.block_on(workload::run_operator(events, workers, Memo::new()));
-    assert_eq!(
-        handlers::resources_done(),
-        config.resources,
-        "the operator missed events"
-    );
+    every_resource_done(config, "the operator");
     elapsed
 }
 
-/// The same events as a `kubectl --watch -o json` stream, one document per line.
+/// Checks that every resource got all its events, naming `who` if not.
+fn every_resource_done(config: &Config, who: &str) {
+    assert_eq!(handlers::resources_done(), config.resources, "{who} missed events");
+}
+
 /// Two operators of one worker each, the producer sending each event to the one its uid hashes
 /// to: two engines that share nothing, as a ceiling for what a second worker can add.
 fn sharded_by_hand(runtime: &Runtime, config: &Config) -> Duration {
     let events = prepare(config);
     let elapsed = runtime.block_on(workload::run_sharded(events, 2, Memo::new()));
-    assert_eq!(
-        handlers::resources_done(),
-        config.resources,
-        "the sharded operators missed events"
-    );
+    every_resource_done(config, "the sharded operators");
     elapsed
 }
 
@@ -306,14 +302,11 @@ fn apart_by_hand(runtime: &Runtime, config: &Config) -> Duration {
         parts[(std::hash::BuildHasher::hash_one(&hasher, uid) % 2) as usize].push(event);
     }
     let elapsed = runtime.block_on(workload::run_apart(parts, Memo::new()));
-    assert_eq!(
-        handlers::resources_done(),
-        config.resources,
-        "the operators missed events"
-    );
+    every_resource_done(config, "the operators fed apart");
     elapsed
 }
 
+/// The same events as a `kubectl --watch -o json` stream, one document per line.
 fn watch_stream(config: &Config) -> Vec<u8> {
     let mut bytes = Vec::new();
     for event in prepare(config) {
@@ -347,10 +340,6 @@ fn stream_hand_written(config: &Config) -> Duration {
 fn stream_through_operator(runtime: &Runtime, config: &Config, workers: usize) -> Duration {
     let bytes = watch_stream(config);
     let elapsed = runtime.block_on(workload::run_stream(bytes, workers));
-    assert_eq!(
-        handlers::resources_done(),
-        config.resources,
-        "the operator missed stream events"
-    );
+    every_resource_done(config, "the operator reading the stream");
     elapsed
 }
