@@ -10,14 +10,13 @@
 
 mod choose;
 mod lane;
+mod router;
 mod scheduler;
 #[cfg(test)]
 mod tests;
 mod work;
 
 use crate::api::error::Result;
-use crate::api::event::Event;
-use crate::api::resource::{Admitted, known_uid};
 use crate::api::shard::Sharding;
 use crate::exec::stop::Stop;
 use crate::exec::writeback::Writeback;
@@ -25,13 +24,11 @@ use crate::observe::in_flight::InFlight;
 use crate::observe::metrics::Metrics;
 use crate::plan::catalog::Catalog;
 use crate::source::EventSource;
-use lane::{Inbox, Lane, LaneStats, Numbered};
+use lane::{Inbox, Lane, LaneStats};
+use router::Router;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
-
-/// How many events the router hands a lane at once, at most.
-const BATCH: usize = 256;
 
 /// How many batches may wait for a lane: past it, the router waits for that lane, so that a slow
 /// lane does not make the router read (and hold) the whole source.
@@ -142,18 +139,14 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             senders.push(sender);
         }
         drop(forgotten);
-        let router = Router {
-            lanes: senders,
-            batches: gauges.lanes.iter().map(|_| Vec::new()).collect(),
-            assigned: hashbrown::HashMap::default(),
-            forgotten: forgotten_by_lanes,
-            catalog: self.catalog.fresh(),
-            shard: self.shard.clone(),
-            metrics: self.metrics.clone(),
-            stats: &gauges.lanes,
-            next_lane: 0,
-            lookup_buffer: String::new(),
-        };
+        let router = Router::new(
+            senders,
+            forgotten_by_lanes,
+            self.catalog.fresh(),
+            self.shard.clone(),
+            self.metrics.clone(),
+            &gauges.lanes,
+        );
         let outcome = router.run(&mut source, &self.stop).await;
         for lane in running {
             // A lane ends once its inbox is closed and empty (or at a stop); one that is gone
@@ -207,186 +200,4 @@ impl Gauges {
             .sum();
         stop.count_dropped(usize::try_from(unstarted).unwrap_or(usize::MAX));
     }
-}
-
-/// Where a resource's events go, and the number of the last one sent there.
-struct Assigned {
-    lane: usize,
-    seq: u32,
-}
-
-impl Assigned {
-    /// Numbers one more event for the lane: its lane, and its number.
-    fn next(&mut self) -> (usize, u32) {
-        self.seq = self.seq.wrapping_add(1);
-        (self.lane, self.seq)
-    }
-}
-
-/// Hands each event to the lane of its resource. A resource seen for the first time goes to the
-/// lane with the least work in hand, and stays there until that lane forgets it with no more of
-/// its events on their way: a lane stuck in a blocking handler gets no new resources.
-struct Router<'a> {
-    lanes: Vec<mpsc::Sender<Vec<Numbered>>>,
-    batches: Vec<Vec<Numbered>>,
-    assigned: hashbrown::HashMap<Box<str>, Assigned, ahash::RandomState>,
-    forgotten: mpsc::UnboundedReceiver<(Box<str>, u32)>,
-    /// The same checks as the lanes', so that only resources a lane keeps are assigned.
-    catalog: Catalog,
-    shard: Option<Sharding>,
-    metrics: Option<Metrics>,
-    stats: &'a [Arc<LaneStats>],
-    /// Where the search for the least busy lane starts, turning, so that idle lanes share.
-    next_lane: usize,
-    lookup_buffer: String,
-}
-
-impl Router<'_> {
-    /// Reads the source until it ends, fails, or a stop is requested; closes the lanes' inboxes.
-    async fn run(mut self, source: &mut EventSource, stop: &Stop) -> Result<()> {
-        let requested = stop.requested();
-        tokio::pin!(requested);
-        let outcome = loop {
-            if stop.is_requested() {
-                break Ok(());
-            }
-            tokio::select! {
-                biased;
-                Some((lookup, seq)) = self.forgotten.recv() => self.forget(&lookup, seq),
-                event = source.next_or_failure() => match event {
-                    Ok(Some(event)) => {
-                        // Take what else is ready first, then hand it all over: a burst wakes
-                        // each lane once.
-                        self.place(event);
-                        let mut taken = 1;
-                        while taken < BATCH * self.lanes.len() && !stop.is_requested() {
-                            let Some(event) = source.try_next() else { break };
-                            self.place(event);
-                            taken += 1;
-                        }
-                        if !self.hand_over(stop).await {
-                            break Ok(());
-                        }
-                    }
-                    Ok(None) => {
-                        tracing::info!(target: "memo", "the source ended; finishing the queued events");
-                        break Ok(());
-                    }
-                    Err(err) => break Err(err),
-                },
-                () = &mut requested => {}
-            }
-        };
-        if stop.is_requested() {
-            let unsent: usize = self.batches.iter().map(Vec::len).sum();
-            stop.count_dropped(unsent);
-        }
-        outcome
-    }
-
-    fn place(&mut self, event: Event) {
-        // A resource already assigned, found by its uid alone, as its lane finds it: its kind and
-        // namespace were checked when it was assigned.
-        if let Some(uid) = known_uid(&event.object)
-            && let Some(assigned) = self.assigned.get_mut(uid)
-        {
-            if self.shard.as_ref().is_some_and(|shard| !shard.owns(uid)) {
-                tracing::trace!(target: "memo", uid, "another shard's resource; event ignored");
-                return;
-            }
-            let (lane, seq) = assigned.next();
-            self.batches[lane].push((event, seq));
-            return;
-        }
-        let admitted = match Admitted::read(&event.object) {
-            Ok(admitted) => admitted,
-            Err(_) => {
-                // A lane rejects it, naming what is wrong.
-                self.batches[0].push((event, 0));
-                return;
-            }
-        };
-        if self.catalog.plan(admitted.kind, admitted.api_version).is_none() {
-            if let Some(metrics) = &self.metrics {
-                metrics.received_unhandled_kind(event.r#type);
-            }
-            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "no handler for this kind; event ignored");
-            return;
-        }
-        let lookup = admitted.lookup(&mut self.lookup_buffer);
-        if self.shard.as_ref().is_some_and(|shard| !shard.owns(lookup)) {
-            tracing::trace!(target: "memo", kind = admitted.kind, name = admitted.name, "another shard's resource; event ignored");
-            return;
-        }
-        let (lane, seq) = match self.assigned.get_mut(lookup) {
-            Some(assigned) => assigned.next(),
-            None if admitted.checked_namespace().is_err() => {
-                // A lane refuses it, naming the field; nothing to remember.
-                self.batches[0].push((event, 0));
-                return;
-            }
-            None => {
-                let lane = least_busy(self.stats, self.next_lane);
-                self.next_lane = (lane + 1) % self.lanes.len();
-                self.assigned.insert(lookup.into(), Assigned { lane, seq: 1 });
-                (lane, 1)
-            }
-        };
-        self.batches[lane].push((event, seq));
-    }
-
-    /// A lane forgot a resource after event `seq`: unless later ones went there since, its next
-    /// event may go anywhere.
-    fn forget(&mut self, lookup: &str, seq: u32) {
-        if self.assigned.get(lookup).is_some_and(|assigned| assigned.seq == seq) {
-            self.assigned.remove(lookup);
-        }
-    }
-
-    /// Sends every lane its batch; `false` if a stop came first.
-    async fn hand_over(&mut self, stop: &Stop) -> bool {
-        for ((lane, batch), stats) in self.lanes.iter().zip(self.batches.iter_mut()).zip(self.stats) {
-            if batch.is_empty() {
-                continue;
-            }
-            let events = std::mem::take(batch);
-            let count = events.len() as u64;
-            let sent = match lane.try_send(events) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(events)) => {
-                    tokio::select! {
-                        biased;
-                        sent = lane.send(events) => sent.is_ok(),
-                        () = stop.requested() => {
-                            stop.count_dropped(count as usize);
-                            return false;
-                        }
-                    }
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            };
-            if sent {
-                // Only this task writes it.
-                let handed = stats.handed.load(Ordering::Relaxed);
-                stats.handed.store(handed + count, Ordering::Release);
-            } else {
-                // A lane ends only at a stop or when abandoned.
-                stop.count_dropped(count as usize);
-            }
-        }
-        true
-    }
-}
-
-/// The lane with the least work in hand (handed and not finished), searching from `start`.
-fn least_busy(stats: &[Arc<LaneStats>], start: usize) -> usize {
-    let lanes = stats.len();
-    (0..lanes)
-        .map(|offset| (start + offset) % lanes)
-        .min_by_key(|&lane| {
-            let lane = &stats[lane];
-            let handed = lane.handed.load(Ordering::Relaxed);
-            handed.saturating_sub(lane.finished.load(Ordering::Relaxed))
-        })
-        .unwrap_or(0)
 }

@@ -3,9 +3,10 @@
 //! the macro would.
 
 use super::lane::LaneStats;
+use super::router::{Router, least_busy};
 use super::*;
 use crate::api::error::RetryHint;
-use crate::api::event::EventType;
+use crate::api::event::{Event, EventType};
 use crate::api::shard::{BUCKETS, Owned, Sharding};
 use crate::contract::context::Context;
 use crate::contract::outcome::{HandlerError, Outcome};
@@ -319,18 +320,7 @@ fn the_router_forgets_a_resource_only_if_nothing_more_was_sent_its_way() {
     let stats: Vec<Arc<LaneStats>> = (0..2).map(|_| Arc::default()).collect();
     let (senders, _receivers): (Vec<_>, Vec<_>) = (0..2).map(|_| mpsc::channel(1)).unzip();
     let (_forgotten_sender, forgotten) = mpsc::unbounded_channel();
-    let mut router = Router {
-        lanes: senders,
-        batches: vec![Vec::new(), Vec::new()],
-        assigned: hashbrown::HashMap::default(),
-        forgotten,
-        catalog: catalog(&[&ORDERED]),
-        shard: None,
-        metrics: None,
-        stats: &stats,
-        next_lane: 0,
-        lookup_buffer: String::new(),
-    };
+    let mut router = Router::new(senders, forgotten, catalog(&[&ORDERED]), None, None, &stats);
     let modified = |name| event(EventType::Modified, "Ordered", name, json!({}));
     router.place(modified("x"));
     router.place(modified("x"));
@@ -348,4 +338,82 @@ fn the_router_forgets_a_resource_only_if_nothing_more_was_sent_its_way() {
     // Kinds no handler selects are not routed, nor remembered.
     router.place(event(EventType::Added, "Unknown", "y", json!({})));
     assert_eq!(router.assigned.len(), 1);
+}
+
+/// What a router's batches hold: per lane, each event's resource name and number.
+fn batched(router: &Router<'_>) -> Vec<Vec<(String, u32)>> {
+    router
+        .batches
+        .iter()
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|(event, seq)| (event.name().unwrap_or("?").to_owned(), *seq))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_burst_goes_where_its_events_placed_one_by_one_would() {
+    let (senders, _receivers): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::channel(1)).unzip();
+    let stats: Vec<Arc<LaneStats>> = (0..3).map(|_| Arc::default()).collect();
+    // Owns the resources whose uid falls in the first half of the hash range.
+    let shard = Sharding::Static(crate::api::shard::Shard::new(0, 2).unwrap());
+    let new_router = |senders| {
+        let (_forgotten_sender, forgotten) = mpsc::unbounded_channel();
+        Router::new(
+            senders,
+            forgotten,
+            catalog(&[&ORDERED]),
+            Some(shard.clone()),
+            None,
+            &stats,
+        )
+    };
+    let (mut one_by_one, mut in_bursts) = (new_router(senders.clone()), new_router(senders));
+    let modified = |name: &str| event(EventType::Modified, "Ordered", name, json!({}));
+    let no_uid = |name: &str| {
+        let mut event = modified(name);
+        Arc::make_mut(&mut event.object)["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("uid");
+        event
+    };
+    let bursts: Vec<Vec<Event>> = vec![
+        // New resources, one of them twice: assigned in order, numbered in order.
+        (0..12).map(|n| modified(&format!("r{}", n % 7))).collect(),
+        // Known ones mixed with new ones, one without a uid, a kind no handler selects, and an
+        // object with no kind.
+        vec![
+            modified("r3"),
+            modified("n1"),
+            no_uid("plain"),
+            modified("r3"),
+            event(EventType::Added, "Unknown", "u", json!({})),
+            Event::added(json!({"metadata": {"name": "bare", "uid": "uid-bare"}})),
+            modified("n1"),
+            no_uid("plain"),
+            modified("r0"),
+        ],
+        vec![modified("r5")],
+    ];
+    for burst in bursts {
+        for event in burst.clone() {
+            one_by_one.place(event);
+        }
+        in_bursts.burst.extend(burst);
+        in_bursts.place_burst();
+        assert_eq!(batched(&in_bursts), batched(&one_by_one));
+        assert!(in_bursts.burst.is_empty() && in_bursts.routes.is_empty());
+    }
+    let placed: usize = in_bursts.batches.iter().map(Vec::len).sum();
+    let owned = (0..7)
+        .map(|n| format!("uid-r{n}"))
+        .chain(["uid-n1".to_owned()])
+        .filter(|uid| shard.owns(uid))
+        .count();
+    assert!(owned > 0 && owned < 8, "the shard owns some of the resources, not all");
+    assert!(placed < 22, "other shards' events are not placed");
 }
