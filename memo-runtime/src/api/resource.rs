@@ -149,11 +149,12 @@ impl<'a> Admitted<'a> {
 /// resource already admitted is found by it alone: its kind, name and namespace cannot change
 /// under one uid, so they are not read again from a (often cold) object.
 pub(crate) fn known_uid(object: &Value) -> Option<&str> {
-    object
-        .get("metadata")?
-        .get("uid")?
-        .as_str()
-        .filter(|uid| !uid.is_empty())
+    usable_uid(object.get("metadata")?.get("uid"))
+}
+
+/// The uid of an object, from its `metadata.uid` field: a non-empty string.
+pub(crate) fn usable_uid(field: Option<&Value>) -> Option<&str> {
+    field?.as_str().filter(|uid| !uid.is_empty())
 }
 
 /// The API group of an `apiVersion`: `"kopf.dev"` for `"kopf.dev/v1"`, `""` for the core `"v1"`.

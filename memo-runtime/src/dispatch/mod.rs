@@ -10,6 +10,7 @@
 
 mod choose;
 mod lane;
+mod read_ahead;
 mod router;
 mod scheduler;
 #[cfg(test)]
