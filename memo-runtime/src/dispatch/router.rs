@@ -168,6 +168,9 @@ impl<'a> Router<'a> {
         });
     }
 
+    /// Places one event: a resource already assigned goes to its lane, a new one to the least
+    /// busy lane; an event no lane would keep is not placed (logged), and one a lane rejects,
+    /// naming what is wrong, goes to the first.
     pub(super) fn place(&mut self, event: Event) {
         // A resource already assigned, found by its uid alone, as its lane finds it: its kind and
         // namespace were checked when it was assigned.
