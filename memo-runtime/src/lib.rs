@@ -97,9 +97,10 @@
 //!    handlers run on), `stop.rs` (grace period and forced stop).
 //! 7. `source/`: where events come from ([`source`]: channel, `kubectl --watch` JSON, streams,
 //!    merging, the Kubernetes API); the JSON is framed by lines (`framer.rs`) into documents,
-//!    each an event or a skip with its position (`document.rs`), on the reading thread
-//!    (`reader_thread.rs`) or, with one worker, by the lane (`unparsed.rs`); the in-process channel's
-//!    queue is taken whole (`channel.rs`); `kubernetes/` also writes patches back (`writer.rs`) and posts
+//!    each an event or a skip with its position (`document.rs`): read on a thread of its own
+//!    (`reader_thread.rs`), a document is parsed by the lane that handles it (`unparsed.rs`;
+//!    with several lanes the router reads only its uid); the in-process channel's queue is taken
+//!    whole (`channel.rs`); `kubernetes/` also writes patches back (`writer.rs`) and posts
 //!    Events (`events.rs`).
 //! 8. `dispatch/`: the engine: admitting events, the lanes that own resources, the schedule of
 //!    timers and retries.

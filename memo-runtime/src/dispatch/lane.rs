@@ -6,6 +6,7 @@
 //! A lane runs its resources' handlers itself, one at a time, in the order their work came: a
 //! resource's state never leaves its lane, so nothing crosses threads per event.
 
+use super::batch::Batch;
 use super::scheduler::{Fired, Scheduler};
 use super::work::{Ran, ResourceState, Work, log_cancelled, reject, run_work};
 use crate::api::error::Result;
@@ -28,15 +29,12 @@ use tokio::sync::mpsc;
 
 type Resources<M> = hashbrown::HashMap<ResourceKey, ResourceState<M>, ahash::RandomState>;
 
-/// An event, and the router's number of it among its resource's events (0 without a router).
-pub(crate) type Numbered = (Event, u32);
-
 /// Where a lane's events come from: the source itself when it is the only lane, or the batches
 /// the router hands it (and where the lane says which resources it forgot).
 pub(crate) enum Inbox {
     Source(EventSource),
     Routed {
-        events: mpsc::Receiver<Vec<Numbered>>,
+        events: mpsc::Receiver<Batch>,
         forgotten: mpsc::UnboundedSender<(Box<str>, u32)>,
     },
 }
@@ -46,7 +44,7 @@ enum Next {
     /// One event of the source (the one lane's fast path: no batch to fill and drain).
     One(Event),
     /// A batch from the router.
-    Batch(Vec<Numbered>),
+    Batch(Batch),
     /// No more.
     End,
 }
@@ -388,14 +386,16 @@ impl<M: Clone + Send + Sync + 'static> Lane<M> {
 
     /// A batch from the router. What was handed and not taken (at a stop), the dispatcher
     /// counts, once.
-    async fn handle_batch(&mut self, batch: Vec<Numbered>, watch: &Watch) {
-        for (event, seq) in batch {
+    async fn handle_batch(&mut self, batch: Batch, watch: &Watch) {
+        for (event, seq) in batch.into_events() {
             if self.stop.is_requested() {
                 return;
             }
             self.taken += 1;
             self.stats.taken.store(self.taken, Ordering::Relaxed);
-            self.handle(event, seq, watch).await;
+            if let Some(event) = event {
+                self.handle(event, seq, watch).await;
+            }
             self.stats.finished.store(self.taken, Ordering::Relaxed);
         }
     }

@@ -8,6 +8,7 @@
 //! router hands it its events in batches. Every decision about a resource's work is made in its
 //! lane, by the same code in both cases.
 
+mod batch;
 mod choose;
 mod lane;
 mod read_ahead;
@@ -98,8 +99,8 @@ impl<M: Clone + Send + Sync + 'static> Dispatcher<M> {
             let gauges = Arc::clone(&gauges);
             metrics.collect_with(Some(Box::new(move |metrics| gauges.publish(metrics))));
         }
+        source.parse_on_consumer();
         let outcome = if lanes == 1 {
-            source.parse_on_consumer();
             let lane = self.lane(self.catalog.fresh(), Arc::clone(&gauges.lanes[0]));
             lane.run(Inbox::Source(source), &in_flight.watch()).await
         } else {

@@ -1,7 +1,8 @@
 //! With several lanes: the task that reads the source and hands each event to the lane of its
 //! resource, in batches.
 
-use super::lane::{LaneStats, Numbered};
+use super::batch::Batch;
+use super::lane::LaneStats;
 use super::read_ahead::ReadAhead;
 use crate::api::error::Result;
 use crate::api::event::Event;
@@ -10,7 +11,8 @@ use crate::api::shard::Sharding;
 use crate::exec::stop::Stop;
 use crate::observe::metrics::Metrics;
 use crate::plan::catalog::Catalog;
-use crate::source::EventSource;
+use crate::source::document::{self, Item};
+use crate::source::{EventSource, Taken};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -46,8 +48,8 @@ pub(super) enum Route {
 /// lane with the least work in hand, and stays there until that lane forgets it with no more of
 /// its events on their way: a lane stuck in a blocking handler gets no new resources.
 pub(super) struct Router<'a> {
-    lanes: Vec<mpsc::Sender<Vec<Numbered>>>,
-    pub(super) batches: Vec<Vec<Numbered>>,
+    lanes: Vec<mpsc::Sender<Batch>>,
+    pub(super) batches: Vec<Batch>,
     pub(super) assigned: hashbrown::HashMap<Box<str>, Assigned, ahash::RandomState>,
     forgotten: mpsc::UnboundedReceiver<(Box<str>, u32)>,
     /// The same checks as the lanes', so that only resources a lane keeps are assigned.
@@ -67,7 +69,7 @@ pub(super) struct Router<'a> {
 
 impl<'a> Router<'a> {
     pub(super) fn new(
-        lanes: Vec<mpsc::Sender<Vec<Numbered>>>,
+        lanes: Vec<mpsc::Sender<Batch>>,
         forgotten: mpsc::UnboundedReceiver<(Box<str>, u32)>,
         catalog: Catalog,
         shard: Option<Sharding>,
@@ -75,7 +77,7 @@ impl<'a> Router<'a> {
         stats: &'a [Arc<LaneStats>],
     ) -> Self {
         Router {
-            batches: lanes.iter().map(|_| Vec::new()).collect(),
+            batches: lanes.iter().map(|_| Batch::default()).collect(),
             lanes,
             assigned: hashbrown::HashMap::default(),
             forgotten,
@@ -102,14 +104,16 @@ impl<'a> Router<'a> {
             tokio::select! {
                 biased;
                 Some((lookup, seq)) = self.forgotten.recv() => self.forget(&lookup, seq),
-                event = source.next_or_failure() => match event {
-                    Ok(Some(event)) => {
+                taken = source.next_taken_or_failure() => match taken {
+                    Ok(Some(taken)) => {
                         // Take what else is ready first, then hand it all over: a burst wakes
                         // each lane once.
-                        self.burst.push(event);
-                        while self.burst.len() < BATCH * self.lanes.len() && !stop.is_requested() {
-                            let Some(event) = source.try_next() else { break };
-                            self.burst.push(event);
+                        self.take(taken);
+                        let mut count = 1;
+                        while count < BATCH * self.lanes.len() && !stop.is_requested() {
+                            let Some(taken) = source.try_next_taken() else { break };
+                            self.take(taken);
+                            count += 1;
                         }
                         self.place_burst();
                         if !self.hand_over(stop).await {
@@ -126,20 +130,55 @@ impl<'a> Router<'a> {
             }
         };
         if stop.is_requested() {
-            let unsent: usize = self.batches.iter().map(Vec::len).sum();
+            let unsent: usize = self.batches.iter().map(Batch::len).sum();
             stop.count_dropped(unsent);
         }
         outcome
     }
 
+    /// An event joins the burst; a document is placed at once, after the burst before it.
+    fn take(&mut self, taken: Taken<'_>) {
+        match taken {
+            Taken::Event(event) => self.burst.push(event),
+            Taken::Document { text, line, column } => {
+                self.place_burst();
+                self.place_document(text, line, column);
+            }
+        }
+    }
+
+    /// Places a document of a stream. One of a resource already assigned goes to its lane as it
+    /// was framed, only its uid read here; the lane parses it. Any other is parsed here, and
+    /// placed as an event, or logged if it is none.
+    pub(super) fn place_document(&mut self, text: &[u8], line: usize, column: usize) {
+        if let Some(uid) = document::routable_uid(text)
+            && let Some(assigned) = self.assigned.get_mut(&*uid)
+        {
+            if self.shard.as_ref().is_some_and(|shard| !shard.owns(&uid)) {
+                tracing::trace!(target: "memo", uid = &*uid, "another shard's resource; event ignored");
+                return;
+            }
+            let (lane, seq) = assigned.next();
+            self.batches[lane].push_document(text, line, column, seq);
+            return;
+        }
+        match document::parse(text, line, column) {
+            Item::Event(event) => self.place(event),
+            Item::Skipped(skipped) => skipped.log(),
+        }
+    }
+
     /// Places every event of the burst, in order.
     pub(super) fn place_burst(&mut self) {
+        if self.burst.is_empty() {
+            return;
+        }
         let mut burst = std::mem::take(&mut self.burst);
         let mut routes = std::mem::take(&mut self.routes);
         self.route_known(&burst, &mut routes);
         for (event, route) in burst.drain(..).zip(routes.drain(..)) {
             match route {
-                Route::Lane(lane, seq) => self.batches[lane].push((event, seq)),
+                Route::Lane(lane, seq) => self.batches[lane].push(event, seq),
                 Route::Ignored => {
                     tracing::trace!(target: "memo", uid = event.uid(), "another shard's resource; event ignored");
                 }
@@ -182,14 +221,14 @@ impl<'a> Router<'a> {
                 return;
             }
             let (lane, seq) = assigned.next();
-            self.batches[lane].push((event, seq));
+            self.batches[lane].push(event, seq);
             return;
         }
         let admitted = match Admitted::read(&event.object) {
             Ok(admitted) => admitted,
             Err(_) => {
                 // A lane rejects it, naming what is wrong.
-                self.batches[0].push((event, 0));
+                self.batches[0].push(event, 0);
                 return;
             }
         };
@@ -209,7 +248,7 @@ impl<'a> Router<'a> {
             Some(assigned) => assigned.next(),
             None if admitted.checked_namespace().is_err() => {
                 // A lane refuses it, naming the field; nothing to remember.
-                self.batches[0].push((event, 0));
+                self.batches[0].push(event, 0);
                 return;
             }
             None => {
@@ -219,7 +258,7 @@ impl<'a> Router<'a> {
                 (lane, 1)
             }
         };
-        self.batches[lane].push((event, seq));
+        self.batches[lane].push(event, seq);
     }
 
     /// A lane forgot a resource after event `seq`: unless later ones went there since, its next

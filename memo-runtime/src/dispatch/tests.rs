@@ -2,6 +2,7 @@
 //! order across lanes, and the router's choice of lane. Handlers are registered by hand here, as
 //! the macro would.
 
+use super::batch::Batch;
 use super::lane::LaneStats;
 use super::router::{Router, least_busy};
 use super::*;
@@ -325,7 +326,7 @@ fn the_router_forgets_a_resource_only_if_nothing_more_was_sent_its_way() {
     router.place(modified("x"));
     router.place(modified("x"));
     assert_eq!(router.batches[0].len(), 2, "x stays on its lane");
-    assert_eq!(router.batches[0][1].1, 2);
+    assert_eq!(router.batches[0].names()[1], ("x".to_owned(), 2));
     // The lane forgot x after its first event, but the second is on its way: x stays.
     router.forget("uid-x", 1);
     router.place(modified("x"));
@@ -342,16 +343,7 @@ fn the_router_forgets_a_resource_only_if_nothing_more_was_sent_its_way() {
 
 /// What a router's batches hold: per lane, each event's resource name and number.
 fn batched(router: &Router<'_>) -> Vec<Vec<(String, u32)>> {
-    router
-        .batches
-        .iter()
-        .map(|batch| {
-            batch
-                .iter()
-                .map(|(event, seq)| (event.name().unwrap_or("?").to_owned(), *seq))
-                .collect()
-        })
-        .collect()
+    router.batches.iter().map(Batch::names).collect()
 }
 
 #[test]
@@ -408,7 +400,7 @@ fn a_burst_goes_where_its_events_placed_one_by_one_would() {
         assert_eq!(batched(&in_bursts), batched(&one_by_one));
         assert!(in_bursts.burst.is_empty() && in_bursts.routes.is_empty());
     }
-    let placed: usize = in_bursts.batches.iter().map(Vec::len).sum();
+    let placed: usize = in_bursts.batches.iter().map(Batch::len).sum();
     let owned = (0..7)
         .map(|n| format!("uid-r{n}"))
         .chain(["uid-n1".to_owned()])
@@ -416,4 +408,50 @@ fn a_burst_goes_where_its_events_placed_one_by_one_would() {
         .count();
     assert!(owned > 0 && owned < 8, "the shard owns some of the resources, not all");
     assert!(placed < 22, "other shards' events are not placed");
+}
+
+#[test]
+fn a_document_of_a_known_resource_goes_to_its_lane_unparsed_and_any_other_is_parsed_here() {
+    let (senders, _receivers): (Vec<_>, Vec<_>) = (0..2).map(|_| mpsc::channel(1)).unzip();
+    let stats: Vec<Arc<LaneStats>> = (0..2).map(|_| Arc::default()).collect();
+    let (_forgotten_sender, forgotten) = mpsc::unbounded_channel();
+    let mut router = Router::new(senders, forgotten, catalog(&[&ORDERED]), None, None, &stats);
+    let document = |r#type: &str, kind: &str, name: &str| {
+        let object = json!({
+            "apiVersion": "memo.dev/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": "d", "uid": format!("uid-{name}")},
+        });
+        json!({"type": r#type, "object": object}).to_string()
+    };
+    let mut place = |text: String| router.place_document(text.as_bytes(), 1, 1);
+    place(document("ADDED", "Ordered", "x"));
+    place(document("MODIFIED", "Ordered", "x"));
+    place(r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"5"}}}"#.to_owned());
+    place(document("ADDED", "Ordered", "y"));
+    place(document("MODIFIED", "Ordered", "x"));
+    place(document("ADDED", "Unknown", "u"));
+    place("{not json".to_owned());
+    let named = |names: &[(&str, u32)]| -> Vec<(String, u32)> {
+        names.iter().map(|(name, seq)| ((*name).to_owned(), *seq)).collect()
+    };
+    assert_eq!(
+        batched(&router),
+        [named(&[("x", 1), ("x", 2), ("x", 3)]), named(&[("y", 1)])]
+    );
+    // x's first document was parsed here, to check its kind; the next two travel as bytes.
+    assert_eq!((router.batches[0].documents(), router.batches[1].documents()), (2, 0));
+    assert_eq!(router.assigned.len(), 2, "kinds no handler selects are not remembered");
+    let events: Vec<(EventType, u32)> = std::mem::take(&mut router.batches[0])
+        .into_events()
+        .map(|(event, seq)| (event.expect("each is an event").r#type, seq))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (EventType::Added, 1),
+            (EventType::Modified, 2),
+            (EventType::Modified, 3)
+        ]
+    );
 }

@@ -59,9 +59,11 @@ pub(crate) enum Item {
     Skipped(Skipped),
 }
 
-/// What a document says of its object's uid, read without building anything else.
+/// What a document says of its type and its object's uid, read without building anything else.
 #[derive(serde::Deserialize)]
 struct Peek<'a> {
+    #[serde(borrow, default, rename = "type")]
+    r#type: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     object: Option<PeekObject<'a>>,
 }
@@ -92,6 +94,19 @@ pub(crate) fn elsewhere(text: &[u8], shard: &Sharding) -> bool {
         Some(uid) if !uid.is_empty() => !shard.owns(&uid),
         _ => false,
     }
+}
+
+/// The uid of the object of `text` if the document is an event that [`parse`] makes an `Event`
+/// of, with a usable uid: what the router needs of it, read without building the object.
+/// `None` for anything else, which is parsed whole where it is judged.
+pub(crate) fn routable_uid(text: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    // serde reads a struct from an array too; `parse` wants an object.
+    if text.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let peek = serde_json::from_slice::<Peek<'_>>(text).ok()?;
+    EventType::parse(peek.r#type.as_deref()?)?;
+    peek.object?.metadata?.uid.filter(|uid| !uid.is_empty())
 }
 
 /// Parses `text`, a document starting at `line` and `column` of the input.
@@ -178,5 +193,48 @@ fn classify(value: Value, line: usize, column: usize) -> Item {
             format!("\"object\" is {}, not an object", kind_of(&other)),
         ),
         None => skip(Severity::Error, "missing \"object\"".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_routable_uid_is_read_only_from_documents_that_become_events() {
+        let uid = |text: &str| routable_uid(text.as_bytes()).map(|uid| uid.into_owned());
+        let event = |r#type: &str, metadata: &str| {
+            format!(r#"{{"type":"{type}","object":{{"kind":"Pod","metadata":{metadata},"spec":{{"a":[1,2]}}}}}}"#)
+        };
+        // Some only where parsing the whole document gives an event with that uid.
+        let routable = |text: &str, expected: &str| {
+            assert_eq!(uid(text).as_deref(), Some(expected), "{text}");
+            let Item::Event(event) = parse(text.as_bytes(), 1, 1) else {
+                panic!("{text} is an event")
+            };
+            assert_eq!(event.uid(), Some(expected));
+        };
+        for r#type in ["ADDED", "MODIFIED", "DELETED"] {
+            routable(&event(r#type, r#"{"name":"a","uid":"u-1"}"#), "u-1");
+        }
+        routable(&event("ADDED", r#"{"uid":"u\u002d2"}"#), "u-2");
+        routable(r#"  {"object":{"metadata":{"uid":"u"}},"type":"ADDED"}"#, "u");
+        for text in [
+            event("BOOKMARK", r#"{"uid":"u"}"#),
+            event("ERROR", r#"{"uid":"u"}"#),
+            event("ADDED", r#"{"name":"no-uid"}"#),
+            event("ADDED", r#"{"uid":""}"#),
+            event("ADDED", r#"{"uid":7}"#),
+            r#"{"type":"ADDED","object":[1]}"#.to_owned(),
+            r#"{"object":{"metadata":{"uid":"u"}}}"#.to_owned(),
+            r#"{"type":"ADDED","type":"ADDED","object":{"metadata":{"uid":"u"}}}"#.to_owned(),
+            r#"["ADDED",{"metadata":{"uid":"u"}}]"#.to_owned(),
+            r#"{"type":"ADDED","object":{"metadata":{"uid":"u"}}"#.to_owned(),
+            r#"{"type":"ADDED","object":{"metadata":{"uid":"u"}}} {}"#.to_owned(),
+        ] {
+            // Parsed whole where it is judged (the duplicate `type` included: serde_json keeps
+            // the last).
+            assert_eq!(uid(&text), None, "{text}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! channel, a `kubectl --watch` stream, any `Stream` of events, or several of them merged.
 
 mod channel;
-mod document;
+pub(crate) mod document;
 mod framer;
 mod json_stream;
 #[cfg(feature = "kube")]
@@ -45,6 +45,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc;
+
+/// What the router takes from a source: an event, or, from a stream read on a thread of its own
+/// once the lanes parse it, a document as it was framed.
+pub(crate) enum Taken<'a> {
+    Event(Event),
+    /// A document's bytes, found at `line` and `column` of the input.
+    Document {
+        text: &'a [u8],
+        line: usize,
+        column: usize,
+    },
+}
 
 /// The stream of events an [`Operator`](crate::Operator) handles, set with
 /// [`Operator::source`](crate::Operator::source).
@@ -96,9 +108,11 @@ impl EventSource {
         }
     }
 
-    /// Says that one lane reads the source: a stream read on a thread of its own then leaves the
-    /// parsing of each document to the lane, which frees what it parsed on the thread that
-    /// allocated it.
+    /// Says that the lanes parse what this source reads: a stream read on a thread of its own
+    /// then only frames its documents. One lane parses each document as it takes it; with
+    /// several, the router takes each document as it was framed ([`EventSource::try_next_taken`])
+    /// and hands its bytes to a lane. Either way a document is parsed and freed on one thread:
+    /// glibc's allocator makes a thread pay for freeing what another allocated.
     pub(crate) fn parse_on_consumer(&self) {
         if let Inner::Thread(thread) = &self.inner {
             thread.parse_on_consumer();
@@ -267,6 +281,31 @@ impl EventSource {
         source.connections = connections;
         source.cluster = cluster;
         source
+    }
+
+    /// For the router: the next event or framed document if one is ready now, as
+    /// [`EventSource::try_next`].
+    pub(crate) fn try_next_taken(&mut self) -> Option<Taken<'_>> {
+        // Checked before borrowing: a borrow returned from one branch would hold for the other.
+        if !matches!(self.inner, Inner::Thread(_)) {
+            return self.try_next().map(Taken::Event);
+        }
+        match &mut self.inner {
+            Inner::Thread(reader) => reader.try_next_taken(),
+            _ => None,
+        }
+    }
+
+    /// For the router: the next event or framed document, `Ok(None)` at a real end of input, or
+    /// why the source failed, as [`EventSource::next_or_failure`].
+    pub(crate) async fn next_taken_or_failure(&mut self) -> Result<Option<Taken<'_>>> {
+        if !matches!(self.inner, Inner::Thread(_)) {
+            return Ok(self.next_or_failure().await?.map(Taken::Event));
+        }
+        match &mut self.inner {
+            Inner::Thread(reader) => reader.next_taken().await.map_err(Error::Io),
+            _ => Ok(None),
+        }
     }
 
     /// The next event if one is ready now, without waiting. `None` says nothing is ready (or the

@@ -1,14 +1,15 @@
 //! Watch events read and parsed from a blocking reader on a thread of its own, which nobody
 //! ever waits for: dropping the source abandons the thread, blocked in a read or not.
 //!
-//! With several workers the thread parses each document too, so that the router only routes:
-//! it is the one serial step, and parsing on it made more workers slower than one. With one
-//! worker the thread only frames, and the lane parses ([`ReaderThread::parse_on_consumer`],
-//! [`super::unparsed`]).
+//! The thread frames the documents. Until the operator says its lanes parse them
+//! ([`ReaderThread::parse_on_consumer`], [`super::unparsed`]), it parses them too. With one lane,
+//! the lane parses each document before handling it; with several, the router reads only each
+//! document's uid and hands the lane its bytes.
 
+use super::Taken;
 use super::document::Item;
 use super::framer::{LineFramer, READ_CHUNK};
-use super::unparsed::Unparsed;
+use super::unparsed::{Framed, Unparsed};
 use crate::api::event::Event;
 use crate::api::shard::Sharding;
 use std::io::{self, Read};
@@ -37,6 +38,28 @@ enum Batch {
 }
 
 impl Batch {
+    /// Whether an event or a document is next; what was skipped before it is logged.
+    fn has_next(&mut self) -> bool {
+        match self {
+            Batch::Events(events) => events.len() > 0,
+            Batch::Unparsed(unparsed) => unparsed.document_next(),
+        }
+    }
+
+    /// The next event, or the next document as it was framed: after [`Batch::has_next`], some.
+    fn next_taken(&mut self) -> Option<Taken<'_>> {
+        match self {
+            Batch::Events(events) => events.next().map(Taken::Event),
+            Batch::Unparsed(unparsed) => match unparsed.next_framed()? {
+                Framed::Document { text, line, column } => Some(Taken::Document { text, line, column }),
+                Framed::Skipped(skipped) => {
+                    skipped.log();
+                    None
+                }
+            },
+        }
+    }
+
     /// The next event of the batch; what was skipped on the way is logged.
     fn next(&mut self) -> Option<Event> {
         match self {
@@ -113,6 +136,29 @@ impl ReaderThread {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// The next event or framed document if one was read already (documents once the consumer
+    /// parses them).
+    pub(crate) fn try_next_taken(&mut self) -> Option<Taken<'_>> {
+        while !self.current.has_next() {
+            match self.batches.try_recv() {
+                Ok(batch) => self.take(batch),
+                Err(_) => return None,
+            }
+        }
+        self.current.next_taken()
+    }
+
+    /// The next event or framed document; `Ok(None)` at the end of input, or the read error.
+    pub(crate) async fn next_taken(&mut self) -> io::Result<Option<Taken<'_>>> {
+        while !self.current.has_next() {
+            match self.batches.recv().await {
+                Some(batch) => self.take(batch),
+                None => return self.failure.take().map_or(Ok(None), Err),
+            }
+        }
+        Ok(self.current.next_taken())
     }
 
     /// The next event; `None` at the end of input or after a failure ([`ReaderThread::take_failure`]).
@@ -346,6 +392,55 @@ mod tests {
         }
         assert!(reader.next().await.is_none());
         assert!(reader.take_failure().is_none(), "a real end is no failure");
+    }
+
+    #[tokio::test]
+    async fn taken_by_a_router_documents_come_as_framed_in_order_then_the_error() {
+        let mut input = events(5_000);
+        input.extend_from_slice(b"not json at all\n");
+        let mut reader = ReaderThread::spawn(move || Ok(FailAfter(input)));
+        // The thread may have parsed its first reads already: events, then documents, in order.
+        reader.parse_on_consumer();
+        let (mut documents, mut index, mut malformed) = (0, 0, Vec::new());
+        let mut check = |taken: Taken<'_>| {
+            let event = match taken {
+                Taken::Event(event) => event,
+                Taken::Document { text, line, column } => {
+                    documents += 1;
+                    assert_eq!((line, column), (index + malformed.len() + 1, 1));
+                    match super::super::document::parse(text, line, column) {
+                        Item::Event(event) => event,
+                        Item::Skipped(skipped) => {
+                            malformed.push(skipped.line);
+                            return;
+                        }
+                    }
+                }
+            };
+            assert_eq!(event.name(), Some(format!("p{index}").as_str()));
+            index += 1;
+        };
+        loop {
+            match reader.next_taken().await {
+                Ok(Some(taken)) => check(taken),
+                Ok(None) => panic!("the input ends with an error"),
+                Err(err) => {
+                    assert_eq!(err.to_string(), "disk on fire");
+                    break;
+                }
+            }
+            // What was read already, without waiting.
+            while let Some(taken) = reader.try_next_taken() {
+                check(taken);
+            }
+        }
+        assert_eq!(index, 5_000, "every event");
+        assert_eq!(
+            malformed,
+            [5_001],
+            "the malformed line, framed as any, judged by the consumer"
+        );
+        assert!(documents > 0, "left to the consumer, documents come unparsed");
     }
 
     #[tokio::test]

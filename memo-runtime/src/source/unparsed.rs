@@ -1,11 +1,14 @@
 //! Documents framed on the reading thread and parsed where they are handled.
 //!
-//! With one lane, the lane parses each document just before handling it and frees it after, on
-//! its own thread, as a hand-written loop does. An allocator such as glibc's makes a thread pay
-//! for freeing memory that another thread allocated, and the reading thread allocating while the
-//! lane frees fights over the same arena: with one worker, parsing on the reading thread ran the
-//! stream at 0.37-0.40x of a hand-written loop, and parsing here at 0.70-0.75x (BENCHMARKS.md,
-//! "Again, stop 22").
+//! The lane that handles a document parses it just before, and frees it after, on its own
+//! thread, as a hand-written loop does: with one lane it takes the documents from here
+//! ([`Unparsed::next_item`]); with several, the router takes them as they were framed
+//! ([`Unparsed::next_framed`]), reads only each one's uid, and hands the lane its bytes. An
+//! allocator such as glibc's makes a thread pay for freeing memory that another thread allocated,
+//! and the reading thread allocating while the lanes free fights over the same arena: parsing on
+//! the reading thread ran the stream at 0.37-0.42x of a hand-written loop, with one worker or two;
+//! parsing in the lanes, at 0.70-0.77x with one worker and 0.67-0.82x with two (BENCHMARKS.md,
+//! "Again, stop 22" and "Again, stop 23").
 
 use super::document::{self, Item, Skipped};
 use std::collections::VecDeque;
@@ -18,6 +21,18 @@ pub(crate) struct Unparsed {
     entries: VecDeque<Entry>,
     /// Where the next document's bytes start in `text`.
     start: usize,
+}
+
+/// A document as it was framed, not parsed, or what the framer skipped in its place.
+#[derive(Debug)]
+pub(crate) enum Framed<'a> {
+    /// A document's bytes, found at `line` and `column` of the input.
+    Document {
+        text: &'a [u8],
+        line: usize,
+        column: usize,
+    },
+    Skipped(Skipped),
 }
 
 #[derive(Debug)]
@@ -53,14 +68,35 @@ impl Unparsed {
 
     /// The next document, parsed now, or the next skipped one; `None` once all were taken.
     pub(crate) fn next_item(&mut self) -> Option<Item> {
+        Some(match self.next_framed()? {
+            Framed::Document { text, line, column } => document::parse(text, line, column),
+            Framed::Skipped(skipped) => Item::Skipped(skipped),
+        })
+    }
+
+    /// The next document as it was framed, or the next skipped one; `None` once all were taken.
+    pub(crate) fn next_framed(&mut self) -> Option<Framed<'_>> {
         match self.entries.pop_front()? {
             Entry::Document { end, line, column } => {
-                let item = document::parse(&self.text[self.start..end], line, column);
-                self.start = end;
-                Some(item)
+                let start = std::mem::replace(&mut self.start, end);
+                Some(Framed::Document {
+                    text: &self.text[start..end],
+                    line,
+                    column,
+                })
             }
-            Entry::Skipped(skipped) => Some(Item::Skipped(skipped)),
+            Entry::Skipped(skipped) => Some(Framed::Skipped(skipped)),
         }
+    }
+
+    /// Logs the skipped entries at the front; whether a document follows them.
+    pub(crate) fn document_next(&mut self) -> bool {
+        while let Some(Entry::Skipped(_)) = self.entries.front() {
+            if let Some(Entry::Skipped(skipped)) = self.entries.pop_front() {
+                skipped.log();
+            }
+        }
+        !self.entries.is_empty()
     }
 }
 
@@ -110,5 +146,25 @@ mod tests {
         };
         assert_eq!(malformed, expected);
         assert!(unparsed.next_item().is_none());
+    }
+
+    #[test]
+    fn documents_come_back_as_framed_with_their_positions() {
+        let mut unparsed = Unparsed::default();
+        unparsed.skipped(Skipped::new(1, 1, Severity::Error, "too long".into()));
+        unparsed.push(b"{\"a\":1}", 2, 1);
+        unparsed.push(b"{\"b\":2}", 3, 7);
+        unparsed.skipped(Skipped::new(4, 1, Severity::Error, "too long".into()));
+        assert!(unparsed.document_next(), "the skip before it is logged and gone");
+        let Some(Framed::Document { text, line, column }) = unparsed.next_framed() else {
+            panic!("a document")
+        };
+        assert_eq!((text, line, column), (&b"{\"a\":1}"[..], 2, 1));
+        let Some(Framed::Document { text, line, column }) = unparsed.next_framed() else {
+            panic!("a document")
+        };
+        assert_eq!((text, line, column), (&b"{\"b\":2}"[..], 3, 7));
+        assert!(!unparsed.document_next(), "only a skip was left");
+        assert!(unparsed.is_empty() && unparsed.next_framed().is_none());
     }
 }
