@@ -1,4 +1,4 @@
-//! Watch events read and parsed from a blocking reader on a thread of its own, which nobody
+//! Watch documents read and framed from a blocking reader on a thread of its own, which nobody
 //! ever waits for: dropping the source abandons the thread, blocked in a read or not.
 //!
 //! The thread frames the documents. Until the operator says its lanes parse them
